@@ -1,0 +1,119 @@
+-- ktasks schema, version 1. Embedded in the binary and applied on first open; later changes are
+-- migrations in src/store/mod.rs keyed on PRAGMA user_version.
+--
+-- Ids are UUIDv7 strings (time-ordered, so primary-key indexes stay append-only). Timestamps are
+-- RFC 3339 UTC strings of fixed width ("2026-11-27T20:00:00.000Z"), so text order is time order.
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL COLLATE NOCASE UNIQUE,
+    name          TEXT NOT NULL,
+    plan          TEXT NOT NULL CHECK (plan IN ('free', 'pro', 'team')),
+    password_hash TEXT,
+    created_at    TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE spaces (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    slug        TEXT NOT NULL UNIQUE,
+    description TEXT,
+    color       TEXT,
+    personal    INTEGER NOT NULL DEFAULT 0 CHECK (personal IN (0, 1)),
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE space_members (
+    space_id   TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role       TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+) STRICT, WITHOUT ROWID;
+-- "the spaces of a user" and "my role in this space" both start from the user.
+CREATE INDEX space_members_by_user ON space_members (user_id, space_id);
+
+CREATE TABLE projects (
+    id           TEXT PRIMARY KEY,
+    space_id     TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    slug         TEXT NOT NULL,
+    description  TEXT,
+    default_view TEXT NOT NULL DEFAULT 'kanban'
+                 CHECK (default_view IN ('kanban', 'list', 'calendar', 'gantt')),
+    color        TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (space_id, slug)
+) STRICT;
+CREATE INDEX projects_by_space ON projects (space_id, id);
+
+CREATE TABLE statuses (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    category   TEXT NOT NULL CHECK (category IN ('todo', 'in_progress', 'done')),
+    position   INTEGER NOT NULL,
+    color      TEXT
+) STRICT;
+CREATE INDEX statuses_by_project ON statuses (project_id, position);
+
+CREATE TABLE tasks (
+    id           TEXT PRIMARY KEY,
+    project_id   TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    status_id    TEXT NOT NULL REFERENCES statuses (id),
+    title        TEXT NOT NULL,
+    description  TEXT,
+    priority     TEXT NOT NULL DEFAULT 'none'
+                 CHECK (priority IN ('none', 'low', 'medium', 'high', 'urgent')),
+    due_date     TEXT,
+    start_date   TEXT,
+    position     REAL NOT NULL,
+    parent_id    TEXT REFERENCES tasks (id) ON DELETE CASCADE,
+    completed_at TEXT,
+    created_by   TEXT NOT NULL REFERENCES users (id),
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+-- The list order of SPEC section 2 (position, then id) within a project: pages are index range scans.
+CREATE INDEX tasks_by_project ON tasks (project_id, position, id);
+CREATE INDEX tasks_by_parent ON tasks (parent_id);
+CREATE INDEX tasks_by_status ON tasks (status_id);
+
+CREATE TABLE task_assignees (
+    task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    PRIMARY KEY (task_id, user_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX task_assignees_by_user ON task_assignees (user_id, task_id);
+
+CREATE TABLE labels (
+    id       TEXT PRIMARY KEY,
+    space_id TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    color    TEXT
+) STRICT;
+CREATE UNIQUE INDEX labels_by_space_name ON labels (space_id, name COLLATE NOCASE);
+
+CREATE TABLE task_labels (
+    task_id  TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    label_id TEXT NOT NULL REFERENCES labels (id) ON DELETE CASCADE,
+    PRIMARY KEY (task_id, label_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX task_labels_by_label ON task_labels (label_id, task_id);
+
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    -- BLAKE3 of the whole token; the plaintext is never stored.
+    token_hash   BLOB NOT NULL UNIQUE,
+    scope        TEXT NOT NULL CHECK (scope IN ('write', 'read')),
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    expires_at   TEXT,
+    revoked_at   TEXT
+) STRICT;
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id, id);

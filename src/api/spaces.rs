@@ -1,0 +1,82 @@
+//! `/api/spaces` and `/api/spaces/:id/members`.
+
+use crate::app::{ApiRequest, App};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::json::{Body, Reply, decode_cursor, split_page};
+use crate::store::spaces::{self, NewSpace};
+use crate::validate;
+
+/// GET: every space the caller belongs to, personal space included, in creation order.
+pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    let query = super::query(request, &["limit", "cursor"])?;
+    let limit = query.limit()?;
+    let after = query.get("cursor").map(decode_cursor).transpose()?;
+    let rows = app.store.read(|conn| {
+        spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
+    })?;
+    let (items, more) = split_page(rows, limit);
+    let next = more.then(|| items.last().map(|s| s.id.clone())).flatten();
+    Ok(super::page(app, request, &query, &items, next))
+}
+
+/// POST: a team space; the caller becomes its owner; "General" is created with it.
+pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(
+        &request.headers,
+        &request.body,
+        &["name", "slug", "description", "color"],
+    )?;
+    let new = NewSpace {
+        name: validate::text(
+            "name",
+            body.required_string("name")?,
+            validate::MAX_NAME_CHARS,
+        )?,
+        slug: validate::slug("slug", body.required_string("slug")?)?,
+        description: body
+            .optional_string("description")?
+            .map(|d| validate::description("description", d))
+            .transpose()?,
+        color: body
+            .optional_string("color")?
+            .map(|c| validate::color("color", c))
+            .transpose()?,
+        personal: false,
+    };
+    let space = app
+        .store
+        .write(|tx| spaces::create_space(tx, &new, &principal.user.id))?;
+    let location = format!("{}/api/spaces/{}", app.base_url(&request.headers), space.id);
+    Ok(Reply::created(&space, &location))
+}
+
+/// GET one space, with the caller's role.
+pub fn get(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    space_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let space = app
+        .store
+        .read(|conn| super::visible_space(conn, principal, space_id))?;
+    Ok(Reply::ok(&space))
+}
+
+/// GET members: so clients can find user ids to assign.
+pub fn members(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    space_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let members = app.store.read(|conn| {
+        super::visible_space(conn, principal, space_id)?;
+        spaces::list_members(conn, space_id)
+    })?;
+    Ok(Reply::ok(&members))
+}

@@ -1,0 +1,295 @@
+//! `App` holds what every request needs (store, limiter, config); `App::handle` is the pipeline,
+//! top to bottom:
+//!
+//! 1. `router::route` -> 404 / 405 before anything else;
+//! 2. the body is read within `limits.max_body_bytes` (413 beyond);
+//! 3. on one blocking thread (`respond`): `auth` (401) -> `ratelimit` (429) -> plan (403) ->
+//!    scope (403) -> `api::dispatch`, which validates and calls the store;
+//! 4. the `Reply` or `Error` becomes the HTTP response here, with the rate-limit headers, and one
+//!    log line is written.
+//!
+//! The service never fails: every error, a panic in a handler included, becomes a JSON response.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+
+use crate::api;
+use crate::auth::{self, Principal};
+use crate::config::Config;
+use crate::error::Error;
+use crate::json::Reply;
+use crate::ratelimit::{Decision, RateLimiter};
+use crate::router::{self, Route};
+use crate::store::Store;
+use crate::store::users::Plan;
+use crate::token::TokenHash;
+
+pub struct App {
+    pub store: Store,
+    pub limiter: RateLimiter<TokenHash>,
+    pub config: Config,
+}
+
+/// A routed request with its body read: what handlers see. Buildable in tests without a socket.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub route: Route,
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What `respond` produced, plus what the response headers and the log line need.
+struct Outcome {
+    result: Result<Reply, Error>,
+    decision: Option<Decision>,
+    token_prefix: Option<String>,
+}
+
+impl Outcome {
+    fn error(error: Error) -> Outcome {
+        Outcome {
+            result: Err(error),
+            decision: None,
+            token_prefix: None,
+        }
+    }
+}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+impl App {
+    pub fn new(store: Store, config: Config) -> App {
+        let limiter = RateLimiter::new(
+            config.rate_limit.requests_per_minute,
+            Duration::from_secs(60),
+        );
+        App {
+            store,
+            limiter,
+            config,
+        }
+    }
+
+    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>) -> HttpResponse {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let routed = router::route(&parts.method, parts.uri.path());
+        let pattern = routed.as_ref().map_or("-", Route::pattern);
+        let outcome = match routed {
+            Err(error) => Outcome::error(error),
+            Ok(route) => match read_body(body, self.config.limits.max_body_bytes).await {
+                Err(error) => Outcome::error(error),
+                Ok(body) => {
+                    let request = ApiRequest {
+                        route,
+                        method: parts.method.clone(),
+                        uri: parts.uri,
+                        headers: parts.headers,
+                        body,
+                    };
+                    let app = Arc::clone(self);
+                    let work = tokio::task::spawn_blocking(move || app.respond(&request));
+                    match tokio::time::timeout(self.config.request_timeout(), work).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(join_error)) => Outcome::error(Error::internal(format!(
+                            "handler panicked: {}",
+                            panic_message(join_error)
+                        ))),
+                        Err(_elapsed) => Outcome::error(Error::internal(format!(
+                            "handler exceeded the request deadline of {} s",
+                            self.config.server.request_timeout_secs
+                        ))),
+                    }
+                }
+            },
+        };
+        let response = build_response(outcome.result.as_ref(), outcome.decision, &self.config);
+        if let Err(Error::Internal(detail)) = &outcome.result {
+            crate::log_error!("{} {pattern}: {detail}", parts.method);
+        }
+        crate::log_info!(
+            "{} {pattern} {} {:.1}ms token={}",
+            parts.method,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            outcome.token_prefix.as_deref().unwrap_or("-"),
+        );
+        response
+    }
+
+    /// Everything after routing, on a blocking thread: auth, limits, the handler.
+    fn respond(&self, request: &ApiRequest) -> Outcome {
+        if request.route.is_public() {
+            return Outcome {
+                result: api::dispatch_public(self, request),
+                decision: None,
+                token_prefix: None,
+            };
+        }
+        let principal = match auth::bearer_token(&request.headers)
+            .and_then(|token| auth::authenticate(&self.store, token))
+        {
+            Ok(principal) => principal,
+            Err(error) => return Outcome::error(error),
+        };
+        let decision = self.limiter.check(&principal.token_hash, Instant::now());
+        let result = self
+            .authorize(&principal, request, &decision)
+            .and_then(|()| api::dispatch(self, &principal, request));
+        Outcome {
+            result,
+            decision: Some(decision),
+            token_prefix: Some(principal.token.prefix),
+        }
+    }
+
+    fn authorize(
+        &self,
+        principal: &Principal,
+        request: &ApiRequest,
+        decision: &Decision,
+    ) -> Result<(), Error> {
+        if !decision.allowed {
+            return Err(Error::RateLimited {
+                retry_after_secs: decision.reset_after_secs(),
+            });
+        }
+        if principal.user.plan == Plan::Free {
+            return Err(Error::PlanRequired);
+        }
+        if request.method != Method::GET && !principal.can_write() {
+            return Err(Error::InsufficientScope);
+        }
+        Ok(())
+    }
+
+    /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the request's
+    /// `Host` (plain http: TLS is terminated by a proxy, which should set `public_url`).
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.server.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()))
+            .map(|host| format!("http://{host}"))
+            .unwrap_or_default()
+    }
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        // The client went away or sent a broken body: nothing to answer, but answer anyway.
+        Err(error) => Err(Error::InvalidJson(format!(
+            "could not read the request body: {error}"
+        ))),
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into()),
+        Err(error) => error.to_string(),
+    }
+}
+
+fn build_response(
+    result: Result<&Reply, &Error>,
+    decision: Option<Decision>,
+    config: &Config,
+) -> HttpResponse {
+    let mut response = match result {
+        Ok(reply) => {
+            let mut response = Response::new(Full::new(reply.body.clone()));
+            *response.status_mut() = reply.status;
+            let headers = response.headers_mut();
+            if reply.status != StatusCode::NO_CONTENT {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(reply.content_type),
+                );
+            }
+            for (name, value) in &reply.headers {
+                headers.append(name.clone(), value.clone());
+            }
+            response
+        }
+        Err(error) => error_response(error),
+    };
+    if let Some(decision) = decision {
+        rate_limit_headers(response.headers_mut(), &decision, config);
+    }
+    response
+}
+
+pub fn error_response(error: &Error) -> HttpResponse {
+    let body = serde_json::to_vec(&error.to_json()).expect("error bodies serialize");
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    match error {
+        Error::Unauthorized(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Error::MethodNotAllowed { allow } => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        Error::RateLimited { retry_after_secs } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    response
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, config: &Config) {
+    let reset_in = decision.reset_after_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let reset = now + decision.reset_after;
+    let reset_at = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+    let window = 60;
+    let quota = config.rate_limit.requests_per_minute;
+    let mut set = |name: &'static str, value: String| {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(&value).expect("rate-limit header values are ASCII"),
+        );
+    };
+    set("x-ratelimit-limit", decision.limit.to_string());
+    set("x-ratelimit-remaining", decision.remaining.to_string());
+    set("x-ratelimit-reset", reset_at.to_string());
+    set(
+        "ratelimit-policy",
+        format!("\"default\";q={quota};w={window}"),
+    );
+    set(
+        "ratelimit",
+        format!("\"default\";r={};t={reset_in}", decision.remaining),
+    );
+}

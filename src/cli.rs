@@ -1,0 +1,424 @@
+//! The command line of SPEC section 4. `serve` runs the HTTP server; every other command opens the
+//! store directly (through the same `Store::open` as the server) and works while a server runs on
+//! the same file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::Store;
+use crate::store::spaces::{self, Role};
+use crate::store::tokens::{self, NewToken, Scope, TokenInfo};
+use crate::store::users::{self, Plan, User};
+use crate::{server, token, validate};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ktasks",
+    version,
+    about = "Self-hosted server for the Krokanti Tasks REST API"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); see config.example.toml
+    #[arg(long, global = true, env = "KTASKS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SQLite database file [default: ./ktasks.db]
+    #[arg(long, global = true, env = "KTASKS_DB", value_name = "FILE")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "KTASKS_BIND", value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage space membership
+    #[command(subcommand)]
+    Space(SpaceCommand),
+    /// Mint, list and revoke API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write a consistent copy of the database to FILE (safe while the server runs)
+    Backup { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user, with a personal space
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name [default: the part of the email before @]
+        #[arg(long)]
+        name: Option<String>,
+        /// API access needs pro or team; self-hosted users default to pro
+        #[arg(long, default_value = "pro")]
+        plan: Plan,
+    },
+    /// List users
+    List(ListArgs),
+    /// Change a user's plan (free refuses their tokens from the next request on)
+    SetPlan {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: Plan,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SpaceCommand {
+    /// Add a user to a team space, or change their role
+    AddMember {
+        /// The space's slug
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "member", value_parser = ["admin", "member", "viewer"])]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a token; it is printed once, alone on the first line of stdout
+    Create {
+        /// The email of the user the token acts as
+        #[arg(long)]
+        user: String,
+        /// What the token is for ("Zapier", "VS Code plugin")
+        #[arg(long)]
+        name: String,
+        /// Only GET requests
+        #[arg(long)]
+        read_only: bool,
+        /// Expire after N days (1-3650) [default: never]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens (never the tokens themselves: only their prefixes)
+    List {
+        /// Only this user's tokens
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Revoke a token by id, for good, effective on the next request
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Print a JSON array with the API's field names
+    #[arg(long)]
+    json: bool,
+}
+
+/// Why a command failed, and so which exit code `main` returns.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage: exit code 2.
+    Usage(String),
+    /// A failure explained on stderr: exit code 1.
+    Failed(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        match error {
+            Error::Validation { .. } => Failure::Usage(error.to_string()),
+            Error::Internal(detail) => Failure::Failed(detail),
+            other => Failure::Failed(other.to_string()),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(Failure::Usage)?;
+    if let Some(db) = cli.db {
+        config.database.path = db;
+    }
+    crate::log::set_level(config.log.level);
+    match cli.command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                config.server.bind = bind;
+            }
+            serve(config)
+        }
+        Command::User(command) => user(&Store::open(&config.database)?, command),
+        Command::Space(SpaceCommand::AddMember { space, email, role }) => {
+            let store = Store::open(&config.database)?;
+            let role = Role::parse(&role).expect("clap allows only known roles");
+            let user = find_user(&store, &email)?;
+            store.write(|tx| spaces::add_member(tx, &space, &user.id, role))?;
+            eprintln!("{email} is now {role} in space {space}");
+            Ok(())
+        }
+        Command::Token(command) => token_command(&Store::open(&config.database)?, command),
+        Command::Backup { file } => {
+            if file.exists() {
+                return Err(Failure::Failed(format!(
+                    "{} exists; back up to a new file",
+                    file.display()
+                )));
+            }
+            Store::open(&config.database)?.backup(&file)?;
+            eprintln!(
+                "backed up {} to {}",
+                config.database.path.display(),
+                file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), Failure> {
+    let store = Store::open(&config.database)?;
+    if store.read(users::count_users)? == 0 {
+        let db = config.database.path.display();
+        eprintln!(
+            "No users yet. Create one and mint a token for it:\n\n  \
+             ktasks --db {db} user create --email you@example.com --name \"Your Name\"\n  \
+             ktasks --db {db} token create --user you@example.com --name \"my script\"\n"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let bind = config.server.bind.clone();
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|e| Failure::Failed(format!("cannot listen on {bind}: {e}")))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| Failure::Failed(e.to_string()))?;
+        crate::log_info!(
+            "ktasks {} listening on http://{address} (database {})",
+            env!("CARGO_PKG_VERSION"),
+            config.database.path.display()
+        );
+        let app = Arc::new(App::new(store, config));
+        server::run(listener, app, server::shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn user(store: &Store, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Create { email, name, plan } => {
+            let email = email.trim().to_string();
+            if !users::is_valid_email(&email) {
+                return Err(Failure::Usage(format!("{email:?} is not an email address")));
+            }
+            let name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+            let name = validate::text("name", name, validate::MAX_NAME_CHARS)?;
+            let user = store.write(|tx| users::create_user(tx, &email, &name, plan))?;
+            println!("{}", user.id);
+            eprintln!(
+                "created user {} ({}, plan {}) with a personal space",
+                user.email, user.name, user.plan
+            );
+            Ok(())
+        }
+        UserCommand::List(list) => {
+            let users = store.read(users::list_users)?;
+            print_list(
+                &users,
+                list.json,
+                &["ID", "EMAIL", "NAME", "PLAN", "CREATED"],
+                |u| {
+                    vec![
+                        u.id.clone(),
+                        u.email.clone(),
+                        u.name.clone(),
+                        u.plan.to_string(),
+                        u.created_at.clone(),
+                    ]
+                },
+            )
+        }
+        UserCommand::SetPlan { email, plan } => {
+            let user = store.write(|tx| users::set_plan(tx, &email, plan))?;
+            let user = user.ok_or_else(|| no_such_user(&email))?;
+            eprintln!("{} is now on the {} plan", user.email, user.plan);
+            Ok(())
+        }
+    }
+}
+
+fn token_command(store: &Store, command: TokenCommand) -> Result<(), Failure> {
+    match command {
+        TokenCommand::Create {
+            user,
+            name,
+            read_only,
+            expires_in_days,
+        } => {
+            let owner = find_user(store, &user)?;
+            if owner.plan == Plan::Free {
+                return Err(Failure::Failed(format!(
+                    "{} is on the free plan, and API access needs a pro or team plan.\n\
+                     Upgrade first: ktasks user set-plan --email {} --plan pro",
+                    owner.email, owner.email
+                )));
+            }
+            let name = validate::text("name", name, validate::MAX_NAME_CHARS)?;
+            let secret = token::generate().map_err(|e| {
+                Failure::Failed(format!("the operating system's random source failed: {e}"))
+            })?;
+            let created = store.write(|tx| {
+                tokens::create_token(
+                    tx,
+                    &NewToken {
+                        user_id: &owner.id,
+                        name: &name,
+                        prefix: token::display_prefix(&secret),
+                        hash: &token::hash(&secret),
+                        scope: if read_only { Scope::Read } else { Scope::Write },
+                        expires_at: expires_in_days.map(crate::time::days_from_now),
+                    },
+                )
+            })?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{secret}").map_err(|e| Failure::Failed(e.to_string()))?;
+            eprintln!(
+                "Created token \"{}\" (id {}, {} scope, expires {}) for {}.\n\
+                 Copy it now: it is stored only as a hash and will not be shown again.",
+                created.name,
+                created.id,
+                created.scope,
+                created.expires_at.as_deref().unwrap_or("never"),
+                owner.email
+            );
+            Ok(())
+        }
+        TokenCommand::List { user, list } => {
+            let user_id = user
+                .map(|email| find_user(store, &email))
+                .transpose()?
+                .map(|u| u.id);
+            let tokens = store.read(|conn| tokens::list_tokens(conn, user_id.as_deref()))?;
+            print_list(
+                &tokens,
+                list.json,
+                &[
+                    "ID",
+                    "USER",
+                    "NAME",
+                    "PREFIX",
+                    "SCOPE",
+                    "CREATED",
+                    "LAST USED",
+                    "EXPIRES",
+                    "REVOKED",
+                ],
+                |t: &TokenInfo| {
+                    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                    vec![
+                        t.id.clone(),
+                        t.email.clone(),
+                        t.name.clone(),
+                        t.prefix.clone(),
+                        t.scope.to_string(),
+                        t.created_at.clone(),
+                        or_dash(&t.last_used_at),
+                        or_dash(&t.expires_at),
+                        or_dash(&t.revoked_at),
+                    ]
+                },
+            )
+        }
+        TokenCommand::Revoke { id } => {
+            let before = store.read(|conn| tokens::find_token(conn, &id))?;
+            let Some(before) = before else {
+                return Err(Failure::Failed(format!(
+                    "no token has the id {id}; see `ktasks token list`"
+                )));
+            };
+            if let Some(at) = before.revoked_at {
+                eprintln!(
+                    "token {id} (\"{}\") was already revoked at {at}",
+                    before.name
+                );
+                return Ok(());
+            }
+            store.write(|tx| tokens::revoke_token(tx, &id))?;
+            eprintln!(
+                "revoked token {id} (\"{}\", {}); it is refused from the next request on",
+                before.name, before.prefix
+            );
+            Ok(())
+        }
+    }
+}
+
+fn find_user(store: &Store, email: &str) -> Result<User, Failure> {
+    store
+        .read(|conn| users::find_user_by_email(conn, email))?
+        .ok_or_else(|| no_such_user(email))
+}
+
+fn no_such_user(email: &str) -> Failure {
+    Failure::Failed(format!(
+        "no user has the email {email}; see `ktasks user list`"
+    ))
+}
+
+/// `--json`: a JSON array with the API's field names; otherwise an aligned table.
+fn print_list<T: Serialize>(
+    items: &[T],
+    json: bool,
+    headings: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let result = if json {
+        serde_json::to_writer_pretty(&mut out, items)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        let widths: Vec<usize> = (0..headings.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([headings[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let headings: Vec<String> = headings.iter().map(|h| h.to_string()).collect();
+        std::iter::once(&headings)
+            .chain(rows.iter())
+            .try_for_each(|cells| {
+                let line: Vec<String> = cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("  ").trim_end())
+            })
+    };
+    result.map_err(|e| Failure::Failed(format!("cannot write to stdout: {e}")))
+}

@@ -1,0 +1,205 @@
+//! Configuration (SPEC section 5): built-in defaults, overlaid by the TOML file, overlaid by the
+//! environment and flags (clap reads `KTASKS_*` for us, so flag > env is clap's rule).
+//!
+//! `main` builds one `Config` and moves it into `App`; nothing reads configuration globally.
+//! Every key is documented in `config.example.toml`; an unknown key is an error naming the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub rate_limit: RateLimitConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// The externally visible base URL (e.g. `https://tasks.example.com`), used for `Link` and
+    /// `Location` headers. When unset, they are built from the request's `Host` header.
+    pub public_url: Option<String>,
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_connections: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub requests_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: crate::log::Level,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> RateLimitConfig {
+        RateLimitConfig {
+            requests_per_minute: 100,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: crate::log::Level::Info,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            path: PathBuf::from("ktasks.db"),
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the config file when one is named, else the defaults.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let config = match file {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                Config::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+        };
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rate_limit.requests_per_minute == 0 {
+            return Err("rate_limit.requests_per_minute must be at least 1".into());
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err("limits.max_body_bytes must be at least 1".into());
+        }
+        if self.server.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".into());
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
+            return Err("server timeouts must be at least 1 second".into());
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "server.public_url must start with http:// or https://, not {url:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.header_read_timeout_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.server.bind, "127.0.0.1:8080");
+        assert_eq!(config.database.path, PathBuf::from("ktasks.db"));
+        assert_eq!(config.rate_limit.requests_per_minute, 100);
+        assert_eq!(config.limits.max_body_bytes, 1 << 20);
+        assert_eq!(config.database.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::parse("[server]\nbnd = \"x\"\n").unwrap_err();
+        assert!(error.contains("bnd"), "{error}");
+        let error = Config::parse("[databse]\npath = \"x\"\n").unwrap_err();
+        assert!(error.contains("databse"), "{error}");
+    }
+
+    #[test]
+    fn the_example_file_parses_and_lists_the_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
+        let example = Config::parse(&text).unwrap();
+        let defaults = Config::default();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("[rate_limit]\nrequests_per_minute = 0").is_err());
+        assert!(Config::parse("[database]\nsynchronous = \"off\"").is_err());
+        assert!(Config::parse("[server]\npublic_url = \"tasks.example.com\"").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! The one error type of ktasks and its single mapping to HTTP (SPEC section 2).
+//!
+//! Handlers, auth and the store return `Result<_, Error>`; `App` turns an `Error` into a JSON
+//! response in exactly one place (`Error::into_response`). What a client reads (`message`) is kept
+//! apart from what the operator needs (`Internal`'s detail, logged once, never sent).
+
+use std::fmt;
+
+use hyper::StatusCode;
+
+#[derive(Debug)]
+pub enum Error {
+    /// The body is not JSON, or not a JSON object.
+    InvalidJson(String),
+    /// One input field breaks its rules.
+    Validation {
+        field: String,
+        message: String,
+    },
+    /// A body field we do not know (typos like `titel` must not pass silently).
+    UnknownField(String),
+    /// A query parameter is unknown or malformed.
+    InvalidQuery {
+        field: String,
+        message: String,
+    },
+    /// Missing, malformed, unknown, revoked or expired token.
+    Unauthorized(&'static str),
+    PlanRequired,
+    InsufficientScope,
+    /// Visible to the caller, but the role does not allow the change.
+    Forbidden(String),
+    /// Unknown route, or a resource that does not exist or that the caller cannot see.
+    NotFound,
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    UnsupportedMediaType,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// The database does not answer (health check).
+    Unavailable,
+    /// A bug or an environment failure: the detail is logged, the client reads "internal error".
+    Internal(String),
+}
+
+impl Error {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_query(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::InvalidQuery {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl fmt::Display) -> Error {
+        Error::Internal(detail.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidJson(_)
+            | Error::Validation { .. }
+            | Error::UnknownField(_)
+            | Error::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::PlanRequired | Error::InsufficientScope | Error::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, snake_case `code` clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidJson(_) => "invalid_json",
+            Error::Validation { .. } => "validation_failed",
+            Error::UnknownField(_) => "unknown_field",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::PlanRequired => "plan_required",
+            Error::InsufficientScope => "insufficient_scope",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::Conflict { .. } => "conflict",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The input field at fault, when there is exactly one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Validation { field, .. } | Error::InvalidQuery { field, .. } => Some(field),
+            Error::UnknownField(field) => Some(field),
+            Error::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The JSON error body: `{"error", "code", "field"?}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "error": self.to_string(), "code": self.code() });
+        if let Some(field) = self.field() {
+            body["field"] = field.into();
+        }
+        body
+    }
+}
+
+/// The message a person can act on. Never SQL text, never internal detail.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidJson(detail) => write!(f, "request body is not valid JSON: {detail}"),
+            Error::Validation { message, .. } => f.write_str(message),
+            Error::UnknownField(field) => write!(f, "unknown field `{field}`"),
+            Error::InvalidQuery { message, .. } => f.write_str(message),
+            Error::Unauthorized(why) => f.write_str(why),
+            Error::PlanRequired => f.write_str(
+                "API access requires a Pro or Team plan; this account is on the free plan",
+            ),
+            Error::InsufficientScope => {
+                f.write_str("this token is read-only; use a token with write scope")
+            }
+            Error::Forbidden(message) => f.write_str(message),
+            Error::NotFound => f.write_str("not found"),
+            Error::MethodNotAllowed { allow } => {
+                write!(f, "method not allowed here; allowed: {allow}")
+            }
+            Error::Conflict { message, .. } => f.write_str(message),
+            Error::PayloadTooLarge { limit } => {
+                write!(f, "request body is larger than the limit of {limit} bytes")
+            }
+            Error::UnsupportedMediaType => {
+                f.write_str("request body must be JSON, sent with Content-Type: application/json")
+            }
+            Error::RateLimited { retry_after_secs } => {
+                write!(f, "rate limit exceeded; retry in {retry_after_secs} s")
+            }
+            Error::Unavailable => f.write_str("the database is not answering"),
+            Error::Internal(_) => f.write_str("internal error"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Error {
+        Error::Internal(format!("sqlite: {error}"))
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(error: r2d2::Error) -> Error {
+        Error::Internal(format!("connection pool: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_detail_never_reaches_the_client() {
+        let error = Error::internal("sqlite: no such table: tasks (SELECT * FROM tasks)");
+        let body = error.to_json();
+        assert_eq!(body["error"], "internal error");
+        assert_eq!(body["code"], "internal");
+        assert!(!body.to_string().contains("SELECT"));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn field_is_present_only_when_one_field_is_at_fault() {
+        let body = Error::validation("title", "title must not be empty").to_json();
+        assert_eq!(body["field"], "title");
+        assert_eq!(body["code"], "validation_failed");
+        assert!(Error::NotFound.to_json().get("field").is_none());
+        assert_eq!(
+            Error::UnknownField("titel".into()).to_json()["field"],
+            "titel"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! ktasks: a self-hosted, single-binary server for the Krokanti Tasks REST API.
+//!
+//! # Layout
+//!
+//! - `main.rs`: parses the command line, calls `cli::run`, maps the outcome to an exit code.
+//! - `cli`: the commands of SPEC section 4; offline commands call the store directly.
+//! - `config`: `Config` from TOML, environment and flags, with defaults and validation.
+//! - `server`: the accept loop, connection limits, timeouts, graceful shutdown.
+//! - `app`: `App` (store, limiter, config) and `App::handle`, the request pipeline.
+//! - `router`: `(method, path)` -> `Route`, 404, or 405 with `Allow`; lists every endpoint.
+//! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`.
+//! - `ratelimit`: the sliding-window limiter, keyed by token hash.
+//! - `token`: token generation, format check, hashing (shared by CLI and auth).
+//! - `json`: strict request bodies and query strings, the `Reply` type, pagination helpers.
+//! - `validate`: field rules (slugs, colours, text lengths).
+//! - `api`: one file per resource; validates, authorizes, calls the store.
+//! - `store`: the only place that speaks SQL; one file per table group.
+//! - `error`: the one error enum and its mapping to HTTP.
+//! - `time`, `log`: timestamps and dates in the API's formats; the stderr logger.
+//!
+//! # Request path
+//!
+//! `server` accepts -> `App::handle`: `router` -> body read within its limit -> on a blocking
+//! thread: `auth` -> `ratelimit` -> plan and scope -> `api::<resource>` -> `store` -> `Reply` ->
+//! HTTP response with rate-limit headers. Any error leaves through `Error` as JSON.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod log;
+pub mod ratelimit;
+pub mod router;
+pub mod server;
+pub mod store;
+pub mod time;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,261 @@
+//! The hand-rolled router: `(method, path)` -> `Route`, or 404, or 405 with `Allow`.
+//!
+//! Every endpoint:
+//!
+//! ```text
+//! GET    /healthz                     -- {"status":"ok"} when the database answers (no auth)
+//! GET    /api/me                      -- the token's user and the token itself
+//! GET    /api/spaces                  -- the caller's spaces, personal space included
+//! POST   /api/spaces                  -- create a team space (caller becomes owner)
+//! GET    /api/spaces/:id              -- one space with the caller's role (the `Location` of a new space)
+//! GET    /api/spaces/:id/members      -- the members of a space
+//! GET    /api/projects?spaceId=       -- the projects of a space
+//! POST   /api/projects                -- create a project
+//! GET    /api/projects/:id            -- one project with its statuses
+//! PATCH  /api/projects/:id            -- change a project
+//! GET    /api/tasks                   -- list tasks, filtered
+//! POST   /api/tasks                   -- create a task
+//! GET    /api/tasks/:id               -- one task
+//! PATCH  /api/tasks/:id               -- change a task
+//! DELETE /api/tasks/:id               -- delete a task and its subtasks
+//! POST   /api/tasks/:id/assignees     -- assign a user (idempotent)
+//! DELETE /api/tasks/:id/assignees     -- unassign a user (idempotent)
+//! POST   /api/tasks/:id/labels        -- add a label by id or name (idempotent)
+//! DELETE /api/tasks/:id/labels        -- remove a label (idempotent)
+//! GET    /api/labels?spaceId=         -- the labels of a space
+//! ```
+//!
+//! Routing happens before authentication: an unknown path is 404 and a known path with the wrong
+//! method is 405 for everyone, since the route table is public (it is the OpenAPI document).
+
+use hyper::Method;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Me,
+    ListSpaces,
+    CreateSpace,
+    GetSpace(String),
+    ListSpaceMembers(String),
+    ListProjects,
+    CreateProject,
+    GetProject(String),
+    UpdateProject(String),
+    ListTasks,
+    CreateTask,
+    GetTask(String),
+    UpdateTask(String),
+    DeleteTask(String),
+    AddAssignee(String),
+    RemoveAssignee(String),
+    AddLabel(String),
+    RemoveLabel(String),
+    ListLabels,
+}
+
+/// Every path pattern with the methods it allows: the source of `Allow` headers, and the list
+/// the OpenAPI tests compare the document against.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/api/me", "GET"),
+    ("/api/spaces", "GET, POST"),
+    ("/api/spaces/:id", "GET"),
+    ("/api/spaces/:id/members", "GET"),
+    ("/api/projects", "GET, POST"),
+    ("/api/projects/:id", "GET, PATCH"),
+    ("/api/tasks", "GET, POST"),
+    ("/api/tasks/:id", "GET, PATCH, DELETE"),
+    ("/api/tasks/:id/assignees", "POST, DELETE"),
+    ("/api/tasks/:id/labels", "POST, DELETE"),
+    ("/api/labels", "GET"),
+];
+
+impl Route {
+    /// The path pattern, for logs and documentation (never the concrete path with its ids).
+    pub fn pattern(&self) -> &'static str {
+        use Route::*;
+        match self {
+            Health => "/healthz",
+            Me => "/api/me",
+            ListSpaces | CreateSpace => "/api/spaces",
+            GetSpace(_) => "/api/spaces/:id",
+            ListSpaceMembers(_) => "/api/spaces/:id/members",
+            ListProjects | CreateProject => "/api/projects",
+            GetProject(_) | UpdateProject(_) => "/api/projects/:id",
+            ListTasks | CreateTask => "/api/tasks",
+            GetTask(_) | UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
+            AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
+            AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
+            ListLabels => "/api/labels",
+        }
+    }
+
+    /// Routes anyone may call without a token.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Route::Health)
+    }
+}
+
+pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
+    use Route::*;
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    // An empty segment (`//`, a trailing `/`, an empty id) never names a resource.
+    if !path.starts_with('/') || segments.iter().any(|s| s.is_empty()) {
+        return Err(Error::NotFound);
+    }
+    let id = |s: &str| s.to_string();
+    let (pattern, route) = match (segments.as_slice(), method) {
+        (["healthz"], m) => ("/healthz", (m == Method::GET).then_some(Health)),
+        (["api", "me"], m) => ("/api/me", (m == Method::GET).then_some(Me)),
+        (["api", "spaces"], m) => (
+            "/api/spaces",
+            match *m {
+                Method::GET => Some(ListSpaces),
+                Method::POST => Some(CreateSpace),
+                _ => None,
+            },
+        ),
+        (["api", "spaces", space], m) => (
+            "/api/spaces/:id",
+            (m == Method::GET).then(|| GetSpace(id(space))),
+        ),
+        (["api", "spaces", space, "members"], m) => (
+            "/api/spaces/:id/members",
+            (m == Method::GET).then(|| ListSpaceMembers(id(space))),
+        ),
+        (["api", "projects"], m) => (
+            "/api/projects",
+            match *m {
+                Method::GET => Some(ListProjects),
+                Method::POST => Some(CreateProject),
+                _ => None,
+            },
+        ),
+        (["api", "projects", project], m) => (
+            "/api/projects/:id",
+            match *m {
+                Method::GET => Some(GetProject(id(project))),
+                Method::PATCH => Some(UpdateProject(id(project))),
+                _ => None,
+            },
+        ),
+        (["api", "tasks"], m) => (
+            "/api/tasks",
+            match *m {
+                Method::GET => Some(ListTasks),
+                Method::POST => Some(CreateTask),
+                _ => None,
+            },
+        ),
+        (["api", "tasks", task], m) => (
+            "/api/tasks/:id",
+            match *m {
+                Method::GET => Some(GetTask(id(task))),
+                Method::PATCH => Some(UpdateTask(id(task))),
+                Method::DELETE => Some(DeleteTask(id(task))),
+                _ => None,
+            },
+        ),
+        (["api", "tasks", task, "assignees"], m) => (
+            "/api/tasks/:id/assignees",
+            match *m {
+                Method::POST => Some(AddAssignee(id(task))),
+                Method::DELETE => Some(RemoveAssignee(id(task))),
+                _ => None,
+            },
+        ),
+        (["api", "tasks", task, "labels"], m) => (
+            "/api/tasks/:id/labels",
+            match *m {
+                Method::POST => Some(AddLabel(id(task))),
+                Method::DELETE => Some(RemoveLabel(id(task))),
+                _ => None,
+            },
+        ),
+        (["api", "labels"], m) => ("/api/labels", (m == Method::GET).then_some(ListLabels)),
+        _ => return Err(Error::NotFound),
+    };
+    route.ok_or_else(|| Error::MethodNotAllowed {
+        allow: allowed_methods(pattern),
+    })
+}
+
+/// The `Allow` value of a pattern from `ENDPOINTS`.
+fn allowed_methods(pattern: &str) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|(p, _)| *p == pattern)
+        .map(|(_, allow)| *allow)
+        .expect("every routed pattern is listed in ENDPOINTS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_parameters() {
+        assert_eq!(
+            route(&Method::GET, "/api/tasks/abc").unwrap(),
+            Route::GetTask("abc".into())
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/api/tasks/t1/labels").unwrap(),
+            Route::RemoveLabel("t1".into())
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/spaces/s1/members").unwrap(),
+            Route::ListSpaceMembers("s1".into())
+        );
+        assert_eq!(route(&Method::GET, "/healthz").unwrap(), Route::Health);
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "/",
+            "",
+            "/api",
+            "/api/",
+            "/api/tasks/",
+            "/api//tasks",
+            "/api/tasks//labels",
+            "/api/taskss",
+            "/api/tasks/a/b/c",
+            "api/me",
+        ] {
+            assert!(
+                matches!(route(&Method::GET, path), Err(Error::NotFound)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_allow() {
+        let Err(Error::MethodNotAllowed { allow }) = route(&Method::PUT, "/api/tasks/x") else {
+            panic!("expected 405");
+        };
+        assert_eq!(allow, "GET, PATCH, DELETE");
+        let Err(Error::MethodNotAllowed { allow }) = route(&Method::GET, "/api/tasks/x/labels")
+        else {
+            panic!("expected 405");
+        };
+        assert_eq!(allow, "POST, DELETE");
+    }
+
+    #[test]
+    fn every_allowed_method_of_every_endpoint_routes_to_its_pattern() {
+        for (pattern, allow) in ENDPOINTS {
+            let path = pattern.replace(":id", "some-id");
+            for method in allow.split(", ") {
+                let method = Method::from_bytes(method.as_bytes()).unwrap();
+                let routed = route(&method, &path).unwrap();
+                assert_eq!(routed.pattern(), *pattern, "{method} {path}");
+            }
+        }
+    }
+}

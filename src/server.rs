@@ -1,0 +1,108 @@
+//! The accept loop: connection limits, HTTP/1.1 timeouts, graceful shutdown.
+//!
+//! `run` takes a bound listener and a shutdown future, so tests can bind port 0 and the binary can
+//! pass a signal. Each connection holds a semaphore permit: at `server.max_connections` the loop
+//! stops accepting and new clients wait in the kernel's backlog instead of exhausting file
+//! descriptors. On shutdown the loop stops accepting, in-flight requests get
+//! `server.shutdown_grace_secs` to finish, then the WAL is checkpointed.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let config = app.config.server.clone();
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs))
+        .keep_alive(true);
+
+    let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: wait a moment instead of spinning or dying.
+                    crate::log_warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let service = service_fn(move |request| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(app.handle(request).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Errors here are clients going away or breaking HTTP: nothing to answer.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    sweeper.abort();
+    drop(listener);
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let started = Instant::now();
+    crate::log_info!(
+        "shutting down: finishing in-flight requests (up to {} s)",
+        grace.as_secs()
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        crate::log_warn!("grace period over; closing the remaining connections");
+    }
+    let store_app = Arc::clone(&app);
+    match tokio::task::spawn_blocking(move || store_app.store.checkpoint()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => crate::log_warn!("WAL checkpoint on shutdown failed: {error:?}"),
+        Err(error) => crate::log_warn!("WAL checkpoint on shutdown failed: {error}"),
+    }
+    crate::log_info!(
+        "stopped after {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// Reclaims rate-limit windows of idle tokens once per window.
+async fn sweep_rate_limits(app: Arc<App>) {
+    let mut interval = tokio::time::interval(app.limiter.window());
+    loop {
+        interval.tick().await;
+        app.limiter.sweep(Instant::now());
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,79 @@
+//! Timestamps and calendar dates in the API's formats.
+//!
+//! Timestamps are RFC 3339 UTC with milliseconds (`2026-11-27T20:00:00.000Z`), always this exact
+//! width, so that SQLite compares them correctly as text. Dates are `YYYY-MM-DD` real calendar days.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]");
+
+pub fn now() -> String {
+    format_timestamp(OffsetDateTime::now_utc())
+}
+
+/// `now` plus whole days, for token expiry.
+pub fn days_from_now(days: u32) -> String {
+    format_timestamp(OffsetDateTime::now_utc() + time::Duration::days(days.into()))
+}
+
+pub fn format_timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC)
+        .format(TIMESTAMP)
+        .expect("a UTC timestamp always formats")
+}
+
+/// Parses any RFC 3339 timestamp (any offset, any precision) into our canonical form.
+pub fn parse_timestamp(text: &str) -> Option<String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(format_timestamp)
+}
+
+/// True for a real calendar day written `YYYY-MM-DD` (`2026-02-30` is not one).
+pub fn is_date(text: &str) -> bool {
+    text.len() == 10 && Date::parse(text, DATE).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_fixed_width_and_milliseconds() {
+        let now = now();
+        assert_eq!(now.len(), 24, "{now}");
+        assert!(now.ends_with('Z'));
+        assert_eq!(&now[19..20], ".");
+    }
+
+    #[test]
+    fn parse_normalises_offsets_to_utc() {
+        assert_eq!(
+            parse_timestamp("2026-11-27T21:00:00+01:00").unwrap(),
+            "2026-11-27T20:00:00.000Z"
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-27T20:00:00.5Z").unwrap(),
+            "2026-11-27T20:00:00.500Z"
+        );
+        assert!(parse_timestamp("2026-11-27").is_none());
+        assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn dates_must_be_real_days() {
+        assert!(is_date("2026-02-28"));
+        assert!(is_date("2028-02-29"));
+        assert!(!is_date("2026-02-29"));
+        assert!(!is_date("2026-02-30"));
+        assert!(!is_date("2026-13-01"));
+        assert!(!is_date("2026-1-01"));
+        assert!(!is_date("26-01-01"));
+        assert!(!is_date("2026-01-01T00:00:00Z"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Field rules shared by the API handlers and the CLI: slugs, colours, names, titles.
+//! Each returns the cleaned value or a `validation_failed` error naming the field.
+
+use crate::error::Error;
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_TITLE_CHARS: usize = 500;
+pub const MAX_DESCRIPTION_CHARS: usize = 100_000;
+
+/// 3-50 characters of `a-z`, `0-9` and `-`.
+pub fn slug(field: &str, value: String) -> Result<String, Error> {
+    let ok = (3..=50).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            field,
+            format!("`{field}` must be 3-50 characters of a-z, 0-9 and -"),
+        ))
+    }
+}
+
+/// `#rgb` or `#rrggbb`, stored lower-case.
+pub fn color(field: &str, value: String) -> Result<String, Error> {
+    let hex = value.strip_prefix('#').unwrap_or("");
+    if (hex.len() == 3 || hex.len() == 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(Error::validation(
+            field,
+            format!("`{field}` must be a hex colour like #3b82f6 or #38f"),
+        ))
+    }
+}
+
+/// Trimmed, 1 to `max` characters.
+pub fn text(field: &str, value: String, max: usize) -> Result<String, Error> {
+    let trimmed = value.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(Error::validation(
+            field,
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    if chars > max {
+        return Err(Error::validation(
+            field,
+            format!("`{field}` must be at most {max} characters"),
+        ));
+    }
+    Ok(if trimmed.len() == value.len() {
+        value
+    } else {
+        trimmed.to_string()
+    })
+}
+
+/// Up to 100,000 characters, kept as given (whitespace in a description may be meaningful).
+pub fn description(field: &str, value: String) -> Result<String, Error> {
+    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::validation(
+            field,
+            format!("`{field}` must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A value of a closed set (`text_enum!`), or an error listing the set.
+pub fn one_of<T>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    all: &[&str],
+) -> Result<T, Error> {
+    parse(value).ok_or_else(|| {
+        Error::validation(
+            field,
+            format!("`{field}` must be one of: {}", all.join(", ")),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["abc", "a-b-c", "team-2026", &"a".repeat(50)] {
+            assert!(slug("slug", good.to_string()).is_ok(), "{good}");
+        }
+        for bad in ["ab", "ABC", "a_b", "a b", "été", &"a".repeat(51), ""] {
+            assert_eq!(
+                slug("slug", bad.to_string()).unwrap_err().field(),
+                Some("slug"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn colors() {
+        assert_eq!(color("color", "#ABC".into()).unwrap(), "#abc");
+        assert_eq!(color("color", "#3b82f6".into()).unwrap(), "#3b82f6");
+        for bad in ["3b82f6", "#3b82f", "#ggg", "#", "red", "#3b82f6ff"] {
+            assert!(color("color", bad.into()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_is_trimmed_and_bounded_in_characters() {
+        assert_eq!(text("title", "  hi  ".into(), 500).unwrap(), "hi");
+        assert!(text("title", "   ".into(), 500).is_err());
+        assert!(text("title", "é".repeat(500), 500).is_ok());
+        assert!(text("title", "é".repeat(501), 500).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! Test harness: the real `ktasks` binary in its own temp dir, on port 0, driven over HTTP with a
+//! tiny blocking HTTP/1.1 client (one connection per request, `Connection: close`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ktasks");
+
+/// A data directory with a database, usable by the CLI with or without a running server.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("ktasks.db")
+    }
+
+    /// Runs `ktasks --db <db> args...` to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("KTASKS_CONFIG")
+            .env_remove("KTASKS_BIND")
+            .env_remove("KTASKS_DB")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI and insists on success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "ktasks {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Creates a user (plan pro unless given) and returns their id.
+    pub fn user(&self, email: &str, plan: &str) -> String {
+        self.cli_ok(&["user", "create", "--email", email, "--plan", plan])
+            .trim()
+            .to_string()
+    }
+
+    /// Mints a token for `email` and returns it.
+    pub fn token(&self, email: &str, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--user", email, "--name", "test"];
+        args.extend_from_slice(extra);
+        self.cli_ok(&args).lines().next().unwrap().to_string()
+    }
+
+    /// Starts `ktasks serve` on this directory's database.
+    pub fn serve(&self) -> Server {
+        self.serve_with_config("")
+    }
+
+    /// Starts the server with this TOML as its config file.
+    pub fn serve_with_config(&self, config: &str) -> Server {
+        let config_path = self.dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--db")
+            .arg(self.db())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("server exited before listening: {}", log.lock().unwrap());
+            }
+            log.lock().unwrap().push_str(&line);
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        };
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Server { child, addr, log }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Asserts an error response with this status and code, and returns its body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got {}: {}",
+            self.status, self.body
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}", self.body);
+        assert!(
+            body["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        body
+    }
+}
+
+impl Server {
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Response {
+        self.request("GET", path, Some(token), None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request("POST", path, Some(token), Some(&body.to_string()))
+    }
+
+    /// A JSON request (Content-Type set when there is a body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Response {
+        let mut headers = Vec::new();
+        if let Some(token) = token {
+            headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+        }
+        if body.is_some() {
+            headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.raw(method, path, &headers, body.unwrap_or("").as_bytes())
+    }
+
+    /// A request with exactly these headers (plus Host, Content-Length and Connection: close).
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PATCH" | "PUT") {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        // The server may answer (413) before reading all of a large body.
+        let _ = stream.write_all(body);
+        read_response(stream)
+    }
+}
+
+fn read_response(mut stream: TcpStream) -> Response {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8(raw).expect("responses are UTF-8");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_string(), value.trim().to_string())
+        })
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// Every byte of the database files (main, WAL, shared memory).
+pub fn database_bytes(db: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(content) = std::fs::read(path) {
+            bytes.extend(content);
+        }
+    }
+    bytes
+}
