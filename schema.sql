@@ -95,6 +95,7 @@ CREATE TABLE labels (
     color    TEXT
 ) STRICT;
 CREATE UNIQUE INDEX labels_by_space_name ON labels (space_id, name COLLATE NOCASE);
+CREATE INDEX labels_by_space ON labels (space_id, id);
 
 CREATE TABLE task_labels (
     task_id  TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,

@@ -88,8 +88,19 @@ impl Body {
         Ok(Body { fields })
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.fields.contains_key(name)
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Refuses `null` for fields that cannot be cleared.
+    pub fn reject_nulls(&self, names: &[&str]) -> Result<(), Error> {
+        match names
+            .iter()
+            .find(|name| self.fields.get(**name).is_some_and(Value::is_null))
+        {
+            Some(name) => Err(Error::validation(*name, format!("`{name}` cannot be null"))),
+            None => Ok(()),
+        }
     }
 
     pub fn required_string(&self, name: &str) -> Result<String, Error> {

@@ -70,6 +70,18 @@ pub fn description(field: &str, value: String) -> Result<String, Error> {
     Ok(value)
 }
 
+/// A real calendar date, `YYYY-MM-DD`.
+pub fn date(field: &str, value: String) -> Result<String, Error> {
+    if crate::time::is_date(&value) {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            field,
+            format!("`{field}` must be a real calendar date, YYYY-MM-DD"),
+        ))
+    }
+}
+
 /// A value of a closed set (`text_enum!`), or an error listing the set.
 pub fn one_of<T>(
     field: &str,

@@ -2,6 +2,14 @@
 
 mod util;
 
+mod assignees;
 mod auth;
+mod authz;
+mod bad_input;
 mod cli;
+mod labels;
+mod pagination;
+mod projects;
 mod server;
+mod spaces;
+mod tasks;

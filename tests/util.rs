@@ -175,6 +175,35 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    pub fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request("PATCH", path, Some(token), Some(&body.to_string()))
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> Response {
+        self.request("DELETE", path, Some(token), None)
+    }
+
+    /// GET that must answer 200; returns the JSON body.
+    #[track_caller]
+    pub fn get_ok(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, token);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.body);
+        response.json()
+    }
+
+    /// POST that must answer 201; returns the JSON body.
+    #[track_caller]
+    pub fn create(&self, path: &str, token: &str, body: &Value) -> Value {
+        let response = self.post(path, token, body);
+        assert_eq!(
+            response.status, 201,
+            "POST {path} {body}: {}",
+            response.body
+        );
+        assert!(response.header("location").is_some());
+        response.json()
+    }
+
     pub fn get(&self, path: &str, token: &str) -> Response {
         self.request("GET", path, Some(token), None)
     }
@@ -280,4 +309,98 @@ pub fn database_bytes(db: &Path) -> Vec<u8> {
         }
     }
     bytes
+}
+
+/// A team space with an owner, a member, a viewer, and an outsider who has a space of their own.
+pub struct Team {
+    pub env: Env,
+    pub server: Server,
+    pub owner: String,
+    pub member: String,
+    pub viewer: String,
+    pub outsider: String,
+    pub owner_id: String,
+    pub member_id: String,
+    pub viewer_id: String,
+    pub outsider_id: String,
+    pub space: String,
+    pub project: String,
+    pub other_space: String,
+    pub other_project: String,
+}
+
+impl Team {
+    pub fn new() -> Team {
+        let env = Env::new();
+        let owner_id = env.user("owner@example.com", "team");
+        let member_id = env.user("member@example.com", "pro");
+        let viewer_id = env.user("viewer@example.com", "pro");
+        let outsider_id = env.user("outsider@example.com", "pro");
+        let owner = env.token("owner@example.com", &[]);
+        let member = env.token("member@example.com", &[]);
+        let viewer = env.token("viewer@example.com", &[]);
+        let outsider = env.token("outsider@example.com", &[]);
+        let server = env.serve_with_config("[rate_limit]\nrequests_per_minute = 100000\n");
+        let space = server.create(
+            "/api/spaces",
+            &owner,
+            &serde_json::json!({"name": "Team", "slug": "team"}),
+        );
+        let space = space["id"].as_str().unwrap().to_string();
+        env.cli_ok(&[
+            "space",
+            "add-member",
+            "--space",
+            "team",
+            "--email",
+            "member@example.com",
+        ]);
+        env.cli_ok(&[
+            "space",
+            "add-member",
+            "--space",
+            "team",
+            "--email",
+            "viewer@example.com",
+            "--role",
+            "viewer",
+        ]);
+        let other = server.create(
+            "/api/spaces",
+            &outsider,
+            &serde_json::json!({"name": "Other", "slug": "other"}),
+        );
+        let other_space = other["id"].as_str().unwrap().to_string();
+        let general = |token: &str, space: &str| {
+            let projects = server.get_ok(&format!("/api/projects?spaceId={space}"), token);
+            projects[0]["id"].as_str().unwrap().to_string()
+        };
+        let project = general(&owner, &space);
+        let other_project = general(&outsider, &other_space);
+        Team {
+            env,
+            server,
+            owner,
+            member,
+            viewer,
+            outsider,
+            owner_id,
+            member_id,
+            viewer_id,
+            outsider_id,
+            space,
+            project,
+            other_space,
+            other_project,
+        }
+    }
+
+    /// Creates a task in the team's General project as the owner.
+    pub fn task(&self, title: &str) -> Value {
+        self.server.create(
+            "/api/tasks",
+            &self.owner,
+            &serde_json::json!({"projectId": self.project, "title": title}),
+        )
+    }
 }

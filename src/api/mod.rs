@@ -6,8 +6,11 @@
 //! `404 not_found`, exactly like one that does not exist; a member whose role does not allow the
 //! change gets `403 forbidden`.
 
+mod labels;
 mod me;
+mod projects;
 mod spaces;
+mod tasks;
 
 use hyper::header::LINK;
 use rusqlite::Connection;
@@ -15,9 +18,10 @@ use rusqlite::Connection;
 use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::{Query, Reply, encode_cursor, percent_encode};
+use crate::json::{Body, Query, Reply, decode_cursor, encode_cursor, percent_encode, split_page};
 use crate::router::Route;
-use crate::store::spaces::{Space, find_space_for_user};
+use crate::store::spaces::{Role, Space, find_space_for_user};
+use crate::validate;
 
 pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
     match &request.route {
@@ -26,8 +30,21 @@ pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Resul
         Route::CreateSpace => spaces::create(app, principal, request),
         Route::GetSpace(id) => spaces::get(app, principal, request, id),
         Route::ListSpaceMembers(id) => spaces::members(app, principal, request, id),
-        // The task-management routes slot in here (issue 3).
-        _ => Err(Error::NotFound),
+        Route::ListProjects => projects::list(app, principal, request),
+        Route::CreateProject => projects::create(app, principal, request),
+        Route::GetProject(id) => projects::get(app, principal, request, id),
+        Route::UpdateProject(id) => projects::update(app, principal, request, id),
+        Route::ListTasks => tasks::list(app, principal, request),
+        Route::CreateTask => tasks::create(app, principal, request),
+        Route::GetTask(id) => tasks::get(app, principal, request, id),
+        Route::UpdateTask(id) => tasks::update(app, principal, request, id),
+        Route::DeleteTask(id) => tasks::delete(app, principal, request, id),
+        Route::AddAssignee(id) => tasks::add_assignee(app, principal, request, id),
+        Route::RemoveAssignee(id) => tasks::remove_assignee(app, principal, request, id),
+        Route::AddLabel(id) => tasks::add_label(app, principal, request, id),
+        Route::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
+        Route::ListLabels => labels::list(app, principal, request),
+        Route::Health => dispatch_public(app, request),
     }
 }
 
@@ -55,17 +72,96 @@ fn visible_space(conn: &Connection, principal: &Principal, space_id: &str) -> Re
     find_space_for_user(conn, space_id, &principal.user.id)?.ok_or(Error::NotFound)
 }
 
-/// A list response: the JSON array, and when more items exist a `Link: <next>; rel="next"` whose
-/// URL repeats the request's query with `cursor` set to `next_key`.
+/// The fields spaces and projects share on creation, validated.
+struct Named {
+    name: String,
+    slug: String,
+    description: Option<String>,
+    color: Option<String>,
+}
+
+fn named_fields(body: &Body) -> Result<Named, Error> {
+    Ok(Named {
+        name: validate::text(
+            "name",
+            body.required_string("name")?,
+            validate::MAX_NAME_CHARS,
+        )?,
+        slug: validate::slug("slug", body.required_string("slug")?)?,
+        description: body
+            .optional_string("description")?
+            .map(|d| validate::description("description", d))
+            .transpose()?,
+        color: body
+            .optional_string("color")?
+            .map(|c| validate::color("color", c))
+            .transpose()?,
+    })
+}
+
+/// `GET ?spaceId=` lists of a space's rows in id order (projects, labels): 404 unless the caller
+/// is a member, then one page from `fetch(conn, space_id, after, limit)`.
+fn list_in_space<T: serde::Serialize + HasId>(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    fetch: impl FnOnce(&Connection, &str, Option<&str>, usize) -> crate::store::Result<Vec<T>>,
+) -> Result<Reply, Error> {
+    let query = query(request, &["spaceId", "limit", "cursor"])?;
+    let space_id = query.required("spaceId")?;
+    let limit = query.limit()?;
+    let after = query.get("cursor").map(decode_cursor).transpose()?;
+    let rows = app.store.read(|conn| {
+        visible_space(conn, principal, space_id)?;
+        fetch(conn, space_id, after.as_deref(), limit + 1)
+    })?;
+    Ok(page(app, request, &query, rows, limit, |item| {
+        item.id().to_string()
+    }))
+}
+
+/// Rows paged by their id.
+trait HasId {
+    fn id(&self) -> &str;
+}
+
+impl HasId for crate::store::projects::Project {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for crate::store::labels::Label {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// 403 for a role that cannot write (a viewer) trying to change something.
+fn require_write(role: Role) -> Result<(), Error> {
+    if role.can_write() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "your role in this space ({role}) only allows reading"
+        )))
+    }
+}
+
+/// A list response from `rows` fetched with `limit + 1`: the JSON array of at most `limit` items
+/// and, when more exist, `Link: <next>; rel="next"`, whose URL repeats the request's query with
+/// `cursor` set to the key of the last item.
 fn page<T: serde::Serialize>(
     app: &App,
     request: &ApiRequest,
     query: &Query,
-    items: &[T],
-    next_key: Option<String>,
+    rows: Vec<T>,
+    limit: usize,
+    cursor_key: impl Fn(&T) -> String,
 ) -> Reply {
+    let (items, more) = split_page(rows, limit);
     let reply = Reply::ok(&items);
-    let Some(next_key) = next_key else {
+    let Some(last) = items.last().filter(|_| more) else {
         return reply;
     };
     let mut url = format!("{}{}?", app.base_url(&request.headers), request.uri.path());
@@ -76,6 +172,6 @@ fn page<T: serde::Serialize>(
             percent_encode(value)
         ));
     }
-    url.push_str(&format!("cursor={}", encode_cursor(&next_key)));
+    url.push_str(&format!("cursor={}", encode_cursor(&cursor_key(last))));
     reply.with_header(LINK, &format!("<{url}>; rel=\"next\""))
 }

@@ -3,9 +3,8 @@
 use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::{Body, Reply, decode_cursor, split_page};
+use crate::json::{Body, Reply, decode_cursor};
 use crate::store::spaces::{self, NewSpace};
-use crate::validate;
 
 /// GET: every space the caller belongs to, personal space included, in creation order.
 pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
@@ -15,9 +14,9 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
     let rows = app.store.read(|conn| {
         spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
     })?;
-    let (items, more) = split_page(rows, limit);
-    let next = more.then(|| items.last().map(|s| s.id.clone())).flatten();
-    Ok(super::page(app, request, &query, &items, next))
+    Ok(super::page(app, request, &query, rows, limit, |item| {
+        item.id.clone()
+    }))
 }
 
 /// POST: a team space; the caller becomes its owner; "General" is created with it.
@@ -28,21 +27,12 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         &request.body,
         &["name", "slug", "description", "color"],
     )?;
+    let named = super::named_fields(&body)?;
     let new = NewSpace {
-        name: validate::text(
-            "name",
-            body.required_string("name")?,
-            validate::MAX_NAME_CHARS,
-        )?,
-        slug: validate::slug("slug", body.required_string("slug")?)?,
-        description: body
-            .optional_string("description")?
-            .map(|d| validate::description("description", d))
-            .transpose()?,
-        color: body
-            .optional_string("color")?
-            .map(|c| validate::color("color", c))
-            .transpose()?,
+        name: named.name,
+        slug: named.slug,
+        description: named.description,
+        color: named.color,
         personal: false,
     };
     let space = app

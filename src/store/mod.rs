@@ -9,10 +9,12 @@
 //! a pool of `query_only` connections and never block on the writer (WAL).
 //!
 //! Each table group's file owns its row structs and queries: `users`, `spaces` (with members),
-//! `projects` (with statuses), `tasks` (with assignees and labels), `tokens`.
+//! `projects` (with statuses), `tasks` (with assignees and task labels), `labels`, `tokens`.
 
+pub mod labels;
 pub mod projects;
 pub mod spaces;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 
@@ -21,6 +23,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::config::{DatabaseConfig, Synchronous};
@@ -61,13 +64,13 @@ impl Store {
         })?;
         // WAL is persistent in the file; setting it once from the writer is enough.
         writer.pragma_update(None, "journal_mode", "WAL")?;
-        writer.execute_batch(&pragmas)?;
+        configure(&writer, &pragmas)?;
         migrate(&writer)?;
 
         let reader_pragmas = format!("{pragmas} PRAGMA query_only = ON;");
         let manager = SqliteConnectionManager::file(&config.path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |conn| conn.execute_batch(&reader_pragmas));
+            .with_init(move |conn| configure(conn, &reader_pragmas));
         let readers = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -127,6 +130,24 @@ impl Store {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// Per-connection set-up shared by the writer and the readers.
+fn configure(conn: &Connection, pragmas: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(pragmas)?;
+    // Every distinct filter combination of GET /api/tasks is its own statement.
+    conn.set_prepared_statement_cache_capacity(128);
+    // `q` matches titles case-insensitively for all of Unicode; SQLite's LIKE folds ASCII only.
+    conn.create_scalar_function(
+        "contains_ci",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let haystack = ctx.get_raw(0).as_str().unwrap_or_default().to_lowercase();
+            let needle = ctx.get_raw(1).as_str().unwrap_or_default().to_lowercase();
+            Ok(haystack.contains(&needle))
+        },
+    )
 }
 
 fn migrate(conn: &Connection) -> Result<()> {

@@ -1,0 +1,12 @@
+//! `GET /api/labels?spaceId=`: a space's labels. Labels are created through a task
+//! (`POST /api/tasks/:id/labels` by name, or `labels` names on a task).
+
+use crate::app::{ApiRequest, App};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::json::Reply;
+use crate::store::labels;
+
+pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    super::list_in_space(app, principal, request, labels::list_labels)
+}

@@ -1,0 +1,110 @@
+//! `/api/projects` and `/api/projects/:id`.
+
+use crate::app::{ApiRequest, App};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::json::{Body, Reply};
+use crate::store::projects::{self, NewProject, ProjectChanges, View};
+use crate::validate;
+
+const FIELDS: &[&str] = &[
+    "spaceId",
+    "name",
+    "slug",
+    "description",
+    "defaultView",
+    "color",
+];
+
+/// GET ?spaceId=: the projects of a space the caller belongs to.
+pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    super::list_in_space(app, principal, request, projects::list_projects)
+}
+
+/// POST: needs role owner, admin or member in the space.
+pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, FIELDS)?;
+    let space_id = body.required_string("spaceId")?;
+    let named = super::named_fields(&body)?;
+    let new = NewProject {
+        space_id,
+        name: named.name,
+        slug: named.slug,
+        description: named.description,
+        default_view: match body.optional_string("defaultView")? {
+            Some(view) => validate::one_of("defaultView", &view, View::parse, View::ALL)?,
+            None => View::Kanban,
+        },
+        color: named.color,
+    };
+    let project = app.store.write(|tx| {
+        let space = super::visible_space(tx, principal, &new.space_id)?;
+        super::require_write(space.role)?;
+        projects::create_project(tx, &new)
+    })?;
+    let location = format!(
+        "{}/api/projects/{}",
+        app.base_url(&request.headers),
+        project.id
+    );
+    Ok(Reply::created(&project, &location))
+}
+
+pub fn get(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    project_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let (project, _role) = app
+        .store
+        .read(|conn| projects::find_project_for_user(conn, project_id, &principal.user.id))?
+        .ok_or(Error::NotFound)?;
+    Ok(Reply::ok(&project))
+}
+
+/// PATCH: `name`, `slug`, `description`, `defaultView`, `color`; absent = unchanged, `null`
+/// clears `description` and `color`.
+pub fn update(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    project_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, &FIELDS[1..])?;
+    let changes = ProjectChanges {
+        name: body
+            .patch_required_string("name")?
+            .map(|n| validate::text("name", n, validate::MAX_NAME_CHARS))
+            .transpose()?,
+        slug: body
+            .patch_required_string("slug")?
+            .map(|s| validate::slug("slug", s))
+            .transpose()?,
+        description: body
+            .patch_string("description")?
+            .map(|d| {
+                d.map(|d| validate::description("description", d))
+                    .transpose()
+            })
+            .transpose()?,
+        default_view: body
+            .patch_required_string("defaultView")?
+            .map(|v| validate::one_of("defaultView", &v, View::parse, View::ALL))
+            .transpose()?,
+        color: body
+            .patch_string("color")?
+            .map(|c| c.map(|c| validate::color("color", c)).transpose())
+            .transpose()?,
+    };
+    let project = app.store.write(|tx| {
+        let (_, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
+            .ok_or(Error::NotFound)?;
+        super::require_write(role)?;
+        projects::update_project(tx, project_id, &changes)
+    })?;
+    Ok(Reply::ok(&project))
+}

@@ -1,0 +1,704 @@
+//! `/api/tasks`, `/api/tasks/:id`, and a task's assignees and labels.
+//!
+//! Bodies are parsed and their values validated before the store is touched; checks that need the
+//! database (visibility, role, statuses, parents, members, labels) run inside the same
+//! `BEGIN IMMEDIATE` transaction as the write, so they cannot go stale before it commits.
+
+use rusqlite::Transaction;
+
+use crate::app::{ApiRequest, App};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::json::{Body, Patch, Reply, decode_cursor};
+use crate::store::labels;
+use crate::store::projects::{self, Category};
+use crate::store::spaces;
+use crate::store::tasks::{self, NewTask, Priority, Task, TaskFilter, TaskUpdate, VisibleTask};
+use crate::validate;
+
+const FIELDS: &[&str] = &[
+    "projectId",
+    "title",
+    "description",
+    "statusId",
+    "priority",
+    "dueDate",
+    "startDate",
+    "position",
+    "parentId",
+    "assignees",
+    "labels",
+];
+
+const LIST_PARAMETERS: &[&str] = &[
+    "projectId",
+    "statusId",
+    "assigneeId",
+    "labelId",
+    "priority",
+    "completed",
+    "dueBefore",
+    "dueAfter",
+    "parentId",
+    "updatedSince",
+    "q",
+    "limit",
+    "cursor",
+];
+
+const MAX_LABEL_NAME_CHARS: usize = 100;
+
+/// GET: filtered, paged by `(position, id)`.
+pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    let query = super::query(request, LIST_PARAMETERS)?;
+    let text = |name: &str| query.get(name).map(str::to_string);
+    // In a query string a bad date is `invalid_query`, not `validation_failed`.
+    let date = |name: &str| {
+        text(name)
+            .map(|d| validate::date(name, d).map_err(|e| Error::invalid_query(name, e.to_string())))
+            .transpose()
+    };
+    let filter = TaskFilter {
+        project_id: text("projectId"),
+        status_id: text("statusId"),
+        assignee_id: text("assigneeId").map(|a| {
+            if a == "me" {
+                principal.user.id.clone()
+            } else {
+                a
+            }
+        }),
+        label_id: text("labelId"),
+        priority: query
+            .get("priority")
+            .map(|p| {
+                Priority::parse(p).ok_or_else(|| {
+                    Error::invalid_query(
+                        "priority",
+                        format!("`priority` must be one of: {}", Priority::ALL.join(", ")),
+                    )
+                })
+            })
+            .transpose()?,
+        completed: match query.get("completed") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(Error::invalid_query(
+                    "completed",
+                    "`completed` must be true or false",
+                ));
+            }
+        },
+        due_before: date("dueBefore")?,
+        due_after: date("dueAfter")?,
+        parent_id: text("parentId"),
+        updated_since: text("updatedSince")
+            .map(|since| {
+                crate::time::parse_timestamp(&since).ok_or_else(|| {
+                    Error::invalid_query(
+                        "updatedSince",
+                        "`updatedSince` must be an RFC 3339 timestamp",
+                    )
+                })
+            })
+            .transpose()?,
+        q: text("q"),
+    };
+    if filter.project_id.is_none() && filter.assignee_id.is_none() {
+        return Err(Error::invalid_query(
+            "projectId",
+            "`projectId` is required unless `assigneeId` is given",
+        ));
+    }
+    let limit = query.limit()?;
+    let cursor = query.get("cursor").map(decode_cursor).transpose()?;
+    let after = match &cursor {
+        None => None,
+        Some(key) => Some(parse_task_cursor(key)?),
+    };
+    let rows = app.store.read(|conn| {
+        if let Some(project_id) = &filter.project_id {
+            projects::find_project_for_user(conn, project_id, &principal.user.id)?
+                .ok_or(Error::NotFound)?;
+        }
+        tasks::list_tasks(conn, &principal.user.id, &filter, after, limit + 1)
+    })?;
+    Ok(super::page(
+        app,
+        request,
+        &query,
+        rows,
+        limit,
+        |task: &Task| format!("{}|{}", task.position, task.id),
+    ))
+}
+
+fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
+    key.split_once('|')
+        .and_then(|(position, id)| {
+            Some((position.parse::<f64>().ok().filter(|p| p.is_finite())?, id))
+        })
+        .ok_or_else(|| {
+            Error::invalid_query("cursor", "`cursor` is not a cursor this server issued")
+        })
+}
+
+/// POST: `projectId` and `title` required.
+pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, FIELDS)?;
+    let project_id = body.required_string("projectId")?;
+    let title = validate::text(
+        "title",
+        body.required_string("title")?,
+        validate::MAX_TITLE_CHARS,
+    )?;
+    let description = body
+        .optional_string("description")?
+        .map(|d| validate::description("description", d))
+        .transpose()?;
+    let status_id = body.optional_string("statusId")?;
+    let priority = match body.optional_string("priority")? {
+        Some(p) => validate::one_of("priority", &p, Priority::parse, Priority::ALL)?,
+        None => Priority::None,
+    };
+    let due_date = body
+        .optional_string("dueDate")?
+        .map(|d| validate::date("dueDate", d))
+        .transpose()?;
+    let start_date = body
+        .optional_string("startDate")?
+        .map(|d| validate::date("startDate", d))
+        .transpose()?;
+    check_date_order(start_date.as_deref(), due_date.as_deref())?;
+    let position = body.optional_number("position")?;
+    let parent_id = body.optional_string("parentId")?;
+    let assignees = dedup(body.optional_string_array("assignees")?.unwrap_or_default());
+    let labels = label_references(body.optional_string_array("labels")?.unwrap_or_default())?;
+
+    let task = app.store.write(|tx| {
+        let (project, role) = projects::find_project_for_user(tx, &project_id, &principal.user.id)?
+            .ok_or(Error::NotFound)?;
+        super::require_write(role)?;
+        let (status_id, category) = match status_id {
+            Some(id) => {
+                let category =
+                    tasks::status_category(tx, &project.id, &id)?.ok_or_else(not_a_status)?;
+                (id, category)
+            }
+            None => initial_status(tx, &project.id)?,
+        };
+        if let Some(parent) = &parent_id {
+            check_parent(tx, &project.id, parent)?;
+        }
+        check_members(tx, &project.space_id, "assignees", &assignees)?;
+        let label_ids = resolve_labels(tx, &project.space_id, &labels)?;
+        let new = NewTask {
+            project_id: project.id,
+            status_id,
+            title,
+            description,
+            priority,
+            due_date,
+            start_date,
+            position,
+            parent_id,
+            assignees,
+            label_ids,
+            created_by: principal.user.id.clone(),
+        };
+        let id = tasks::create_task(tx, &new, category)?;
+        reload(tx, principal, &id)
+    })?;
+    let location = format!("{}/api/tasks/{}", app.base_url(&request.headers), task.id);
+    Ok(Reply::created(&task, &location))
+}
+
+pub fn get(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let found = app
+        .store
+        .read(|conn| tasks::find_task_for_user(conn, task_id, &principal.user.id))?;
+    Ok(Reply::ok(&found.ok_or(Error::NotFound)?.task))
+}
+
+/// PATCH: absent = unchanged, `null` clears `description`, `dueDate`, `startDate`, `parentId`.
+/// `assignees` and `labels` replace the sets. `projectId` moves the task (and its subtasks) to
+/// another project of the same space.
+pub fn update(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, FIELDS)?;
+    body.reject_nulls(&[
+        "projectId",
+        "title",
+        "statusId",
+        "priority",
+        "position",
+        "assignees",
+        "labels",
+    ])?;
+    let project_id = body.patch_required_string("projectId")?;
+    let title = body
+        .patch_required_string("title")?
+        .map(|t| validate::text("title", t, validate::MAX_TITLE_CHARS))
+        .transpose()?;
+    let description: Patch<String> = body
+        .patch_string("description")?
+        .map(|d| {
+            d.map(|d| validate::description("description", d))
+                .transpose()
+        })
+        .transpose()?;
+    let status_id = body.patch_required_string("statusId")?;
+    let priority = body
+        .patch_required_string("priority")?
+        .map(|p| validate::one_of("priority", &p, Priority::parse, Priority::ALL))
+        .transpose()?;
+    let due_date = patch_date(&body, "dueDate")?;
+    let start_date = patch_date(&body, "startDate")?;
+    let position = body.optional_number("position")?;
+    let parent_id = body.patch_string("parentId")?;
+    let assignees = body.optional_string_array("assignees")?.map(dedup);
+    let labels = body
+        .optional_string_array("labels")?
+        .map(label_references)
+        .transpose()?;
+
+    let task = app.store.write(|tx| {
+        let VisibleTask {
+            task,
+            role,
+            space_id,
+        } = visible_task(tx, principal, task_id)?;
+        super::require_write(role)?;
+        if body.is_empty() {
+            return Ok(task);
+        }
+        let moved = project_id.as_ref().is_some_and(|p| *p != task.project_id);
+        let target = project_id
+            .clone()
+            .unwrap_or_else(|| task.project_id.clone());
+        if moved {
+            let in_space = projects::find_project_for_user(tx, &target, &principal.user.id)?
+                .is_some_and(|(project, _)| project.space_id == space_id);
+            if !in_space {
+                return Err(Error::validation(
+                    "projectId",
+                    "`projectId` must be a project in this task's space",
+                ));
+            }
+        }
+        let old_category = tasks::status_category(tx, &task.project_id, &task.status_id)?
+            .unwrap_or(Category::Todo);
+        let (new_status, new_category) = match status_id.clone() {
+            Some(id) => {
+                let category =
+                    tasks::status_category(tx, &target, &id)?.ok_or_else(not_a_status)?;
+                (id, category)
+            }
+            None if moved => matching_status(tx, &target, old_category)?,
+            None => (task.status_id.clone(), old_category),
+        };
+        let parent = match parent_id.clone() {
+            Some(Some(parent)) => {
+                check_parent(tx, &target, &parent)?;
+                if tasks::would_create_cycle(tx, &task.id, &parent)? {
+                    return Err(Error::validation(
+                        "parentId",
+                        "a task cannot be its own ancestor",
+                    ));
+                }
+                Some(parent)
+            }
+            Some(None) => None,
+            // The old parent stays behind in the old project.
+            None if moved => None,
+            None => task.parent_id.clone(),
+        };
+        let due = due_date.clone().unwrap_or(task.due_date.clone());
+        let start = start_date.clone().unwrap_or(task.start_date.clone());
+        check_date_order(start.as_deref(), due.as_deref())?;
+        let position = match position {
+            Some(position) => position,
+            None if moved => tasks::next_position(tx, &target)?,
+            None => task.position,
+        };
+        let update = TaskUpdate {
+            project_id: target.clone(),
+            status_id: new_status,
+            title: title.clone().unwrap_or(task.title.clone()),
+            description: description.clone().unwrap_or(task.description.clone()),
+            priority: priority.unwrap_or(task.priority),
+            due_date: due,
+            start_date: start,
+            position,
+            parent_id: parent,
+            completed_at: completed_at(old_category, new_category, task.completed_at.as_deref()),
+        };
+        tasks::update_task(tx, &task.id, &update)?;
+        if moved {
+            move_subtasks(tx, &task.id, &task.project_id, &target)?;
+        }
+        if let Some(assignees) = &assignees {
+            check_members(tx, &space_id, "assignees", assignees)?;
+            tasks::set_assignees(tx, &task.id, assignees)?;
+        }
+        if let Some(labels) = &labels {
+            let label_ids = resolve_labels(tx, &space_id, labels)?;
+            tasks::set_labels(tx, &task.id, &label_ids)?;
+        }
+        reload(tx, principal, &task.id)
+    })?;
+    Ok(Reply::ok(&task))
+}
+
+/// DELETE: the task and all its subtasks.
+pub fn delete(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    app.store.write(|tx| {
+        let visible = visible_task(tx, principal, task_id)?;
+        super::require_write(visible.role)?;
+        tasks::delete_task(tx, task_id)
+    })?;
+    Ok(Reply::no_content())
+}
+
+/// POST assignees `{"userId"}`: the user must be a member of the task's space. Idempotent.
+pub fn add_assignee(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let user_id =
+        Body::parse(&request.headers, &request.body, &["userId"])?.required_string("userId")?;
+    change_task(app, principal, task_id, |tx, visible| {
+        check_members(
+            tx,
+            &visible.space_id,
+            "userId",
+            std::slice::from_ref(&user_id),
+        )?;
+        tasks::add_assignee(tx, task_id, &user_id)
+    })
+}
+
+/// DELETE assignees: `{"userId"}` or `?userId=`. Idempotent.
+pub fn remove_assignee(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    let user_id = body_or_query(request, "userId")?;
+    change_task(app, principal, task_id, |tx, _| {
+        tasks::remove_assignee(tx, task_id, &user_id)
+    })
+}
+
+/// POST labels: `{"labelId"}`, or `{"name", "color"?}` (found case-insensitively or created).
+pub fn add_label(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(
+        &request.headers,
+        &request.body,
+        &["labelId", "name", "color"],
+    )?;
+    let label_id = body.optional_string("labelId")?;
+    let name = body.optional_string("name")?.map(label_name).transpose()?;
+    let color = body
+        .optional_string("color")?
+        .map(|c| validate::color("color", c))
+        .transpose()?;
+    match (&label_id, &name) {
+        (Some(_), Some(_)) => {
+            return Err(Error::validation(
+                "name",
+                "give either `labelId` or `name`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::validation(
+                "labelId",
+                "`labelId` or `name` is required",
+            ));
+        }
+        (Some(_), None) if color.is_some() => {
+            return Err(Error::validation(
+                "color",
+                "`color` goes with `name`, for a label created by name",
+            ));
+        }
+        _ => {}
+    }
+    change_task(app, principal, task_id, |tx, visible| {
+        let label = match (&label_id, &name) {
+            (Some(id), _) => {
+                labels::find_label_in_space(tx, &visible.space_id, id)?.ok_or_else(|| {
+                    Error::validation("labelId", "no label with this id in the task's space")
+                })?
+            }
+            (None, Some(name)) => {
+                labels::find_or_create_label(tx, &visible.space_id, name, color.as_deref())?
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        tasks::add_label(tx, task_id, &label.id)
+    })
+}
+
+/// DELETE labels: `{"labelId"}`, `{"name"}`, `?labelId=` or `?name=`. Idempotent.
+pub fn remove_label(
+    app: &App,
+    principal: &Principal,
+    request: &ApiRequest,
+    task_id: &str,
+) -> Result<Reply, Error> {
+    let (label_id, name) = if request.body.is_empty() {
+        let query = super::query(request, &["labelId", "name"])?;
+        (
+            query.get("labelId").map(str::to_string),
+            query.get("name").map(str::to_string),
+        )
+    } else {
+        super::query(request, &[])?;
+        let body = Body::parse(&request.headers, &request.body, &["labelId", "name"])?;
+        (
+            body.optional_string("labelId")?,
+            body.optional_string("name")?,
+        )
+    };
+    if label_id.is_some() == name.is_some() {
+        return Err(Error::validation(
+            "labelId",
+            "give exactly one of `labelId` or `name`",
+        ));
+    }
+    change_task(app, principal, task_id, |tx, visible| {
+        let label = match (&label_id, &name) {
+            (Some(id), _) => labels::find_label_in_space(tx, &visible.space_id, id)?,
+            (None, Some(name)) => labels::find_label_by_name(tx, &visible.space_id, name.trim())?,
+            (None, None) => unreachable!("checked above"),
+        };
+        match label {
+            Some(label) => tasks::remove_label(tx, task_id, &label.id),
+            None => Ok(false),
+        }
+    })
+}
+
+/// Runs an assignee or label change on a task the caller may write; touches `updatedAt` when the
+/// change did something, and answers with the task.
+fn change_task(
+    app: &App,
+    principal: &Principal,
+    task_id: &str,
+    change: impl FnOnce(&Transaction<'_>, &VisibleTask) -> Result<bool, Error>,
+) -> Result<Reply, Error> {
+    let task = app.store.write(|tx| {
+        let visible = visible_task(tx, principal, task_id)?;
+        super::require_write(visible.role)?;
+        if change(tx, &visible)? {
+            tasks::touch_task(tx, task_id)?;
+            return reload(tx, principal, task_id);
+        }
+        Ok(visible.task)
+    })?;
+    Ok(Reply::ok(&task))
+}
+
+/// A DELETE's one parameter, from a JSON body when there is one, else from the query string.
+fn body_or_query(request: &ApiRequest, name: &str) -> Result<String, Error> {
+    if request.body.is_empty() {
+        Ok(super::query(request, &[name])?.required(name)?.to_string())
+    } else {
+        super::query(request, &[])?;
+        Body::parse(&request.headers, &request.body, &[name])?.required_string(name)
+    }
+}
+
+fn visible_task(
+    tx: &Transaction<'_>,
+    principal: &Principal,
+    task_id: &str,
+) -> Result<VisibleTask, Error> {
+    tasks::find_task_for_user(tx, task_id, &principal.user.id)?.ok_or(Error::NotFound)
+}
+
+fn reload(tx: &Transaction<'_>, principal: &Principal, task_id: &str) -> Result<Task, Error> {
+    Ok(visible_task(tx, principal, task_id)?.task)
+}
+
+fn not_a_status() -> Error {
+    Error::validation(
+        "statusId",
+        "`statusId` must be a status of the task's project",
+    )
+}
+
+/// New tasks start in the project's first `todo` status.
+fn initial_status(tx: &Transaction<'_>, project_id: &str) -> Result<(String, Category), Error> {
+    let id = tasks::first_status_of(tx, project_id, Category::Todo)?
+        .ok_or_else(|| Error::internal(format!("project {project_id} has no todo status")))?;
+    Ok((id, Category::Todo))
+}
+
+/// A moved task keeps its kind of status: the target's first status of the same category.
+fn matching_status(
+    tx: &Transaction<'_>,
+    project_id: &str,
+    category: Category,
+) -> Result<(String, Category), Error> {
+    match tasks::first_status_of(tx, project_id, category)? {
+        Some(id) => Ok((id, category)),
+        None => initial_status(tx, project_id),
+    }
+}
+
+/// `completedAt` follows the status category: set on entering `done`, cleared on leaving it.
+fn completed_at(old: Category, new: Category, current: Option<&str>) -> Option<String> {
+    match (old == Category::Done, new == Category::Done) {
+        (_, false) => None,
+        (false, true) => Some(crate::time::now()),
+        (true, true) => current
+            .map(str::to_string)
+            .or_else(|| Some(crate::time::now())),
+    }
+}
+
+fn move_subtasks(tx: &Transaction<'_>, task_id: &str, from: &str, to: &str) -> Result<(), Error> {
+    for subtask in tasks::descendants(tx, task_id)? {
+        let (status_id, completed) = tasks::status_and_completion(tx, &subtask)?;
+        let category = tasks::status_category(tx, from, &status_id)?.unwrap_or(Category::Todo);
+        let (new_status, _) = matching_status(tx, to, category)?;
+        tasks::move_subtask(tx, &subtask, to, &new_status, completed.as_deref())?;
+    }
+    Ok(())
+}
+
+fn check_parent(tx: &Transaction<'_>, project_id: &str, parent_id: &str) -> Result<(), Error> {
+    if tasks::project_of_task(tx, parent_id)?.as_deref() == Some(project_id) {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "parentId",
+            "`parentId` must be a task in the same project",
+        ))
+    }
+}
+
+fn check_members(
+    tx: &Transaction<'_>,
+    space_id: &str,
+    field: &str,
+    user_ids: &[String],
+) -> Result<(), Error> {
+    for user_id in user_ids {
+        if spaces::role_in_space(tx, space_id, user_id)?.is_none() {
+            return Err(Error::validation(
+                field,
+                format!("user {user_id} is not a member of the task's space"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `labels` entry: an existing label's id, or a name to find or create.
+enum LabelReference {
+    Id(String),
+    Name(String),
+}
+
+fn label_references(entries: Vec<String>) -> Result<Vec<LabelReference>, Error> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            if uuid::Uuid::try_parse(&entry).is_ok() {
+                Ok(LabelReference::Id(entry))
+            } else {
+                label_name(entry).map(LabelReference::Name)
+            }
+        })
+        .collect()
+}
+
+fn label_name(name: String) -> Result<String, Error> {
+    validate::text("name", name, MAX_LABEL_NAME_CHARS).map_err(|_| {
+        Error::validation(
+            "labels",
+            format!("label names are 1-{MAX_LABEL_NAME_CHARS} characters"),
+        )
+    })
+}
+
+fn resolve_labels(
+    tx: &Transaction<'_>,
+    space_id: &str,
+    references: &[LabelReference],
+) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::with_capacity(references.len());
+    for reference in references {
+        let id = match reference {
+            LabelReference::Id(id) => {
+                labels::find_label_in_space(tx, space_id, id)?
+                    .ok_or_else(|| {
+                        Error::validation("labels", format!("no label {id} in the task's space"))
+                    })?
+                    .id
+            }
+            LabelReference::Name(name) => {
+                labels::find_or_create_label(tx, space_id, name, None)?.id
+            }
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn patch_date(body: &Body, field: &str) -> Result<Patch<String>, Error> {
+    body.patch_string(field)?
+        .map(|d| d.map(|d| validate::date(field, d)).transpose())
+        .transpose()
+}
+
+fn check_date_order(start: Option<&str>, due: Option<&str>) -> Result<(), Error> {
+    match (start, due) {
+        (Some(start), Some(due)) if start > due => Err(Error::validation(
+            "startDate",
+            "`startDate` must not be after `dueDate`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn dedup(mut ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    ids
+}

@@ -1,0 +1,100 @@
+//! Labels: per space, names unique case-insensitively within the space.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+
+use super::{Result, new_id};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Label {
+    pub id: String,
+    pub space_id: String,
+    pub name: String,
+    pub color: Option<String>,
+}
+
+/// A label as embedded in a task: `{id, name, color}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelRef {
+    pub id: String,
+    pub name: String,
+    pub color: Option<String>,
+}
+
+const COLUMNS: &str = "id, space_id, name, color";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Label> {
+    Ok(Label {
+        id: row.get(0)?,
+        space_id: row.get(1)?,
+        name: row.get(2)?,
+        color: row.get(3)?,
+    })
+}
+
+/// The label with this id in this space.
+pub fn find_label_in_space(
+    conn: &Connection,
+    space_id: &str,
+    label_id: &str,
+) -> Result<Option<Label>> {
+    let label = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM labels WHERE id = ?1 AND space_id = ?2"
+        ))?
+        .query_row(params![label_id, space_id], from_row)
+        .optional()?;
+    Ok(label)
+}
+
+/// The space's label with this name, compared case-insensitively.
+pub fn find_label_by_name(conn: &Connection, space_id: &str, name: &str) -> Result<Option<Label>> {
+    let label = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM labels WHERE space_id = ?1 AND name = ?2 COLLATE NOCASE"
+        ))?
+        .query_row(params![space_id, name], from_row)
+        .optional()?;
+    Ok(label)
+}
+
+/// Finds the space's label by name, or creates it with `color`.
+pub fn find_or_create_label(
+    tx: &Transaction<'_>,
+    space_id: &str,
+    name: &str,
+    color: Option<&str>,
+) -> Result<Label> {
+    if let Some(label) = find_label_by_name(tx, space_id, name)? {
+        return Ok(label);
+    }
+    let label = Label {
+        id: new_id(),
+        space_id: space_id.to_string(),
+        name: name.to_string(),
+        color: color.map(str::to_string),
+    };
+    tx.prepare_cached("INSERT INTO labels (id, space_id, name, color) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![label.id, label.space_id, label.name, label.color])?;
+    Ok(label)
+}
+
+/// A page of the space's labels in creation order.
+pub fn list_labels(
+    conn: &Connection,
+    space_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Label>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM labels WHERE space_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    ))?;
+    let labels = statement
+        .query_map(
+            params![space_id, after.unwrap_or(""), limit as i64],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(labels)
+}

@@ -1,0 +1,637 @@
+//! Tasks with their assignees and labels.
+//!
+//! A page of tasks costs three queries whatever its size: the tasks, then the assignees and the
+//! labels of all of them at once (`load_relations`). Lists are ordered by `(position, id)` and
+//! paged by keyset on that pair, which the `tasks_by_project` index serves directly.
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+use serde::Serialize;
+
+use super::labels::LabelRef;
+use super::projects::Category;
+use super::spaces::Role;
+use super::{Result, new_id};
+
+crate::text_enum!(Priority { None = "none", Low = "low", Medium = "medium", High = "high", Urgent = "urgent" });
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    pub project_id: String,
+    pub status_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Priority,
+    pub due_date: Option<String>,
+    pub start_date: Option<String>,
+    pub position: f64,
+    pub parent_id: Option<String>,
+    pub assignees: Vec<String>,
+    pub labels: Vec<LabelRef>,
+    pub completed_at: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A task with what authorization needs: the caller's role and the task's space.
+pub struct VisibleTask {
+    pub task: Task,
+    pub role: Role,
+    pub space_id: String,
+}
+
+pub struct NewTask {
+    pub project_id: String,
+    pub status_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Priority,
+    pub due_date: Option<String>,
+    pub start_date: Option<String>,
+    pub position: Option<f64>,
+    pub parent_id: Option<String>,
+    pub assignees: Vec<String>,
+    pub label_ids: Vec<String>,
+    pub created_by: String,
+}
+
+/// The whole new state of a changed task's columns (the handler merges the PATCH into it).
+pub struct TaskUpdate {
+    pub project_id: String,
+    pub status_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Priority,
+    pub due_date: Option<String>,
+    pub start_date: Option<String>,
+    pub position: f64,
+    pub parent_id: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// `GET /api/tasks` filters, already validated and resolved (`me` -> the caller's id).
+#[derive(Debug, Default)]
+pub struct TaskFilter {
+    pub project_id: Option<String>,
+    pub status_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub label_id: Option<String>,
+    pub priority: Option<Priority>,
+    pub completed: Option<bool>,
+    pub due_before: Option<String>,
+    pub due_after: Option<String>,
+    pub parent_id: Option<String>,
+    pub updated_since: Option<String>,
+    pub q: Option<String>,
+}
+
+const COLUMNS: &str = "t.id, t.project_id, t.status_id, t.title, t.description, t.priority, t.due_date, \
+                       t.start_date, t.position, t.parent_id, t.completed_at, t.created_by, t.created_at, \
+                       t.updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        status_id: row.get(2)?,
+        title: row.get(3)?,
+        description: row.get(4)?,
+        priority: row.get(5)?,
+        due_date: row.get(6)?,
+        start_date: row.get(7)?,
+        position: row.get(8)?,
+        parent_id: row.get(9)?,
+        assignees: Vec::new(),
+        labels: Vec::new(),
+        completed_at: row.get(10)?,
+        created_by: row.get(11)?,
+        created_at: row.get(12)?,
+        updated_at: row.get(13)?,
+    })
+}
+
+/// The task if the user is a member of its space, with their role; `None` otherwise.
+pub fn find_task_for_user(
+    conn: &Connection,
+    task_id: &str,
+    user_id: &str,
+) -> Result<Option<VisibleTask>> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, m.role, p.space_id FROM tasks t \
+             JOIN projects p ON p.id = t.project_id \
+             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 \
+             WHERE t.id = ?1"
+        ))?
+        .query_row(params![task_id, user_id], |row| {
+            Ok(VisibleTask {
+                task: from_row(row)?,
+                role: row.get(14)?,
+                space_id: row.get(15)?,
+            })
+        })
+        .optional()?;
+    let Some(mut found) = found else {
+        return Ok(None);
+    };
+    load_relations(conn, std::slice::from_mut(&mut found.task))?;
+    Ok(Some(found))
+}
+
+/// Fills `assignees` and `labels` of every task in two queries.
+pub fn load_relations(conn: &Connection, tasks: &mut [Task]) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(&tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
+        .expect("ids serialize");
+    let index: HashMap<String, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect();
+    let mut assignees = conn.prepare_cached(
+        "SELECT task_id, user_id FROM task_assignees \
+         WHERE task_id IN (SELECT value FROM json_each(?1)) ORDER BY task_id, user_id",
+    )?;
+    let mut rows = assignees.query([&ids])?;
+    while let Some(row) = rows.next()? {
+        let task_id: String = row.get(0)?;
+        tasks[index[&task_id]].assignees.push(row.get(1)?);
+    }
+    let mut labels = conn.prepare_cached(
+        "SELECT tl.task_id, l.id, l.name, l.color FROM task_labels tl JOIN labels l ON l.id = tl.label_id \
+         WHERE tl.task_id IN (SELECT value FROM json_each(?1)) ORDER BY l.name COLLATE NOCASE, l.id",
+    )?;
+    let mut rows = labels.query([&ids])?;
+    while let Some(row) = rows.next()? {
+        let task_id: String = row.get(0)?;
+        tasks[index[&task_id]].labels.push(LabelRef {
+            id: row.get(1)?,
+            name: row.get(2)?,
+            color: row.get(3)?,
+        });
+    }
+    Ok(())
+}
+
+/// Builds a statement clause by clause, numbering each bound value.
+struct QueryBuilder {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl QueryBuilder {
+    /// Appends `part`, whose one `?` is bound to `value`.
+    fn bind(&mut self, part: &str, value: impl Into<Value>) {
+        self.values.push(value.into());
+        self.sql
+            .push_str(&part.replace('?', &format!("?{}", self.values.len())));
+    }
+}
+
+/// The SQL and parameters of a page of tasks visible to `viewer_id`; public for the query-plan test.
+pub fn list_tasks_query(
+    viewer_id: &str,
+    filter: &TaskFilter,
+    after: Option<(f64, &str)>,
+    limit: usize,
+) -> (String, Vec<Value>) {
+    let mut query = QueryBuilder {
+        sql: format!(
+            "SELECT {COLUMNS} FROM tasks t \
+             JOIN projects p ON p.id = t.project_id \
+             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?1 WHERE 1"
+        ),
+        values: vec![viewer_id.to_string().into()],
+    };
+    let text_filters = [
+        (&filter.project_id, " AND t.project_id = ?"),
+        (&filter.status_id, " AND t.status_id = ?"),
+        (
+            &filter.assignee_id,
+            " AND t.id IN (SELECT task_id FROM task_assignees WHERE user_id = ?)",
+        ),
+        (
+            &filter.label_id,
+            " AND t.id IN (SELECT task_id FROM task_labels WHERE label_id = ?)",
+        ),
+        (&filter.due_before, " AND t.due_date <= ?"),
+        (&filter.due_after, " AND t.due_date >= ?"),
+        (&filter.parent_id, " AND t.parent_id = ?"),
+        (&filter.updated_since, " AND t.updated_at >= ?"),
+        (&filter.q, " AND contains_ci(t.title, ?)"),
+    ];
+    for (value, part) in text_filters {
+        if let Some(value) = value {
+            query.bind(part, value.clone());
+        }
+    }
+    if let Some(priority) = filter.priority {
+        query.bind(" AND t.priority = ?", priority.as_str().to_string());
+    }
+    match filter.completed {
+        Some(true) => query.sql.push_str(" AND t.completed_at IS NOT NULL"),
+        Some(false) => query.sql.push_str(" AND t.completed_at IS NULL"),
+        None => {}
+    }
+    if let Some((position, id)) = after {
+        query.bind(" AND (t.position > ?", position);
+        query.bind(" OR (t.position = ?", position);
+        query.bind(" AND t.id > ?))", id.to_string());
+    }
+    query.bind(" ORDER BY t.position, t.id LIMIT ?", limit as i64);
+    (query.sql, query.values)
+}
+
+/// A page of tasks visible to `viewer_id`, with assignees and labels: three queries.
+pub fn list_tasks(
+    conn: &Connection,
+    viewer_id: &str,
+    filter: &TaskFilter,
+    after: Option<(f64, &str)>,
+    limit: usize,
+) -> Result<Vec<Task>> {
+    let (sql, values) = list_tasks_query(viewer_id, filter, after, limit);
+    let mut tasks: Vec<Task> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(values), from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    load_relations(conn, &mut tasks)?;
+    Ok(tasks)
+}
+
+/// The category of a status, if the status belongs to the project.
+pub fn status_category(
+    conn: &Connection,
+    project_id: &str,
+    status_id: &str,
+) -> Result<Option<Category>> {
+    let category = conn
+        .prepare_cached("SELECT category FROM statuses WHERE id = ?1 AND project_id = ?2")?
+        .query_row(params![status_id, project_id], |row| row.get(0))
+        .optional()?;
+    Ok(category)
+}
+
+/// The project's first status of `category` by position (new tasks start in the first `todo`).
+pub fn first_status_of(
+    conn: &Connection,
+    project_id: &str,
+    category: Category,
+) -> Result<Option<String>> {
+    let status = conn
+        .prepare_cached(
+            "SELECT id FROM statuses WHERE project_id = ?1 AND category = ?2 ORDER BY position, id LIMIT 1",
+        )?
+        .query_row(params![project_id, category], |row| row.get(0))
+        .optional()?;
+    Ok(status)
+}
+
+/// The project of a task, if the task exists (for parent checks).
+pub fn project_of_task(conn: &Connection, task_id: &str) -> Result<Option<String>> {
+    let project = conn
+        .prepare_cached("SELECT project_id FROM tasks WHERE id = ?1")?
+        .query_row([task_id], |row| row.get(0))
+        .optional()?;
+    Ok(project)
+}
+
+/// True when making `new_parent` the parent of `task` would close a cycle: `task` is `new_parent`
+/// itself or one of its ancestors.
+pub fn would_create_cycle(conn: &Connection, task: &str, new_parent: &str) -> Result<bool> {
+    let found = conn
+        .prepare_cached(
+            "WITH RECURSIVE chain(id) AS ( \
+               SELECT ?1 UNION SELECT t.parent_id FROM tasks t JOIN chain c ON t.id = c.id \
+               WHERE t.parent_id IS NOT NULL) \
+             SELECT 1 FROM chain WHERE id = ?2",
+        )?
+        .query_row(params![new_parent, task], |_| Ok(()))
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// A task's status and `completedAt` (for moving subtasks).
+pub fn status_and_completion(conn: &Connection, task_id: &str) -> Result<(String, Option<String>)> {
+    Ok(conn
+        .prepare_cached("SELECT status_id, completed_at FROM tasks WHERE id = ?1")?
+        .query_row([task_id], |row| Ok((row.get(0)?, row.get(1)?)))?)
+}
+
+/// The ids of a task's subtasks at any depth.
+pub fn descendants(conn: &Connection, task_id: &str) -> Result<Vec<String>> {
+    let mut statement = conn.prepare_cached(
+        "WITH RECURSIVE tree(id) AS ( \
+           SELECT id FROM tasks WHERE parent_id = ?1 \
+           UNION SELECT t.id FROM tasks t JOIN tree ON t.parent_id = tree.id) \
+         SELECT id FROM tree",
+    )?;
+    let ids = statement
+        .query_map([task_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// One past the highest position in the project: the end of its order.
+pub fn next_position(conn: &Connection, project_id: &str) -> Result<f64> {
+    let max: Option<f64> = conn
+        .prepare_cached("SELECT max(position) FROM tasks WHERE project_id = ?1")?
+        .query_row([project_id], |row| row.get(0))?;
+    Ok(max.map_or(1.0, |m| m.floor() + 1.0))
+}
+
+pub fn create_task(tx: &Transaction<'_>, new: &NewTask, category: Category) -> Result<String> {
+    let id = new_id();
+    let now = crate::time::now();
+    let position = match new.position {
+        Some(position) => position,
+        None => next_position(tx, &new.project_id)?,
+    };
+    let completed_at = (category == Category::Done).then(|| now.clone());
+    tx.prepare_cached(
+        "INSERT INTO tasks (id, project_id, status_id, title, description, priority, due_date, start_date, \
+         position, parent_id, completed_at, created_by, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+    )?
+    .execute(params![
+        id,
+        new.project_id,
+        new.status_id,
+        new.title,
+        new.description,
+        new.priority,
+        new.due_date,
+        new.start_date,
+        position,
+        new.parent_id,
+        completed_at,
+        new.created_by,
+        now
+    ])?;
+    set_assignees(tx, &id, &new.assignees)?;
+    set_labels(tx, &id, &new.label_ids)?;
+    Ok(id)
+}
+
+pub fn update_task(tx: &Transaction<'_>, task_id: &str, update: &TaskUpdate) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE tasks SET project_id = ?2, status_id = ?3, title = ?4, description = ?5, priority = ?6, \
+         due_date = ?7, start_date = ?8, position = ?9, parent_id = ?10, completed_at = ?11, updated_at = ?12 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        task_id,
+        update.project_id,
+        update.status_id,
+        update.title,
+        update.description,
+        update.priority,
+        update.due_date,
+        update.start_date,
+        update.position,
+        update.parent_id,
+        update.completed_at,
+        crate::time::now()
+    ])?;
+    Ok(())
+}
+
+/// Moves a subtask along with its moved ancestor, into `status_id` of the new project.
+pub fn move_subtask(
+    tx: &Transaction<'_>,
+    task_id: &str,
+    project_id: &str,
+    status_id: &str,
+    completed_at: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE tasks SET project_id = ?2, status_id = ?3, completed_at = ?4, updated_at = ?5 WHERE id = ?1",
+    )?
+    .execute(params![task_id, project_id, status_id, completed_at, crate::time::now()])?;
+    Ok(())
+}
+
+/// Marks a task changed (assignee and label changes count as changes).
+pub fn touch_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+    tx.prepare_cached("UPDATE tasks SET updated_at = ?2 WHERE id = ?1")?
+        .execute(params![task_id, crate::time::now()])?;
+    Ok(())
+}
+
+/// Deletes the task; its subtasks go with it (ON DELETE CASCADE on `parent_id`).
+pub fn delete_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
+        .execute([task_id])?;
+    Ok(())
+}
+
+/// Replaces the task's assignees with `user_ids`.
+pub fn set_assignees(tx: &Transaction<'_>, task_id: &str, user_ids: &[String]) -> Result<()> {
+    tx.prepare_cached("DELETE FROM task_assignees WHERE task_id = ?1")?
+        .execute([task_id])?;
+    for user_id in user_ids {
+        add_assignee(tx, task_id, user_id)?;
+    }
+    Ok(())
+}
+
+/// Replaces the task's labels with `label_ids`.
+pub fn set_labels(tx: &Transaction<'_>, task_id: &str, label_ids: &[String]) -> Result<()> {
+    tx.prepare_cached("DELETE FROM task_labels WHERE task_id = ?1")?
+        .execute([task_id])?;
+    for label_id in label_ids {
+        add_label(tx, task_id, label_id)?;
+    }
+    Ok(())
+}
+
+/// Returns whether anything changed.
+pub fn add_assignee(tx: &Transaction<'_>, task_id: &str, user_id: &str) -> Result<bool> {
+    let added = tx
+        .prepare_cached("INSERT OR IGNORE INTO task_assignees (task_id, user_id) VALUES (?1, ?2)")?
+        .execute(params![task_id, user_id])?;
+    Ok(added > 0)
+}
+
+pub fn remove_assignee(tx: &Transaction<'_>, task_id: &str, user_id: &str) -> Result<bool> {
+    let removed = tx
+        .prepare_cached("DELETE FROM task_assignees WHERE task_id = ?1 AND user_id = ?2")?
+        .execute(params![task_id, user_id])?;
+    Ok(removed > 0)
+}
+
+pub fn add_label(tx: &Transaction<'_>, task_id: &str, label_id: &str) -> Result<bool> {
+    let added = tx
+        .prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label_id) VALUES (?1, ?2)")?
+        .execute(params![task_id, label_id])?;
+    Ok(added > 0)
+}
+
+pub fn remove_label(tx: &Transaction<'_>, task_id: &str, label_id: &str) -> Result<bool> {
+    let removed = tx
+        .prepare_cached("DELETE FROM task_labels WHERE task_id = ?1 AND label_id = ?2")?
+        .execute(params![task_id, label_id])?;
+    Ok(removed > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::store::projects::find_project;
+    use crate::store::users::{Plan, create_user};
+    use crate::store::{Store, open_temp, spaces};
+
+    /// A user with `count` tasks in their General project, each with an assignee and a label.
+    fn seeded(count: usize) -> (tempfile::TempDir, Store, String, String) {
+        let (dir, store) = open_temp();
+        let (user_id, project_id) = store
+            .write(|tx| {
+                let user = create_user(tx, "ann@example.com", "Ann", Plan::Pro)?;
+                let space = spaces::list_spaces_for_user(tx, &user.id, None, 1)?.remove(0);
+                let project_id: String = tx.query_row(
+                    "SELECT id FROM projects WHERE space_id = ?1",
+                    [&space.id],
+                    |r| r.get(0),
+                )?;
+                let project = find_project(tx, &project_id)?.unwrap();
+                let label = crate::store::labels::find_or_create_label(tx, &space.id, "bug", None)?;
+                for i in 0..count {
+                    create_task(
+                        tx,
+                        &NewTask {
+                            project_id: project.id.clone(),
+                            status_id: project.statuses[0].id.clone(),
+                            title: format!("task {i}"),
+                            description: None,
+                            priority: Priority::None,
+                            due_date: None,
+                            start_date: None,
+                            position: None,
+                            parent_id: None,
+                            assignees: vec![user.id.clone()],
+                            label_ids: vec![label.id.clone()],
+                            created_by: user.id.clone(),
+                        },
+                        Category::Todo,
+                    )?;
+                }
+                Ok((user.id, project.id))
+            })
+            .unwrap();
+        (dir, store, user_id, project_id)
+    }
+
+    fn plan(conn: &Connection, sql: &str, values: Vec<Value>) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = statement
+            .query_map(params_from_iter(values), |row| row.get::<_, String>(3))
+            .unwrap();
+        rows.map(|row| row.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn listing_a_projects_tasks_uses_the_project_index_and_no_sort() {
+        let (_dir, store, user_id, project_id) = seeded(3);
+        let filter = TaskFilter {
+            project_id: Some(project_id),
+            ..TaskFilter::default()
+        };
+        for after in [None, Some((1.0, "x"))] {
+            let (sql, values) = list_tasks_query(&user_id, &filter, after, 51);
+            let plan = store.read(|conn| Ok(plan(conn, &sql, values))).unwrap();
+            assert!(plan.contains("tasks_by_project"), "{plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "pages come in index order: {plan}"
+            );
+            assert!(
+                !plan.contains("SCAN t\n") && !plan.ends_with("SCAN t"),
+                "{plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn listing_by_assignee_starts_from_the_assignee_index() {
+        let (_dir, store, user_id, _) = seeded(3);
+        let filter = TaskFilter {
+            assignee_id: Some(user_id.clone()),
+            ..TaskFilter::default()
+        };
+        let (sql, values) = list_tasks_query(&user_id, &filter, None, 51);
+        let plan = store.read(|conn| Ok(plan(conn, &sql, values))).unwrap();
+        assert!(plan.contains("task_assignees_by_user"), "{plan}");
+    }
+
+    #[test]
+    fn relations_and_spaces_use_indexes() {
+        let (_dir, store, user_id, _) = seeded(1);
+        store
+            .read(|conn| {
+                let relations = [
+                    "SELECT task_id, user_id FROM task_assignees WHERE task_id IN (SELECT value FROM json_each(?1))",
+                    "SELECT tl.task_id, l.id FROM task_labels tl JOIN labels l ON l.id = tl.label_id \
+                     WHERE tl.task_id IN (SELECT value FROM json_each(?1))",
+                ];
+                for sql in relations {
+                    let plan = plan(conn, sql, vec![Value::Text("[\"a\"]".into())]);
+                    assert!(plan.contains("USING PRIMARY KEY") || plan.contains("USING INDEX"), "{plan}");
+                    assert!(!plan.contains("SCAN tl") && !plan.contains("SCAN task_assignees"), "{plan}");
+                }
+                let spaces = "SELECT s.id FROM space_members m JOIN spaces s ON s.id = m.space_id \
+                              WHERE m.user_id = ?1 AND m.space_id > ?2 ORDER BY m.space_id LIMIT 10";
+                let plan = plan(conn, spaces, vec![Value::Text(user_id.clone()), Value::Text(String::new())]);
+                assert!(plan.contains("space_members_by_user"), "{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_statement(event: rusqlite::trace::TraceEvent<'_>) {
+        if matches!(event, rusqlite::trace::TraceEvent::Stmt(..)) {
+            STATEMENTS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_page_of_tasks_costs_a_fixed_number_of_queries() {
+        let mut counts = Vec::new();
+        for tasks in [2, 50] {
+            let (dir, _store, user_id, project_id) = seeded(tasks);
+            let conn = Connection::open(dir.path().join("test.db")).unwrap();
+            conn.trace_v2(
+                rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                Some(count_statement),
+            );
+            let filter = TaskFilter {
+                project_id: Some(project_id),
+                ..TaskFilter::default()
+            };
+            STATEMENTS.store(0, Ordering::SeqCst);
+            let page = list_tasks(&conn, &user_id, &filter, None, 50).unwrap();
+            counts.push(STATEMENTS.load(Ordering::SeqCst));
+            assert_eq!(page.len(), tasks);
+            assert!(
+                page.iter()
+                    .all(|t| t.assignees.len() == 1 && t.labels.len() == 1)
+            );
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "statements for 2 vs 50 tasks: {counts:?}"
+        );
+        assert_eq!(counts[0], 3);
+    }
+}

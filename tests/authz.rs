@@ -1,0 +1,201 @@
+//! The role x route authorization matrix: two spaces, an owner, a member, a viewer and an
+//! outsider; every cell asserted. Owner, admin and member write; a viewer reads (403 on writes);
+//! anyone outside the space gets 404, as if nothing existed.
+
+use serde_json::{Value, json};
+
+use crate::util::{Response, Server, Team};
+
+/// One space as seen by four callers, and a way to make fresh tasks in it.
+struct Side<'a> {
+    server: &'a Server,
+    space: &'a str,
+    project: &'a str,
+    owner: &'a str,
+    member_id: &'a str,
+}
+
+impl Side<'_> {
+    fn task(&self) -> String {
+        let body = json!({"projectId": self.project, "title": "cell", "labels": ["l"], "assignees": [self.member_id]});
+        self.server.create("/api/tasks", self.owner, &body)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+type Call = fn(&Side<'_>, &str) -> Response;
+
+const ROUTES: &[(&str, Call)] = &[
+    ("GET /api/spaces/:id", |s, t| {
+        s.server.get(&format!("/api/spaces/{}", s.space), t)
+    }),
+    ("GET /api/spaces/:id/members", |s, t| {
+        s.server.get(&format!("/api/spaces/{}/members", s.space), t)
+    }),
+    ("GET /api/projects", |s, t| {
+        s.server
+            .get(&format!("/api/projects?spaceId={}", s.space), t)
+    }),
+    ("POST /api/projects", |s, t| {
+        let slug = format!("p-{}", &ktasks::token::generate().unwrap()[3..15]);
+        s.server.post(
+            "/api/projects",
+            t,
+            &json!({"spaceId": s.space, "name": "P", "slug": slug}),
+        )
+    }),
+    ("GET /api/projects/:id", |s, t| {
+        s.server.get(&format!("/api/projects/{}", s.project), t)
+    }),
+    ("PATCH /api/projects/:id", |s, t| {
+        s.server.patch(
+            &format!("/api/projects/{}", s.project),
+            t,
+            &json!({"description": "x"}),
+        )
+    }),
+    ("GET /api/tasks", |s, t| {
+        s.server
+            .get(&format!("/api/tasks?projectId={}", s.project), t)
+    }),
+    ("POST /api/tasks", |s, t| {
+        s.server.post(
+            "/api/tasks",
+            t,
+            &json!({"projectId": s.project, "title": "new"}),
+        )
+    }),
+    ("GET /api/tasks/:id", |s, t| {
+        s.server.get(&format!("/api/tasks/{}", s.task()), t)
+    }),
+    ("PATCH /api/tasks/:id", |s, t| {
+        s.server.patch(
+            &format!("/api/tasks/{}", s.task()),
+            t,
+            &json!({"title": "changed"}),
+        )
+    }),
+    ("DELETE /api/tasks/:id", |s, t| {
+        s.server.delete(&format!("/api/tasks/{}", s.task()), t)
+    }),
+    ("POST /api/tasks/:id/assignees", |s, t| {
+        s.server.post(
+            &format!("/api/tasks/{}/assignees", s.task()),
+            t,
+            &json!({"userId": s.member_id}),
+        )
+    }),
+    ("DELETE /api/tasks/:id/assignees", |s, t| {
+        s.server.delete(
+            &format!("/api/tasks/{}/assignees?userId={}", s.task(), s.member_id),
+            t,
+        )
+    }),
+    ("POST /api/tasks/:id/labels", |s, t| {
+        s.server.post(
+            &format!("/api/tasks/{}/labels", s.task()),
+            t,
+            &json!({"name": "m"}),
+        )
+    }),
+    ("DELETE /api/tasks/:id/labels", |s, t| {
+        s.server
+            .delete(&format!("/api/tasks/{}/labels?name=l", s.task()), t)
+    }),
+    ("GET /api/labels", |s, t| {
+        s.server.get(&format!("/api/labels?spaceId={}", s.space), t)
+    }),
+];
+
+/// Expected status per route for [owner, member, viewer, outsider].
+fn expected(route: &str) -> [u16; 4] {
+    let (method, _) = route.split_once(' ').unwrap();
+    match method {
+        "GET" => [200, 200, 200, 404],
+        "POST" if route.ends_with("/api/projects") || route.ends_with("/api/tasks") => {
+            [201, 201, 403, 404]
+        }
+        "DELETE" if route == "DELETE /api/tasks/:id" => [204, 204, 403, 404],
+        _ => [200, 200, 403, 404],
+    }
+}
+
+fn run_matrix(
+    side: &Side<'_>,
+    callers: [(&str, &str); 4],
+    expect: impl Fn(&str) -> [u16; 4],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (route, call) in ROUTES {
+        for ((who, token), want) in callers.iter().zip(expect(route)) {
+            let response = call(side, token);
+            if response.status != want {
+                failures.push(format!(
+                    "{route} as {who}: want {want}, got {} {}",
+                    response.status, response.body
+                ));
+                continue;
+            }
+            let code = match want {
+                403 => Some("forbidden"),
+                404 => Some("not_found"),
+                _ => None,
+            };
+            if let Some(code) = code {
+                let body: Value = response.json();
+                if body["code"] != code {
+                    failures.push(format!("{route} as {who}: want code {code}, got {body}"));
+                }
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn role_by_route_matrix_in_two_spaces() {
+    let team = Team::new();
+    let team_side = Side {
+        server: &team.server,
+        space: &team.space,
+        project: &team.project,
+        owner: &team.owner,
+        member_id: &team.member_id,
+    };
+    let mut failures = run_matrix(
+        &team_side,
+        [
+            ("owner", &team.owner),
+            ("member", &team.member),
+            ("viewer", &team.viewer),
+            ("outsider", &team.outsider),
+        ],
+        expected,
+    );
+    // The second space: the outsider owns it; for the team's three it is the outside.
+    let other_side = Side {
+        server: &team.server,
+        space: &team.other_space,
+        project: &team.other_project,
+        owner: &team.outsider,
+        member_id: &team.outsider_id,
+    };
+    failures.extend(run_matrix(
+        &other_side,
+        [
+            ("its owner", &team.outsider),
+            ("team owner", &team.owner),
+            ("team member", &team.member),
+            ("team viewer", &team.viewer),
+        ],
+        |route| [expected(route)[0], 404, 404, 404],
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
