@@ -33,6 +33,9 @@ pub struct App {
     pub store: Store,
     pub limiter: RateLimiter<TokenHash>,
     pub config: Config,
+    /// `/api/openapi.json` and `/developers`, rendered once.
+    pub openapi: Bytes,
+    pub developers: Bytes,
 }
 
 /// A routed request with its body read: what handlers see. Buildable in tests without a socket.
@@ -70,10 +73,16 @@ impl App {
             config.rate_limit.requests_per_minute,
             Duration::from_secs(60),
         );
+        let document = crate::openapi::document();
+        let openapi =
+            Bytes::from(serde_json::to_vec_pretty(&document).expect("the document serializes"));
+        let developers = Bytes::from(crate::developers::render(&document));
         App {
             store,
             limiter,
             config,
+            openapi,
+            developers,
         }
     }
 

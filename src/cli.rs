@@ -212,13 +212,16 @@ fn serve(config: Config) -> Result<(), Failure> {
         let address = listener
             .local_addr()
             .map_err(|e| Failure::Failed(e.to_string()))?;
-        crate::log_info!(
-            "ktasks {} listening on http://{address} (database {})",
-            env!("CARGO_PKG_VERSION"),
-            config.database.path.display()
-        );
+        let shutdown = server::shutdown_signal()
+            .map_err(|e| Failure::Failed(format!("cannot install signal handlers: {e}")))?;
+        let database = config.database.path.display().to_string();
         let app = Arc::new(App::new(store, config));
-        server::run(listener, app, server::shutdown_signal()).await;
+        // Announced only when ready: tests and scripts wait for this line.
+        crate::log_info!(
+            "ktasks {} listening on http://{address} (database {database})",
+            env!("CARGO_PKG_VERSION"),
+        );
+        server::run(listener, app, shutdown).await;
         Ok(())
     })
 }

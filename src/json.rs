@@ -32,6 +32,16 @@ impl Reply {
         }
     }
 
+    /// A body built elsewhere (the OpenAPI document, the reference page).
+    pub fn bytes(content_type: &'static str, body: Bytes) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            content_type,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
     pub fn ok(value: &impl Serialize) -> Reply {
         Reply::json(StatusCode::OK, value)
     }
@@ -249,7 +259,13 @@ impl Query {
         Ok(Query { pairs })
     }
 
+    /// The value of a text parameter. `?q=` counts as not given: clients that build URLs from
+    /// empty form fields should not trip on it.
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
@@ -264,7 +280,8 @@ impl Query {
 
     /// `limit`: default 50, 1 to 200.
     pub fn limit(&self) -> Result<usize, Error> {
-        match self.get("limit") {
+        // Unlike text, an empty `limit=` is not a number, as the document says.
+        match self.raw("limit") {
             None => Ok(DEFAULT_LIMIT),
             Some(text) => text
                 .parse::<usize>()
@@ -433,6 +450,13 @@ mod tests {
         assert!(Query::parse(Some("q=1&q=2"), &["q"]).is_err());
         assert!(Query::parse(Some("q=%zz"), &["q"]).is_err());
         assert!(Query::parse(Some("q=%ff"), &["q"]).is_err());
+        let empty = Query::parse(Some("q=&cursor="), &["q", "cursor"]).unwrap();
+        assert_eq!(
+            (empty.get("q"), empty.get("cursor")),
+            (None, None),
+            "empty text = absent"
+        );
+
         for bad in ["0", "201", "-1", "x", ""] {
             let query = Query::parse(Some(&format!("limit={bad}")), &["limit"]).unwrap();
             assert!(query.limit().is_err(), "{bad}");

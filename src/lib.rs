@@ -13,6 +13,7 @@
 //! - `token`: token generation, format check, hashing (shared by CLI and auth).
 //! - `json`: strict request bodies and query strings, the `Reply` type, pagination helpers.
 //! - `validate`: field rules (slugs, colours, text lengths).
+//! - `openapi`, `developers`: the OpenAPI document and the `/developers` page rendered from it.
 //! - `api`: one file per resource; validates, authorizes, calls the store.
 //! - `store`: the only place that speaks SQL; one file per table group.
 //! - `error`: the one error enum and its mapping to HTTP.
@@ -29,9 +30,11 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod developers;
 pub mod error;
 pub mod json;
 pub mod log;
+pub mod openapi;
 pub mod ratelimit;
 pub mod router;
 pub mod server;

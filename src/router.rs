@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! GET    /healthz                     -- {"status":"ok"} when the database answers (no auth)
+//! GET    /api/openapi.json            -- the OpenAPI 3.1 document (no auth)
+//! GET    /developers                  -- the human-readable API reference (no auth)
 //! GET    /api/me                      -- the token's user and the token itself
 //! GET    /api/spaces                  -- the caller's spaces, personal space included
 //! POST   /api/spaces                  -- create a team space (caller becomes owner)
@@ -35,6 +37,8 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    OpenApi,
+    Developers,
     Me,
     ListSpaces,
     CreateSpace,
@@ -60,6 +64,8 @@ pub enum Route {
 /// the OpenAPI tests compare the document against.
 pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/healthz", "GET"),
+    ("/api/openapi.json", "GET"),
+    ("/developers", "GET"),
     ("/api/me", "GET"),
     ("/api/spaces", "GET, POST"),
     ("/api/spaces/:id", "GET"),
@@ -79,6 +85,8 @@ impl Route {
         use Route::*;
         match self {
             Health => "/healthz",
+            OpenApi => "/api/openapi.json",
+            Developers => "/developers",
             Me => "/api/me",
             ListSpaces | CreateSpace => "/api/spaces",
             GetSpace(_) => "/api/spaces/:id",
@@ -95,7 +103,7 @@ impl Route {
 
     /// Routes anyone may call without a token.
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Health)
+        matches!(self, Route::Health | Route::OpenApi | Route::Developers)
     }
 }
 
@@ -109,6 +117,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
     let id = |s: &str| s.to_string();
     let (pattern, route) = match (segments.as_slice(), method) {
         (["healthz"], m) => ("/healthz", (m == Method::GET).then_some(Health)),
+        (["api", "openapi.json"], m) => {
+            ("/api/openapi.json", (m == Method::GET).then_some(OpenApi))
+        }
+        (["developers"], m) => ("/developers", (m == Method::GET).then_some(Developers)),
         (["api", "me"], m) => ("/api/me", (m == Method::GET).then_some(Me)),
         (["api", "spaces"], m) => (
             "/api/spaces",

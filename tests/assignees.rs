@@ -67,7 +67,16 @@ fn only_members_of_the_space_can_be_assigned() {
         .assert_error(400, "unknown_field");
     team.server
         .delete(&path, &team.owner)
-        .assert_error(400, "invalid_query");
+        .assert_error(400, "validation_failed");
+    let both = format!("{path}?userId={}", team.owner_id);
+    let body = json!({"userId": team.member_id}).to_string();
+    let disagree = team
+        .server
+        .request("DELETE", &both, Some(&team.owner), Some(&body));
+    assert_eq!(
+        disagree.assert_error(400, "validation_failed")["field"],
+        "userId"
+    );
     let create = json!({"projectId": team.project, "title": "x", "assignees": [team.outsider_id]});
     let body = team
         .server

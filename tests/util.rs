@@ -254,7 +254,9 @@ impl Server {
         stream.write_all(head.as_bytes()).unwrap();
         // The server may answer (413) before reading all of a large body.
         let _ = stream.write_all(body);
-        read_response(stream)
+        let response = read_response(stream);
+        crate::contract::check_response(method, path, &response);
+        response
     }
 }
 

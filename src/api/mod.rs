@@ -44,7 +44,7 @@ pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Resul
         Route::AddLabel(id) => tasks::add_label(app, principal, request, id),
         Route::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
         Route::ListLabels => labels::list(app, principal, request),
-        Route::Health => dispatch_public(app, request),
+        Route::Health | Route::OpenApi | Route::Developers => dispatch_public(app, request),
     }
 }
 
@@ -58,6 +58,11 @@ pub fn dispatch_public(app: &App, request: &ApiRequest) -> Result<Reply, Error> 
                 Err(Error::Unavailable)
             }
         }
+        Route::OpenApi => Ok(Reply::bytes("application/json", app.openapi.clone())),
+        Route::Developers => Ok(Reply::bytes(
+            "text/html; charset=utf-8",
+            app.developers.clone(),
+        )),
         _ => Err(Error::NotFound),
     }
 }

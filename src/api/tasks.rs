@@ -408,7 +408,11 @@ pub fn remove_assignee(
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
-    let user_id = body_or_query(request, "userId")?;
+    let user_id = delete_parameters(request, &["userId"])?
+        .remove(0)
+        .ok_or_else(|| {
+            Error::validation("userId", "`userId` is required, in the body or the query")
+        })?;
     change_task(app, principal, task_id, |tx, _| {
         tasks::remove_assignee(tx, task_id, &user_id)
     })
@@ -428,7 +432,10 @@ pub fn add_label(
         &["labelId", "name", "color"],
     )?;
     let label_id = body.optional_string("labelId")?;
-    let name = body.optional_string("name")?.map(label_name).transpose()?;
+    let name = body
+        .optional_string("name")?
+        .map(|n| validate::text("name", n, MAX_LABEL_NAME_CHARS))
+        .transpose()?;
     let color = body
         .optional_string("color")?
         .map(|c| validate::color("color", c))
@@ -477,20 +484,8 @@ pub fn remove_label(
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
-    let (label_id, name) = if request.body.is_empty() {
-        let query = super::query(request, &["labelId", "name"])?;
-        (
-            query.get("labelId").map(str::to_string),
-            query.get("name").map(str::to_string),
-        )
-    } else {
-        super::query(request, &[])?;
-        let body = Body::parse(&request.headers, &request.body, &["labelId", "name"])?;
-        (
-            body.optional_string("labelId")?,
-            body.optional_string("name")?,
-        )
-    };
+    let mut parameters = delete_parameters(request, &["labelId", "name"])?.into_iter();
+    let (label_id, name) = (parameters.next().flatten(), parameters.next().flatten());
     if label_id.is_some() == name.is_some() {
         return Err(Error::validation(
             "labelId",
@@ -530,14 +525,35 @@ fn change_task(
     Ok(Reply::ok(&task))
 }
 
-/// A DELETE's one parameter, from a JSON body when there is one, else from the query string.
-fn body_or_query(request: &ApiRequest, name: &str) -> Result<String, Error> {
-    if request.body.is_empty() {
-        Ok(super::query(request, &[name])?.required(name)?.to_string())
+/// A DELETE's parameters, from its JSON body (optional) and its query string together: each may be
+/// given in either, and a value given in both must agree.
+fn delete_parameters(request: &ApiRequest, names: &[&str]) -> Result<Vec<Option<String>>, Error> {
+    let query = super::query(request, names)?;
+    let body = if request.body.is_empty() {
+        None
     } else {
-        super::query(request, &[])?;
-        Body::parse(&request.headers, &request.body, &[name])?.required_string(name)
-    }
+        Some(Body::parse(&request.headers, &request.body, names)?)
+    };
+    names
+        .iter()
+        .map(|name| {
+            let from_body = body
+                .as_ref()
+                .map(|b| b.optional_string(name))
+                .transpose()?
+                .flatten();
+            match (query.get(name), from_body) {
+                (Some(q), Some(b)) if q != b => Err(Error::validation(
+                    *name,
+                    format!(
+                        "`{name}` is given in both the query and the body, with different values"
+                    ),
+                )),
+                (Some(q), _) => Ok(Some(q.to_string())),
+                (None, b) => Ok(b),
+            }
+        })
+        .collect()
 }
 
 fn visible_task(

@@ -1,0 +1,419 @@
+//! `/developers`: one self-contained HTML page (no external scripts, styles or fonts) rendered
+//! from the OpenAPI document, so the reference a person reads and the document a tool reads
+//! cannot disagree. Rendered once at start-up.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+const STYLE: &str = "
+:root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --bg: #fff; --card: #f6f8fa; --line: #d1d9e0;
+        --accent: #0550ae; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --card: #151b23; --line: #3d444d; --accent: #4493f8; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.55 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: var(--fg);
+       background: var(--bg); }
+main { max-width: 64rem; margin: 0 auto; padding: 1rem 1.25rem 4rem; }
+h1 { font-size: 1.8rem; margin: 1.5rem 0 .25rem; }
+h2 { font-size: 1.35rem; margin: 2.5rem 0 .75rem; padding-top: .5rem; border-top: 1px solid var(--line); }
+h3 { font-size: 1.05rem; margin: 0; display: flex; flex-wrap: wrap; gap: .5rem; align-items: baseline; }
+p { margin: .5rem 0; }
+a { color: var(--accent); }
+code, pre { font: .9em/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+code { background: var(--card); padding: .1em .3em; border-radius: 4px; overflow-wrap: anywhere; }
+pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; overflow-x: auto; }
+pre code { background: none; padding: 0; }
+nav ul { columns: 2 16rem; padding-left: 1.2rem; }
+.op { border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 1rem 0; }
+.method { font: 700 .8rem ui-monospace, monospace; padding: .15rem .45rem; border-radius: 4px; color: #fff;
+          text-transform: uppercase; }
+.get { background: #1a7f37; } .post { background: #0969da; } .patch { background: #9a6700; }
+.delete { background: #cf222e; }
+.muted { color: var(--muted); }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0; font-size: .93rem; }
+th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); }
+th { font-weight: 600; }
+";
+
+/// Renders the page from the OpenAPI document.
+pub fn render(document: &Value) -> String {
+    let mut html = String::with_capacity(64 * 1024);
+    let title = document["info"]["title"].as_str().unwrap_or("API");
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} reference</title><style>{STYLE}</style></head><body><main>\
+         <h1>{} reference</h1><p class=\"muted\">Version {} · machine-readable: \
+         <a href=\"/api/openapi.json\">/api/openapi.json</a> (OpenAPI 3.1)</p>",
+        escape(title),
+        escape(title),
+        escape(document["info"]["version"].as_str().unwrap_or(""))
+    );
+    for paragraph in document["info"]["description"]
+        .as_str()
+        .unwrap_or("")
+        .split("\n\n")
+    {
+        let _ = write!(html, "<p>{}</p>", inline_markdown(paragraph));
+    }
+    html.push_str(GETTING_STARTED);
+
+    let operations = operations(document);
+    html.push_str("<nav><h2 id=\"endpoints\">Endpoints</h2><ul>");
+    for (path, method, operation) in &operations {
+        let _ = write!(
+            html,
+            "<li><a href=\"#{}\"><code>{} {}</code></a> {}</li>",
+            escape(operation["operationId"].as_str().unwrap_or("")),
+            method.to_uppercase(),
+            escape(path),
+            escape(operation["summary"].as_str().unwrap_or(""))
+        );
+    }
+    html.push_str("</ul></nav>");
+
+    let mut current_tag = "";
+    for (path, method, operation) in &operations {
+        let tag = operation["tags"][0].as_str().unwrap_or("");
+        if tag != current_tag {
+            let _ = write!(html, "<h2>{}</h2>", escape(tag));
+            current_tag = tag;
+        }
+        render_operation(&mut html, document, path, method, operation);
+    }
+
+    html.push_str("<h2 id=\"objects\">Objects</h2>");
+    for name in [
+        "Space", "Member", "Project", "Status", "Task", "LabelRef", "Label", "Error",
+    ] {
+        let _ = write!(html, "<h3 id=\"object-{name}\">{name}</h3>");
+        fields_table(
+            &mut html,
+            document,
+            &document["components"]["schemas"][name],
+        );
+    }
+    html.push_str("</main></body></html>");
+    html
+}
+
+const GETTING_STARTED: &str = "<h2 id=\"start\">Getting started</h2>\
+<p>The operator of this server creates your user and mints your token with the <code>ktasks</code> command:</p>\
+<pre><code>ktasks user create --email you@example.com --name \"You\"\n\
+ktasks token create --user you@example.com --name \"my script\"        # add --read-only for GET only</code></pre>\
+<p>The token is printed once. Keep it in an environment variable, never in version control:</p>\
+<pre><code>export KTASKS_URL=https://tasks.example.com KTASKS_TOKEN=kt_…\n\
+curl -H \"Authorization: Bearer $KTASKS_TOKEN\" \"$KTASKS_URL/api/me\"</code></pre>\
+<p>Revoke a token with <code>ktasks token revoke ID</code>; it is refused from the next request on.</p>\
+<h2 id=\"rate-limits\">Rate-limit headers</h2><div class=\"table\"><table>\
+<tr><th>Header</th><th>Meaning</th></tr>\
+<tr><td><code>X-RateLimit-Limit</code></td><td>requests per token in any sliding 60-second window</td></tr>\
+<tr><td><code>X-RateLimit-Remaining</code></td><td>requests left after this one</td></tr>\
+<tr><td><code>X-RateLimit-Reset</code></td><td>Unix time (seconds) when the next slot frees</td></tr>\
+<tr><td><code>RateLimit-Policy</code></td><td><code>\"default\";q=100;w=60</code></td></tr>\
+<tr><td><code>RateLimit</code></td><td><code>\"default\";r=&lt;remaining&gt;;t=&lt;seconds until a slot frees&gt;</code></td></tr>\
+<tr><td><code>Retry-After</code></td><td>on 429: whole seconds to wait</td></tr></table></div>\
+<h2 id=\"errors\">Error codes</h2><div class=\"table\"><table><tr><th>Status</th><th>Code</th><th>When</th></tr>\
+<tr><td>400</td><td><code>invalid_json</code>, <code>validation_failed</code>, <code>unknown_field</code>, <code>invalid_query</code></td><td>malformed body, a field out of its rules, an unknown field, a bad query parameter</td></tr>\
+<tr><td>401</td><td><code>unauthorized</code></td><td>missing, malformed, unknown, revoked or expired token</td></tr>\
+<tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads</td></tr>\
+<tr><td>404</td><td><code>not_found</code></td><td>no such route or resource, or one you cannot see</td></tr>\
+<tr><td>405</td><td><code>method_not_allowed</code></td><td>with an <code>Allow</code> header</td></tr>\
+<tr><td>409</td><td><code>conflict</code></td><td>slug taken</td></tr>\
+<tr><td>413</td><td><code>payload_too_large</code></td><td>body over the limit (1 MiB by default)</td></tr>\
+<tr><td>415</td><td><code>unsupported_media_type</code></td><td>a body without <code>Content-Type: application/json</code></td></tr>\
+<tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit</td></tr>\
+<tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div>";
+
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            operations.push((path.clone(), method.clone(), operation.clone()));
+        }
+    }
+    operations
+}
+
+fn render_operation(
+    html: &mut String,
+    document: &Value,
+    path: &str,
+    method: &str,
+    operation: &Value,
+) {
+    let id = operation["operationId"].as_str().unwrap_or("");
+    let _ = write!(
+        html,
+        "<section class=\"op\" id=\"{}\"><h3><span class=\"method {method}\">{method}</span><code>{}</code>\
+         <span>{}</span></h3><p>{}</p>",
+        escape(id),
+        escape(path),
+        escape(operation["summary"].as_str().unwrap_or("")),
+        inline_markdown(operation["description"].as_str().unwrap_or(""))
+    );
+    if operation["security"].as_array().is_some_and(Vec::is_empty) {
+        html.push_str("<p class=\"muted\">No token needed.</p>");
+    }
+    if let Some(parameters) = operation["parameters"].as_array() {
+        html.push_str("<div class=\"table\"><table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>");
+        for parameter in parameters {
+            let required = if parameter["required"] == true {
+                " <em>(required)</em>"
+            } else {
+                ""
+            };
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code>{required}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(parameter["name"].as_str().unwrap_or("")),
+                escape(parameter["in"].as_str().unwrap_or("")),
+                type_of(&parameter["schema"]),
+                inline_markdown(parameter["description"].as_str().unwrap_or(""))
+            );
+        }
+        html.push_str("</table></div>");
+    }
+    let body = &operation["requestBody"]["content"]["application/json"];
+    if !body.is_null() {
+        html.push_str("<p><strong>Body</strong> (JSON; unknown fields are refused)</p>");
+        fields_table(html, document, &body["schema"]);
+    }
+    html.push_str("<p><strong>Responses</strong></p><ul>");
+    for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+        let response = resolve(document, response);
+        let _ = write!(
+            html,
+            "<li><code>{}</code> {}</li>",
+            escape(status),
+            inline_markdown(response["description"].as_str().unwrap_or(""))
+        );
+    }
+    html.push_str("</ul>");
+    let _ = write!(
+        html,
+        "<pre><code>{}</code></pre></section>",
+        escape(&curl_example(path, method, operation))
+    );
+}
+
+/// A runnable `curl` for the operation, from its examples.
+fn curl_example(path: &str, method: &str, operation: &Value) -> String {
+    let mut url_path = path.to_string();
+    let mut query = Vec::new();
+    for parameter in operation["parameters"].as_array().into_iter().flatten() {
+        let (Some(name), Some(example)) =
+            (parameter["name"].as_str(), parameter["example"].as_str())
+        else {
+            continue;
+        };
+        match parameter["in"].as_str() {
+            Some("path") => url_path = url_path.replace(&format!("{{{name}}}"), example),
+            Some("query") => query.push(format!("{name}={example}")),
+            _ => {}
+        }
+    }
+    if !query.is_empty() {
+        url_path = format!("{url_path}?{}", query.join("&"));
+    }
+    let mut command = String::from("curl");
+    if method != "get" {
+        let _ = write!(command, " -X {}", method.to_uppercase());
+    }
+    let _ = write!(command, " \"$KTASKS_URL{url_path}\"");
+    if operation["security"]
+        .as_array()
+        .is_none_or(|s| !s.is_empty())
+    {
+        command.push_str(" \\\n  -H \"Authorization: Bearer $KTASKS_TOKEN\"");
+    }
+    let example = &operation["requestBody"]["content"]["application/json"]["example"];
+    if !example.is_null() {
+        let _ = write!(
+            command,
+            " \\\n  -H \"Content-Type: application/json\" \\\n  -d '{example}'"
+        );
+    }
+    command
+}
+
+/// Follows a local `$ref`.
+fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => document.pointer(pointer).unwrap_or(value),
+        None => value,
+    }
+}
+
+fn fields_table(html: &mut String, document: &Value, schema: &Value) {
+    let schema = resolve(document, schema);
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        html.push_str("<p>One of:</p>");
+        for alternative in alternatives {
+            fields_table(html, document, alternative);
+        }
+        return;
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    html.push_str(
+        "<div class=\"table\"><table><tr><th>Field</th><th>Type</th><th>Description</th></tr>",
+    );
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        let mark = if required.contains(&name.as_str()) {
+            " <em>(required)</em>"
+        } else {
+            ""
+        };
+        let property = resolve(document, property);
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code>{mark}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            type_of(property),
+            inline_markdown(property["description"].as_str().unwrap_or(""))
+        );
+    }
+    html.push_str("</table></div>");
+}
+
+/// A short human form of a schema's type: `string (date) or null`, `one of: a, b`, `array of Task`.
+fn type_of(schema: &Value) -> String {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or("");
+        return format!("<a href=\"#object-{0}\">{0}</a>", escape(name));
+    }
+    if let Some(all) = schema["allOf"].as_array().and_then(|a| a.first()) {
+        return type_of(all);
+    }
+    if let Some(values) = schema["enum"].as_array() {
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| format!("<code>{}</code>", escape(&v.to_string())))
+            .collect();
+        return format!("one of {}", values.join(", "));
+    }
+    let kinds: Vec<String> = match &schema["type"] {
+        Value::String(kind) => vec![kind.clone()],
+        Value::Array(kinds) => kinds
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => vec!["any".into()],
+    };
+    let mut parts = Vec::new();
+    for kind in kinds {
+        let part = match kind.as_str() {
+            "array" => format!("array of {}", type_of(&schema["items"])),
+            "string" => match (
+                schema["format"].as_str(),
+                schema["pattern"].as_str(),
+                schema["maxLength"].as_u64(),
+            ) {
+                (Some(format), _, _) => format!("string ({})", escape(format)),
+                (None, Some(pattern), _) if pattern != "\\S" => {
+                    format!("string <code>{}</code>", escape(pattern))
+                }
+                (None, _, Some(max)) => format!("string (≤ {max})"),
+                _ => "string".into(),
+            },
+            other => escape(other),
+        };
+        parts.push(part);
+    }
+    parts.join(" or ")
+}
+
+/// `code` spans and **bold**, everything else escaped.
+fn inline_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, chunk) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", escape(chunk));
+        } else {
+            for (j, piece) in chunk.split("**").enumerate() {
+                if j % 2 == 1 {
+                    let _ = write!(out, "<strong>{}</strong>", escape(piece));
+                } else {
+                    out.push_str(&escape(piece));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_lists_every_operation_with_a_curl_and_loads_nothing_external() {
+        let document = crate::openapi::document();
+        let html = render(&document);
+        for (path, method, operation) in operations(&document) {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(
+                html.contains(&format!("id=\"{id}\"")),
+                "{method} {path} missing"
+            );
+            assert!(
+                html.contains(&escape(&curl_example(&path, &method, &operation))),
+                "{id} has no curl"
+            );
+        }
+        assert!(!html.contains("<script"), "no scripts");
+        assert!(!html.contains("src=\""), "no external assets");
+        assert!(
+            !html.contains("<link") && !html.contains("url(") && !html.contains("@import"),
+            "no external styles"
+        );
+        assert!(html.contains("name=\"viewport\""), "readable on a phone");
+    }
+
+    #[test]
+    fn markdown_and_escaping() {
+        assert_eq!(
+            inline_markdown("a `<b>` **c**"),
+            "a <code>&lt;b&gt;</code> <strong>c</strong>"
+        );
+    }
+
+    #[test]
+    fn curl_examples_fill_in_ids_and_bodies() {
+        let document = crate::openapi::document();
+        let create = &document["paths"]["/api/tasks"]["post"];
+        let curl = curl_example("/api/tasks", "post", create);
+        assert!(
+            curl.starts_with("curl -X POST \"$KTASKS_URL/api/tasks\""),
+            "{curl}"
+        );
+        assert!(curl.contains("-d '{"), "{curl}");
+        let get = &document["paths"]["/api/tasks/{id}"]["get"];
+        assert!(!curl_example("/api/tasks/{id}", "get", get).contains('{'));
+        let health = &document["paths"]["/healthz"]["get"];
+        assert!(!curl_example("/healthz", "get", health).contains("Authorization"));
+    }
+}

@@ -1,0 +1,870 @@
+//! The OpenAPI 3.1 document of the API, served at `/api/openapi.json` and rendered into the
+//! `/developers` page (`developers.rs`), so the two can never disagree.
+//!
+//! Built from the code's own rules where they live in code: enum values come from the
+//! `text_enum!` types, lengths from `validate`, limits from `json`. The tests keep the rest true:
+//! every routed endpoint is documented and vice versa (`tests` below), and every response the
+//! integration suite sees is validated against this document (`tests/util.rs`).
+
+use serde_json::{Map, Value, json};
+
+use crate::json::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::store::projects::{Category, View};
+use crate::store::spaces::Role;
+use crate::store::tasks::Priority;
+use crate::store::tokens::Scope;
+use crate::store::users::Plan;
+use crate::validate::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TITLE_CHARS};
+
+/// Every `code` an error response can carry.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_json",
+    "validation_failed",
+    "unknown_field",
+    "invalid_query",
+    "unauthorized",
+    "plan_required",
+    "insufficient_scope",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "unavailable",
+    "internal",
+];
+
+const UUID: &str = "01a21edd-ac5f-72f8-b787-6977a0249d57";
+const SPACE_ID: &str = "01a21edd-ac5f-72f8-b787-6978fc0828c8";
+const PROJECT_ID: &str = "01a21edd-ac60-7a5d-9a8c-1f2a3b4c5d6e";
+const TASK_ID: &str = "01a21edd-ad00-7b1c-8e2f-0a1b2c3d4e5f";
+const STATUS_ID: &str = "01a21edd-ac60-7a5d-9a8c-2a3b4c5d6e7f";
+const LABEL_ID: &str = "01a21edd-ad10-7c2d-9f30-1b2c3d4e5f60";
+const TIME: &str = "2026-11-27T20:00:00.000Z";
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn nullable(schema: Value) -> Value {
+    let mut schema = schema;
+    let kind = schema["type"].take();
+    schema["type"] = json!([kind, "null"]);
+    schema
+}
+
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S",
+            "description": format!("1-{max} characters after trimming surrounding whitespace") })
+}
+
+fn id(description: &str) -> Value {
+    json!({ "type": "string", "format": "uuid", "description": description })
+}
+
+fn slug() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9-]{3,50}$", "description": "3-50 characters of a-z, 0-9 and -" })
+}
+
+fn color() -> Value {
+    json!({ "type": "string", "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$",
+            "description": "hex colour, #rgb or #rrggbb (stored lower-case)", "example": "#3b82f6" })
+}
+
+fn timestamp() -> Value {
+    json!({ "type": "string", "format": "date-time", "description": "RFC 3339, UTC, milliseconds", "example": TIME })
+}
+
+fn date() -> Value {
+    json!({ "type": "string", "format": "date", "description": "YYYY-MM-DD, a real calendar day", "example": "2027-01-15" })
+}
+
+fn one_of(values: &[&str]) -> Value {
+    json!({ "type": "string", "enum": values })
+}
+
+/// An object schema: every property listed, `required` as given, nothing else allowed.
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
+}
+
+fn schemas() -> Value {
+    let description = || json!({ "type": "string", "maxLength": MAX_DESCRIPTION_CHARS });
+    json!({
+        "Error": object(&["error", "code"], json!({
+            "error": { "type": "string", "description": "what went wrong, for a person" },
+            "code": one_of(ERROR_CODES),
+            "field": { "type": "string", "description": "the input field at fault, when there is exactly one" },
+        })),
+        "Health": object(&["status"], json!({ "status": { "const": "ok" } })),
+        "Me": object(&["user", "token"], json!({
+            "user": object(&["id", "email", "name", "plan"], json!({
+                "id": id("user id"), "email": { "type": "string" }, "name": { "type": "string" },
+                "plan": one_of(Plan::ALL),
+            })),
+            "token": object(&["id", "name", "prefix", "scope", "expiresAt"], json!({
+                "id": id("token id"), "name": { "type": "string" },
+                "prefix": { "type": "string", "pattern": "^kt_[0-9a-f]{5}$", "description": "first 8 characters of the token" },
+                "scope": one_of(Scope::ALL), "expiresAt": nullable(timestamp()),
+            })),
+        })),
+        "Space": object(
+            &["id", "name", "slug", "description", "color", "personal", "role", "createdAt", "updatedAt"],
+            json!({
+                "id": id("space id"), "name": { "type": "string" }, "slug": slug(),
+                "description": nullable(json!({ "type": "string" })), "color": nullable(color()),
+                "personal": { "type": "boolean", "description": "the user's personal space (only its owner is a member)" },
+                "role": { "type": "string", "enum": Role::ALL, "description": "the caller's role in the space" },
+                "createdAt": timestamp(), "updatedAt": timestamp(),
+            }),
+        ),
+        "NewSpace": object(&["name", "slug"], json!({
+            "name": text(MAX_NAME_CHARS), "slug": slug(),
+            "description": nullable(description()), "color": nullable(color()),
+        })),
+        "Member": object(&["userId", "name", "email", "role"], json!({
+            "userId": id("user id"), "name": { "type": "string" }, "email": { "type": "string" },
+            "role": one_of(Role::ALL),
+        })),
+        "Status": object(&["id", "name", "category", "position", "color"], json!({
+            "id": id("status id"), "name": { "type": "string" }, "category": one_of(Category::ALL),
+            "position": { "type": "integer" }, "color": nullable(color()),
+        })),
+        "Project": object(
+            &["id", "spaceId", "name", "slug", "description", "defaultView", "color", "statuses", "createdAt", "updatedAt"],
+            json!({
+                "id": id("project id"), "spaceId": id("space id"), "name": { "type": "string" }, "slug": slug(),
+                "description": nullable(json!({ "type": "string" })), "defaultView": one_of(View::ALL),
+                "color": nullable(color()),
+                "statuses": { "type": "array", "items": reference("Status"), "description": "in board order" },
+                "createdAt": timestamp(), "updatedAt": timestamp(),
+            }),
+        ),
+        "NewProject": object(&["spaceId", "name", "slug"], json!({
+            "spaceId": id("the space to create the project in"), "name": text(MAX_NAME_CHARS),
+            "slug": { "allOf": [slug()], "description": "unique within the space" },
+            "description": nullable(description()),
+            "defaultView": { "type": "string", "enum": View::ALL, "default": "kanban" },
+            "color": nullable(color()),
+        })),
+        "ProjectPatch": object(&[], json!({
+            "name": text(MAX_NAME_CHARS), "slug": slug(), "description": nullable(description()),
+            "defaultView": one_of(View::ALL), "color": nullable(color()),
+        })),
+        "LabelRef": object(&["id", "name", "color"], json!({
+            "id": id("label id"), "name": { "type": "string" }, "color": nullable(color()),
+        })),
+        "Label": object(&["id", "spaceId", "name", "color"], json!({
+            "id": id("label id"), "spaceId": id("space id"), "name": { "type": "string" }, "color": nullable(color()),
+        })),
+        "Task": object(
+            &["id", "projectId", "statusId", "title", "description", "priority", "dueDate", "startDate", "position",
+              "parentId", "assignees", "labels", "completedAt", "createdBy", "createdAt", "updatedAt"],
+            json!({
+                "id": id("task id"), "projectId": id("project id"), "statusId": id("status id"),
+                "title": { "type": "string" }, "description": nullable(json!({ "type": "string" })),
+                "priority": one_of(Priority::ALL), "dueDate": nullable(date()), "startDate": nullable(date()),
+                "position": { "type": "number", "description": "order within the project; lists sort by position, then id" },
+                "parentId": nullable(id("parent task id")),
+                "assignees": { "type": "array", "items": id("user id") },
+                "labels": { "type": "array", "items": reference("LabelRef") },
+                "completedAt": nullable(json!({ "type": "string", "format": "date-time",
+                    "description": "set when the task enters a done status, cleared when it leaves" })),
+                "createdBy": id("user id"), "createdAt": timestamp(), "updatedAt": timestamp(),
+            }),
+        ),
+        "NewTask": object(&["projectId", "title"], task_fields(true)),
+        "TaskPatch": object(&[], task_fields(false)),
+        "AssigneeBody": object(&["userId"], json!({ "userId": id("a member of the task's space") })),
+        "LabelBody": {
+            "oneOf": [
+                object(&["labelId"], json!({ "labelId": id("a label of the task's space") })),
+                object(&["name"], json!({ "name": text(100), "color": color() })),
+            ],
+            "description": "a label by id, or by name: found case-insensitively in the space, or created with `color`",
+        },
+        "LabelDeleteBody": {
+            "oneOf": [
+                object(&["labelId"], json!({ "labelId": { "type": "string" } })),
+                object(&["name"], json!({ "name": { "type": "string" } })),
+            ],
+        },
+    })
+}
+
+/// The writable fields of a task; `for_create` drops `null` from the non-nullable ones' types.
+fn task_fields(for_create: bool) -> Value {
+    let description = json!({ "type": "string", "maxLength": MAX_DESCRIPTION_CHARS });
+    let mut fields = json!({
+        "projectId": id(if for_create { "the project to create the task in" } else {
+            "move the task (and its subtasks) to another project of the same space" }),
+        "title": text(MAX_TITLE_CHARS),
+        "description": nullable(description),
+        "statusId": id("a status of the task's project (default on create: its first todo status)"),
+        "priority": { "type": "string", "enum": Priority::ALL, "default": "none" },
+        "dueDate": nullable(date()),
+        "startDate": nullable(json!({ "type": "string", "format": "date", "description": "not after dueDate" })),
+        "position": { "type": "number", "description": "default on create: the end of the project's order" },
+        "parentId": nullable(id("a task of the same project; never a cycle")),
+        "assignees": { "type": "array", "items": id("a member of the task's space"),
+                       "description": "on PATCH, replaces the whole set" },
+        "labels": { "type": "array", "items": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" },
+                    "description": "label ids, or names (found case-insensitively or created); on PATCH, replaces the set" },
+    });
+    if for_create {
+        // On create, `null` means "not given" for the optional fields, so every type allows it.
+        for name in ["statusId", "priority", "position", "assignees", "labels"] {
+            let schema = fields[name].clone();
+            fields[name] = nullable(schema);
+        }
+    }
+    fields
+}
+
+fn header(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "schema": schema })
+}
+
+fn headers() -> Value {
+    json!({
+        "X-RateLimit-Limit": header("requests allowed per token in any sliding 60-second window", json!({ "type": "integer" })),
+        "X-RateLimit-Remaining": header("requests left in the window after this one", json!({ "type": "integer" })),
+        "X-RateLimit-Reset": header("Unix time (seconds) when the next slot frees", json!({ "type": "integer" })),
+        "RateLimit-Policy": header("IETF draft: `\"default\";q=<limit>;w=60`", json!({ "type": "string" })),
+        "RateLimit": header("IETF draft: `\"default\";r=<remaining>;t=<seconds until a slot frees>`", json!({ "type": "string" })),
+        "Retry-After": header("whole seconds (at least 1) after which a request will be accepted", json!({ "type": "integer", "minimum": 1 })),
+        "WWW-Authenticate": header("always `Bearer`", json!({ "const": "Bearer" })),
+        "Location": header("URL of the created resource", json!({ "type": "string", "format": "uri-reference" })),
+        "Link": header("`<URL of the next page>; rel=\"next\"`, only when more items exist", json!({ "type": "string" })),
+    })
+}
+
+fn rate_limit_headers() -> Value {
+    let names = [
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "RateLimit-Policy",
+        "RateLimit",
+    ];
+    Value::Object(
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    json!({ "$ref": format!("#/components/headers/{n}") }),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn error_response(
+    description: &str,
+    example_code: &str,
+    example_message: &str,
+    extra_headers: &[&str],
+) -> Value {
+    let mut headers = rate_limit_headers();
+    for name in extra_headers {
+        headers[*name] = json!({ "$ref": format!("#/components/headers/{name}") });
+    }
+    json!({
+        "description": description,
+        "headers": headers,
+        "content": { "application/json": {
+            "schema": reference("Error"),
+            "example": { "error": example_message, "code": example_code },
+        } },
+    })
+}
+
+fn responses() -> Value {
+    json!({
+        "BadRequest": error_response(
+            "Malformed body (`invalid_json`), a field out of its rules (`validation_failed`, with `field`), \
+             an unknown field (`unknown_field`) or a bad query parameter (`invalid_query`).",
+            "validation_failed", "`title` must not be empty", &[]),
+        "Unauthorized": {
+            "description": "Missing, malformed, unknown, revoked or expired token.",
+            "headers": { "WWW-Authenticate": { "$ref": "#/components/headers/WWW-Authenticate" } },
+            "content": { "application/json": { "schema": reference("Error"),
+                "example": { "error": "this token has been revoked", "code": "unauthorized" } } },
+        },
+        "Forbidden": error_response(
+            "`plan_required` (the token's user is on the free plan), `insufficient_scope` (a read-only token \
+             on a non-GET request) or `forbidden` (your role in the space only allows reading).",
+            "forbidden", "your role in this space (viewer) only allows reading", &[]),
+        "NotFound": error_response(
+            "No such resource, or one in a space you are not a member of: the two are never told apart.",
+            "not_found", "not found", &[]),
+        "Conflict": error_response("The slug is taken.", "conflict", "the slug \"acme\" is taken", &[]),
+        "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",
+            "payload_too_large", "request body is larger than the limit of 1048576 bytes", &[]),
+        "UnsupportedMediaType": error_response("A body sent without `Content-Type: application/json`.",
+            "unsupported_media_type", "request body must be JSON, sent with Content-Type: application/json", &[]),
+        "RateLimited": error_response("Over the token's rate limit; retry after `Retry-After` seconds.",
+            "rate_limited", "rate limit exceeded; retry in 12 s", &["Retry-After"]),
+        "Internal": {
+            "description": "A bug: logged with detail on the server, generic here.",
+            "content": { "application/json": { "schema": reference("Error"),
+                "example": { "error": "internal error", "code": "internal" } } },
+        },
+    })
+}
+
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    parameters: Vec<Value>,
+    body: Option<(Value, Value)>,
+    success: (&'static str, Value),
+    errors: &'static [&'static str],
+    auth: bool,
+}
+
+fn query_parameter(name: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": required, "schema": schema, "description": description })
+}
+
+fn paging() -> Vec<Value> {
+    vec![
+        query_parameter(
+            "limit",
+            false,
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT }),
+            "items per page",
+        ),
+        query_parameter(
+            "cursor",
+            false,
+            json!({ "type": "string" }),
+            "opaque; take it from the `Link: <…>; rel=\"next\"` header of the previous page \
+             (a cursor the server did not issue is `400 invalid_query`)",
+        ),
+    ]
+}
+
+fn space_id_parameter() -> Value {
+    let mut parameter = query_parameter(
+        "spaceId",
+        true,
+        json!({ "type": "string", "minLength": 1 }),
+        "the space",
+    );
+    parameter["example"] = json!(SPACE_ID);
+    parameter
+}
+
+fn path_id(example: &str) -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "the id",
+            "example": example })
+}
+
+fn ok(description: &str, schema: Value, example: Value) -> Value {
+    json!({ "description": description, "headers": rate_limit_headers(),
+            "content": { "application/json": { "schema": schema, "example": example } } })
+}
+
+fn list(description: &str, item: &str, example: Value) -> Value {
+    let mut response = ok(
+        description,
+        json!({ "type": "array", "items": reference(item) }),
+        json!([example]),
+    );
+    response["headers"]["Link"] = json!({ "$ref": "#/components/headers/Link" });
+    response
+}
+
+fn created(description: &str, item: &str, example: Value, links: Value) -> Value {
+    let mut response = ok(description, reference(item), example);
+    response["headers"]["Location"] = json!({ "$ref": "#/components/headers/Location" });
+    response["links"] = links;
+    response
+}
+
+fn link(operation: &str, description: &str) -> Value {
+    json!({ "operationId": operation, "parameters": { "id": "$response.body#/id" }, "description": description })
+}
+
+fn example_space() -> Value {
+    json!({ "id": SPACE_ID, "name": "Acme", "slug": "acme", "description": null, "color": "#3b82f6",
+            "personal": false, "role": "owner", "createdAt": TIME, "updatedAt": TIME })
+}
+
+fn example_project() -> Value {
+    json!({ "id": PROJECT_ID, "spaceId": SPACE_ID, "name": "Website", "slug": "website", "description": null,
+            "defaultView": "kanban", "color": null,
+            "statuses": [
+                { "id": STATUS_ID, "name": "To Do", "category": "todo", "position": 0, "color": "#94a3b8" },
+                { "id": "01a21edd-ac60-7a5d-9a8c-3b4c5d6e7f80", "name": "In Progress", "category": "in_progress", "position": 1, "color": "#3b82f6" },
+                { "id": "01a21edd-ac60-7a5d-9a8c-4c5d6e7f8091", "name": "Done", "category": "done", "position": 2, "color": "#22c55e" },
+            ],
+            "createdAt": TIME, "updatedAt": TIME })
+}
+
+fn example_task() -> Value {
+    json!({ "id": TASK_ID, "projectId": PROJECT_ID, "statusId": STATUS_ID, "title": "Launch the site",
+            "description": null, "priority": "high", "dueDate": "2027-01-15", "startDate": null, "position": 1.0,
+            "parentId": null, "assignees": [UUID], "labels": [{ "id": LABEL_ID, "name": "release", "color": null }],
+            "completedAt": null, "createdBy": UUID, "createdAt": TIME, "updatedAt": TIME })
+}
+
+fn operations() -> Vec<Operation> {
+    let task_ok = |description: &str| ok(description, reference("Task"), example_task());
+    vec![
+        Operation {
+            method: "get", path: "/healthz", id: "getHealth", tag: "Service", auth: false,
+            summary: "Health check",
+            description: "`{\"status\":\"ok\"}` when the database answers, 503 otherwise. No token needed.",
+            parameters: vec![], body: None,
+            success: ("200", json!({ "description": "The database answers.",
+                "content": { "application/json": { "schema": reference("Health"), "example": { "status": "ok" } } } })),
+            errors: &[],
+        },
+        Operation {
+            method: "get", path: "/api/openapi.json", id: "getOpenApi", tag: "Service", auth: false,
+            summary: "This OpenAPI document",
+            description: "The OpenAPI 3.1 document of this API. No token needed.",
+            parameters: vec![], body: None,
+            success: ("200", json!({ "description": "The document.",
+                "content": { "application/json": { "schema": { "type": "object" } } } })),
+            errors: &[],
+        },
+        Operation {
+            method: "get", path: "/developers", id: "getDevelopers", tag: "Service", auth: false,
+            summary: "API reference page",
+            description: "A human-readable reference built from this document. No token needed.",
+            parameters: vec![], body: None,
+            success: ("200", json!({ "description": "An HTML page.",
+                "content": { "text/html": { "schema": { "type": "string" } } } })),
+            errors: &[],
+        },
+        Operation {
+            method: "get", path: "/api/me", id: "getMe", tag: "Account", auth: true,
+            summary: "The token's user and the token",
+            description: "Who the token belongs to, and the token itself (never its secret).",
+            parameters: vec![], body: None,
+            success: ("200", ok("The user and the token.", reference("Me"), json!({
+                "user": { "id": UUID, "email": "you@example.com", "name": "You", "plan": "pro" },
+                "token": { "id": "01a21edd-ac64-763d-9dc7-e3c59c70bd5b", "name": "Zapier", "prefix": "kt_1a2b3",
+                           "scope": "write", "expiresAt": null } }))),
+            errors: &[],
+        },
+        Operation {
+            method: "get", path: "/api/spaces", id: "listSpaces", tag: "Spaces", auth: true,
+            summary: "List your spaces",
+            description: "Every space you belong to, your personal space included, with your role, in creation order.",
+            parameters: paging(), body: None,
+            success: ("200", list("Your spaces.", "Space", example_space())),
+            errors: &["400"],
+        },
+        Operation {
+            method: "post", path: "/api/spaces", id: "createSpace", tag: "Spaces", auth: true,
+            summary: "Create a team space",
+            description: "You become its owner. A \"General\" project (slug `general`) with the default statuses is created with it.",
+            parameters: vec![],
+            body: Some((reference("NewSpace"), json!({ "name": "Acme", "slug": "acme", "color": "#3b82f6" }))),
+            success: ("201", created("The space.", "Space", example_space(), json!({
+                "GetSpace": link("getSpace", "the new space"),
+                "ListSpaceMembers": link("listSpaceMembers", "its members"),
+            }))),
+            errors: &["400", "409", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/spaces/{id}", id: "getSpace", tag: "Spaces", auth: true,
+            summary: "Get a space",
+            description: "One space with your role in it.",
+            parameters: vec![path_id(SPACE_ID)], body: None,
+            success: ("200", ok("The space.", reference("Space"), example_space())),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "get", path: "/api/spaces/{id}/members", id: "listSpaceMembers", tag: "Spaces", auth: true,
+            summary: "List a space's members",
+            description: "So clients can find user ids to assign. Ordered by name.",
+            parameters: vec![path_id(SPACE_ID)], body: None,
+            success: ("200", ok("The members.", json!({ "type": "array", "items": reference("Member") }),
+                json!([{ "userId": UUID, "name": "You", "email": "you@example.com", "role": "owner" }]))),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "get", path: "/api/projects", id: "listProjects", tag: "Projects", auth: true,
+            summary: "List a space's projects",
+            description: "The projects of one space, with their statuses, in creation order.",
+            parameters: [vec![space_id_parameter()], paging()].concat(), body: None,
+            success: ("200", list("The projects.", "Project", example_project())),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/projects", id: "createProject", tag: "Projects", auth: true,
+            summary: "Create a project",
+            description: "Needs role owner, admin or member in the space. The default statuses \"To Do\", \"In Progress\" and \"Done\" are created with it.",
+            parameters: vec![],
+            body: Some((reference("NewProject"), json!({ "spaceId": SPACE_ID, "name": "Website", "slug": "website" }))),
+            success: ("201", created("The project.", "Project", example_project(), json!({
+                "GetProject": link("getProject", "the new project"),
+                "UpdateProject": link("updateProject", "change it"),
+            }))),
+            errors: &["400", "404", "409", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/projects/{id}", id: "getProject", tag: "Projects", auth: true,
+            summary: "Get a project",
+            description: "One project with its statuses.",
+            parameters: vec![path_id(PROJECT_ID)], body: None,
+            success: ("200", ok("The project.", reference("Project"), example_project())),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "patch", path: "/api/projects/{id}", id: "updateProject", tag: "Projects", auth: true,
+            summary: "Change a project",
+            description: "Absent fields stay as they are; `null` clears `description` and `color`. The slug stays unique within the space.",
+            parameters: vec![path_id(PROJECT_ID)],
+            body: Some((reference("ProjectPatch"), json!({ "name": "Marketing site", "defaultView": "list" }))),
+            success: ("200", ok("The project.", reference("Project"), example_project())),
+            errors: &["400", "404", "409", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/tasks", id: "listTasks", tag: "Tasks", auth: true,
+            summary: "List tasks",
+            description: "Ordered by `position`, then `id`. `projectId` is required unless `assigneeId` is given; \
+                          then the list spans every space you belong to. Filters combine with AND.",
+            parameters: [
+                vec![
+                    {
+                        let mut parameter = query_parameter("projectId", false, json!({ "type": "string" }),
+                            "tasks of this project (required unless `assigneeId` is given)");
+                        parameter["example"] = json!(PROJECT_ID);
+                        parameter
+                    },
+                    query_parameter("statusId", false, json!({ "type": "string" }), "tasks in this status"),
+                    query_parameter("assigneeId", false, json!({ "type": "string" }), "tasks assigned to this user id, or `me`"),
+                    query_parameter("labelId", false, json!({ "type": "string" }), "tasks with this label"),
+                    query_parameter("priority", false, one_of(Priority::ALL), "tasks of this priority"),
+                    query_parameter("completed", false, json!({ "type": "string", "enum": ["true", "false"] }), "done (`completedAt` set) or not"),
+                    query_parameter("dueBefore", false, date(), "due on or before this date"),
+                    query_parameter("dueAfter", false, date(), "due on or after this date"),
+                    query_parameter("parentId", false, json!({ "type": "string" }), "subtasks of this task"),
+                    query_parameter("updatedSince", false, json!({ "type": "string", "format": "date-time" }),
+                        "changed at or after this RFC 3339 time (for incremental sync; deleted tasks are not reported)"),
+                    query_parameter("q", false, json!({ "type": "string" }), "case-insensitive substring of the title"),
+                ],
+                paging(),
+            ].concat(),
+            body: None,
+            success: ("200", list("The tasks.", "Task", example_task())),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/tasks", id: "createTask", tag: "Tasks", auth: true,
+            summary: "Create a task",
+            description: "New tasks go to the project's first `todo` status and the end of its order unless given. \
+                          A task created in a `done` status gets `completedAt`.",
+            parameters: vec![],
+            body: Some((reference("NewTask"), json!({ "projectId": PROJECT_ID, "title": "Launch the site",
+                "priority": "high", "dueDate": "2027-01-15", "labels": ["release"] }))),
+            success: ("201", created("The task.", "Task", example_task(), json!({
+                "GetTask": link("getTask", "the new task"),
+                "UpdateTask": link("updateTask", "change it"),
+                "DeleteTask": link("deleteTask", "delete it"),
+                "AddTaskAssignee": link("addTaskAssignee", "assign someone"),
+                "AddTaskLabel": link("addTaskLabel", "label it"),
+            }))),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/tasks/{id}", id: "getTask", tag: "Tasks", auth: true,
+            summary: "Get a task",
+            description: "One task with its assignees and labels.",
+            parameters: vec![path_id(TASK_ID)], body: None,
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "patch", path: "/api/tasks/{id}", id: "updateTask", tag: "Tasks", auth: true,
+            summary: "Change a task",
+            description: "Absent fields stay as they are; `null` clears `description`, `dueDate`, `startDate` and `parentId`. \
+                          `assignees` and `labels` replace the sets. `projectId` moves the task, with its subtasks, to another \
+                          project of the same space; each keeps its kind of status, and the moved task leaves its old parent \
+                          unless `parentId` is given. Entering a `done` status sets `completedAt`; leaving it clears it. \
+                          An empty body changes nothing.",
+            parameters: vec![path_id(TASK_ID)],
+            body: Some((reference("TaskPatch"), json!({ "statusId": STATUS_ID, "dueDate": null }))),
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "delete", path: "/api/tasks/{id}", id: "deleteTask", tag: "Tasks", auth: true,
+            summary: "Delete a task",
+            description: "Deletes the task and all its subtasks.",
+            parameters: vec![path_id(TASK_ID)], body: None,
+            success: ("204", json!({ "description": "Deleted.", "headers": rate_limit_headers() })),
+            errors: &["400", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/tasks/{id}/assignees", id: "addTaskAssignee", tag: "Assignees and labels", auth: true,
+            summary: "Assign a user",
+            description: "The user must be a member of the task's space. Idempotent. Returns the task.",
+            parameters: vec![path_id(TASK_ID)],
+            body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "delete", path: "/api/tasks/{id}/assignees", id: "removeTaskAssignee", tag: "Assignees and labels", auth: true,
+            summary: "Unassign a user",
+            description: "`userId` in the body or the query (in both, the values must agree). Idempotent. Returns the task.",
+            parameters: vec![path_id(TASK_ID), query_parameter("userId", false, json!({ "type": "string" }), "instead of a body")],
+            body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "post", path: "/api/tasks/{id}/labels", id: "addTaskLabel", tag: "Assignees and labels", auth: true,
+            summary: "Add a label",
+            description: "By `labelId`, or by `name`: the space's label is found case-insensitively, or created with `color`. \
+                          Idempotent. Returns the task.",
+            parameters: vec![path_id(TASK_ID)],
+            body: Some((reference("LabelBody"), json!({ "name": "Urgent", "color": "#ef4444" }))),
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "delete", path: "/api/tasks/{id}/labels", id: "removeTaskLabel", tag: "Assignees and labels", auth: true,
+            summary: "Remove a label",
+            description: "Exactly one of `labelId` or `name` (case-insensitive), in the body or the query (in both, the \
+                          values must agree). Idempotent. Returns the task.",
+            parameters: vec![
+                path_id(TASK_ID),
+                query_parameter("labelId", false, json!({ "type": "string" }), "instead of a body"),
+                query_parameter("name", false, json!({ "type": "string" }), "instead of a body; case-insensitive"),
+            ],
+            body: Some((reference("LabelDeleteBody"), json!({ "name": "urgent" }))),
+            success: ("200", task_ok("The task.")),
+            errors: &["400", "404", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/labels", id: "listLabels", tag: "Assignees and labels", auth: true,
+            summary: "List a space's labels",
+            description: "In creation order. Labels are created through tasks.",
+            parameters: [vec![space_id_parameter()], paging()].concat(), body: None,
+            success: ("200", list("The labels.", "Label",
+                json!({ "id": LABEL_ID, "spaceId": SPACE_ID, "name": "release", "color": null }))),
+            errors: &["400", "404"],
+        },
+    ]
+}
+
+const INTRO: &str = "\
+The REST API of ktasks, a self-hosted Krokanti Tasks server: spaces, projects, tasks, assignees and labels.
+
+**Authentication.** Every `/api` route except this document takes `Authorization: Bearer kt_…`. Tokens are \
+minted by the server's operator (`ktasks token create --user EMAIL --name NAME [--read-only] [--expires-in-days N]`) \
+and shown once. A token is `kt_` followed by 40 hex characters, the last 8 a checksum. API access needs a \
+`pro` or `team` plan. Read-only tokens may only GET.
+
+**Rate limit.** 100 requests per token in any sliding 60-second window (configurable). Every authenticated \
+response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`, `RateLimit-Policy` and \
+`RateLimit`. Over the limit: 429 with `Retry-After`.
+
+**Errors.** `{\"error\": \"…\", \"code\": \"…\", \"field\": \"…\"}`; `field` only when one input field is at \
+fault. Unknown body fields and query parameters are refused; an empty text query parameter (`?q=`) \
+counts as not given. A resource in a space you are not a member of is \
+404, exactly like one that does not exist. A method a path does not support is 405 with `Allow`.
+
+**Pagination.** Lists take `limit` (1-200, default 50) and `cursor`. When more items exist, the response has \
+`Link: <URL of the next page>; rel=\"next\"`. Order is stable and every item is returned exactly once.";
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    let mut tags: Vec<&str> = Vec::new();
+    for operation in operations() {
+        if !tags.contains(&operation.tag) {
+            tags.push(operation.tag);
+        }
+        let mut responses = Map::new();
+        responses.insert(operation.success.0.to_string(), operation.success.1);
+        let named = |status: &str| match status {
+            "400" => "BadRequest",
+            "404" => "NotFound",
+            "409" => "Conflict",
+            "413" => "PayloadTooLarge",
+            "415" => "UnsupportedMediaType",
+            other => panic!("no shared response for {other}"),
+        };
+        for status in operation.errors {
+            responses.insert(
+                status.to_string(),
+                json!({ "$ref": format!("#/components/responses/{}", named(status)) }),
+            );
+        }
+        if operation.auth {
+            for (status, name) in [
+                ("401", "Unauthorized"),
+                ("403", "Forbidden"),
+                ("429", "RateLimited"),
+            ] {
+                responses.insert(
+                    status.to_string(),
+                    json!({ "$ref": format!("#/components/responses/{name}") }),
+                );
+            }
+        }
+        if operation.path == "/healthz" {
+            responses.insert("503".into(), json!({ "description": "The database does not answer.",
+                "content": { "application/json": { "schema": reference("Error"),
+                    "example": { "error": "the database is not answering", "code": "unavailable" } } } }));
+        }
+        responses.insert(
+            "500".into(),
+            json!({ "$ref": "#/components/responses/Internal" }),
+        );
+        let mut entry = json!({
+            "operationId": operation.id,
+            "tags": [operation.tag],
+            "summary": operation.summary,
+            "description": operation.description,
+            "responses": responses,
+        });
+        if !operation.parameters.is_empty() {
+            entry["parameters"] = Value::Array(operation.parameters);
+        }
+        if let Some((schema, example)) = operation.body {
+            entry["requestBody"] = json!({
+                "required": operation.method != "delete",
+                "content": { "application/json": { "schema": schema, "example": example } },
+            });
+        }
+        if !operation.auth {
+            entry["security"] = json!([]);
+        }
+        let path = paths.entry(operation.path).or_insert_with(|| json!({}));
+        path[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ktasks API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": INTRO,
+            "license": { "name": "MIT", "identifier": "MIT" },
+        },
+        "servers": [{ "url": "/", "description": "this server" }],
+        "security": [{ "bearer": [] }],
+        "tags": tags.iter().map(|t| json!({ "name": t })).collect::<Vec<_>>(),
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
+                "description": "A personal API token: `kt_` + 40 hex characters." } },
+            "schemas": schemas(),
+            "responses": responses(),
+            "headers": headers(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::router::ENDPOINTS;
+
+    /// `/api/tasks/{id}` -> `/api/tasks/:id`.
+    fn router_pattern(path: &str) -> String {
+        path.replace("{id}", ":id")
+    }
+
+    #[test]
+    fn every_routed_endpoint_is_documented_and_every_documented_one_is_routed() {
+        let document = document();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.push((router_pattern(path), method.to_uppercase()));
+            }
+        }
+        let mut routed: Vec<(String, String)> = Vec::new();
+        for (pattern, allow) in ENDPOINTS {
+            for method in allow.split(", ") {
+                routed.push((pattern.to_string(), method.to_string()));
+            }
+        }
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_documented_enum() {
+        let errors = [
+            Error::InvalidJson(String::new()),
+            Error::validation("f", "m"),
+            Error::UnknownField(String::new()),
+            Error::invalid_query("f", "m"),
+            Error::Unauthorized(""),
+            Error::PlanRequired,
+            Error::InsufficientScope,
+            Error::Forbidden(String::new()),
+            Error::NotFound,
+            Error::MethodNotAllowed { allow: "GET" },
+            Error::Conflict {
+                field: None,
+                message: String::new(),
+            },
+            Error::PayloadTooLarge { limit: 1 },
+            Error::UnsupportedMediaType,
+            Error::RateLimited {
+                retry_after_secs: 1,
+            },
+            Error::Unavailable,
+            Error::internal(""),
+        ];
+        assert_eq!(errors.len(), ERROR_CODES.len());
+        for error in errors {
+            assert!(ERROR_CODES.contains(&error.code()), "{}", error.code());
+        }
+    }
+
+    #[test]
+    fn every_operation_has_an_id_a_summary_and_an_example() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(operation["operationId"].is_string(), "{method} {path}");
+                assert!(operation["summary"].is_string(), "{method} {path}");
+                let has_example = operation["responses"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|r| {
+                        r["content"]["application/json"]["example"].is_object()
+                            || r["content"]["application/json"]["example"].is_array()
+                    })
+                    || operation["requestBody"]["content"]["application/json"]["example"]
+                        .is_object()
+                    || ["getOpenApi", "getDevelopers", "deleteTask"]
+                        .contains(&operation["operationId"].as_str().unwrap());
+                assert!(has_example, "{method} {path} has no example");
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let document = document();
+        let text = document.to_string();
+        for part in text.split("\"$ref\":\"#/").skip(1) {
+            let pointer = format!("/{}", part.split('"').next().unwrap());
+            assert!(document.pointer(&pointer).is_some(), "dangling {pointer}");
+        }
+    }
+}
