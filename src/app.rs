@@ -10,6 +10,7 @@
 //!
 //! The service never fails: every error, a panic in a handler included, becomes a JSON response.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,8 @@ use crate::token::TokenHash;
 pub struct App {
     pub store: Store,
     pub limiter: RateLimiter<TokenHash>,
+    /// Refused tokens per client IP (`None` when `rate_limit.failed_auth_per_minute` is 0).
+    pub failed_auth: Option<RateLimiter<IpAddr>>,
     pub config: Config,
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
@@ -46,6 +49,8 @@ pub struct ApiRequest {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The client's address (the peer, or the proxy's `X-Real-IP` / `X-Forwarded-For` when trusted).
+    pub client_ip: IpAddr,
 }
 
 /// What `respond` produced, plus what the response headers and the log line need.
@@ -77,16 +82,27 @@ impl App {
         let openapi =
             Bytes::from(serde_json::to_vec_pretty(&document).expect("the document serializes"));
         let developers = Bytes::from(crate::developers::render(&document));
+        let failed_auth = (config.rate_limit.failed_auth_per_minute > 0).then(|| {
+            RateLimiter::new(
+                config.rate_limit.failed_auth_per_minute,
+                Duration::from_secs(60),
+            )
+        });
         App {
             store,
             limiter,
+            failed_auth,
             config,
             openapi,
             developers,
         }
     }
 
-    pub async fn handle(self: &Arc<Self>, request: Request<Incoming>) -> HttpResponse {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        peer: IpAddr,
+    ) -> HttpResponse {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let routed = router::route(&parts.method, parts.uri.path());
@@ -96,26 +112,17 @@ impl App {
             Ok(route) => match read_body(body, self.config.limits.max_body_bytes).await {
                 Err(error) => Outcome::error(error),
                 Ok(body) => {
+                    let client_ip = self.client_ip(&parts.headers, peer);
                     let request = ApiRequest {
                         route,
                         method: parts.method.clone(),
                         uri: parts.uri,
                         headers: parts.headers,
                         body,
+                        client_ip,
                     };
                     let app = Arc::clone(self);
-                    let work = tokio::task::spawn_blocking(move || app.respond(&request));
-                    match tokio::time::timeout(self.config.request_timeout(), work).await {
-                        Ok(Ok(outcome)) => outcome,
-                        Ok(Err(join_error)) => Outcome::error(Error::internal(format!(
-                            "handler panicked: {}",
-                            panic_message(join_error)
-                        ))),
-                        Err(_elapsed) => Outcome::error(Error::internal(format!(
-                            "handler exceeded the request deadline of {} s",
-                            self.config.server.request_timeout_secs
-                        ))),
-                    }
+                    run_guarded(self.config.request_timeout(), move || app.respond(&request)).await
                 }
             },
         };
@@ -142,13 +149,32 @@ impl App {
                 token_prefix: None,
             };
         }
+        let now = Instant::now();
+        if let Some(refusal) = self
+            .failed_auth
+            .as_ref()
+            .and_then(|l| l.blocked(&request.client_ip, now))
+        {
+            return Outcome::error(Error::RateLimited {
+                retry_after_secs: refusal.reset_after_secs(),
+            });
+        }
         let principal = match auth::bearer_token(&request.headers)
             .and_then(|token| auth::authenticate(&self.store, token))
         {
             Ok(principal) => principal,
-            Err(error) => return Outcome::error(error),
+            Err(error) => {
+                // A credential presented and refused counts against the client's address;
+                // a request with no Authorization header is not a guess.
+                if let (Some(limiter), Error::Unauthorized(_)) = (&self.failed_auth, &error)
+                    && request.headers.contains_key(hyper::header::AUTHORIZATION)
+                {
+                    limiter.check(&request.client_ip, now);
+                }
+                return Outcome::error(error);
+            }
         };
-        let decision = self.limiter.check(&principal.token_hash, Instant::now());
+        let decision = self.limiter.check(&principal.token_hash, now);
         let result = self
             .authorize(&principal, request, &decision)
             .and_then(|()| api::dispatch(self, &principal, request));
@@ -179,6 +205,18 @@ impl App {
         Ok(())
     }
 
+    fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+        if !self.config.server.trust_proxy_headers {
+            return peer;
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // The proxy sets X-Real-IP, or appends the address it saw as the last X-Forwarded-For hop.
+        header("x-real-ip")
+            .or_else(|| header("x-forwarded-for").and_then(|list| list.rsplit(',').next()))
+            .and_then(|ip| ip.trim().parse().ok())
+            .unwrap_or(peer)
+    }
+
     /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the request's
     /// `Host` (plain http: TLS is terminated by a proxy, which should set `public_url`).
     pub fn base_url(&self, headers: &HeaderMap) -> String {
@@ -191,6 +229,28 @@ impl App {
             .filter(|host| !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()))
             .map(|host| format!("http://{host}"))
             .unwrap_or_default()
+    }
+}
+
+/// Runs `work` on the blocking pool within `deadline`. A panic becomes a 500 (logged with its
+/// message) and an overrun a 503; either way the server lives on and the client gets JSON.
+async fn run_guarded(
+    deadline: Duration,
+    work: impl FnOnce() -> Outcome + Send + 'static,
+) -> Outcome {
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(join_error)) => Outcome::error(Error::internal(format!(
+            "handler panicked: {}",
+            panic_message(join_error)
+        ))),
+        Err(_elapsed) => {
+            crate::log_error!(
+                "a request ran past its deadline of {} s",
+                deadline.as_secs_f64()
+            );
+            Outcome::error(Error::Unavailable("the request took too long; try again"))
+        }
     }
 }
 
@@ -301,4 +361,32 @@ fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, config: &Con
         "ratelimit",
         format!("\"default\";r={};t={reset_in}", decision.remaining),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_and_the_runtime_lives_on() {
+        let outcome = run_guarded(Duration::from_secs(5), || panic!("boom")).await;
+        let Err(Error::Internal(detail)) = outcome.result else {
+            panic!("expected a 500")
+        };
+        assert!(detail.contains("boom"), "{detail}");
+        let response = error_response(&Error::internal(detail));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let fine = run_guarded(Duration::from_secs(5), || Outcome::error(Error::NotFound)).await;
+        assert!(matches!(fine.result, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn a_handler_past_its_deadline_becomes_a_503() {
+        let outcome = run_guarded(Duration::from_millis(20), || {
+            std::thread::sleep(Duration::from_millis(200));
+            Outcome::error(Error::NotFound)
+        })
+        .await;
+        assert!(matches!(outcome.result, Err(Error::Unavailable(_))));
+    }
 }

@@ -26,10 +26,17 @@ pub struct ServerConfig {
     /// The externally visible base URL (e.g. `https://tasks.example.com`), used for `Link` and
     /// `Location` headers. When unset, they are built from the request's `Host` header.
     pub public_url: Option<String>,
+    /// Bounds both the wait for a request's headers and the idle wait between requests on a
+    /// keep-alive connection (hyper times both with one timer).
     pub header_read_timeout_secs: u64,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
     pub request_timeout_secs: u64,
     pub max_connections: usize,
     pub shutdown_grace_secs: u64,
+    /// Take the client address from `X-Real-IP` / `X-Forwarded-For` (set by your proxy) for the
+    /// failed-authentication limit. Only safe when every request comes through that proxy.
+    pub trust_proxy_headers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +58,9 @@ pub enum Synchronous {
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub requests_per_minute: u32,
+    /// Failed authentications (a token presented and refused) per client IP per minute; beyond
+    /// it, every authenticated request from that IP gets 429 until the window slides. 0 = off.
+    pub failed_auth_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +79,7 @@ impl Default for RateLimitConfig {
     fn default() -> RateLimitConfig {
         RateLimitConfig {
             requests_per_minute: 100,
+            failed_auth_per_minute: 20,
         }
     }
 }
@@ -95,9 +106,12 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             header_read_timeout_secs: 10,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
             request_timeout_secs: 30,
             max_connections: 1024,
             shutdown_grace_secs: 10,
+            trust_proxy_headers: false,
         }
     }
 }
@@ -141,6 +155,12 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err("server.max_connections must be at least 1".into());
+        }
+        if self.server.max_header_bytes < 1024 || self.server.max_headers == 0 {
+            return Err(
+                "server.max_header_bytes must be at least 1024 and server.max_headers at least 1"
+                    .into(),
+            );
         }
         if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
             return Err("server timeouts must be at least 1 second".into());

@@ -46,8 +46,9 @@ pub enum Error {
     RateLimited {
         retry_after_secs: u64,
     },
-    /// The database does not answer (health check).
-    Unavailable,
+    /// The server cannot answer now: the database does not answer (health check), or a request
+    /// ran past its deadline.
+    Unavailable(&'static str),
     /// A bug or an environment failure: the detail is logged, the client reads "internal error".
     Internal(String),
 }
@@ -87,7 +88,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +110,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable => "unavailable",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -164,7 +165,7 @@ impl fmt::Display for Error {
             Error::RateLimited { retry_after_secs } => {
                 write!(f, "rate limit exceeded; retry in {retry_after_secs} s")
             }
-            Error::Unavailable => f.write_str("the database is not answering"),
+            Error::Unavailable(why) => f.write_str(why),
             Error::Internal(_) => f.write_str("internal error"),
         }
     }

@@ -42,3 +42,6 @@ pub mod store;
 pub mod time;
 pub mod token;
 pub mod validate;
+
+#[cfg(test)]
+mod fuzz_tests;

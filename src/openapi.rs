@@ -306,8 +306,13 @@ fn responses() -> Value {
             "payload_too_large", "request body is larger than the limit of 1048576 bytes", &[]),
         "UnsupportedMediaType": error_response("A body sent without `Content-Type: application/json`.",
             "unsupported_media_type", "request body must be JSON, sent with Content-Type: application/json", &[]),
-        "RateLimited": error_response("Over the token's rate limit; retry after `Retry-After` seconds.",
+        "RateLimited": error_response("Over the token's rate limit, or too many refused tokens from your address; retry after `Retry-After` seconds.",
             "rate_limited", "rate limit exceeded; retry in 12 s", &["Retry-After"]),
+        "Unavailable": {
+            "description": "The request ran past the server's deadline (`server.request_timeout_secs`); try again.",
+            "content": { "application/json": { "schema": reference("Error"),
+                "example": { "error": "the request took too long; try again", "code": "unavailable" } } },
+        },
         "Internal": {
             "description": "A bug: logged with detail on the server, generic here.",
             "content": { "application/json": { "schema": reference("Error"),
@@ -728,6 +733,12 @@ pub fn document() -> Value {
             "500".into(),
             json!({ "$ref": "#/components/responses/Internal" }),
         );
+        if operation.auth {
+            responses.insert(
+                "503".into(),
+                json!({ "$ref": "#/components/responses/Unavailable" }),
+            );
+        }
         let mut entry = json!({
             "operationId": operation.id,
             "tags": [operation.tag],
@@ -825,7 +836,7 @@ mod tests {
             Error::RateLimited {
                 retry_after_secs: 1,
             },
-            Error::Unavailable,
+            Error::Unavailable(""),
             Error::internal(""),
         ];
         assert_eq!(errors.len(), ERROR_CODES.len());

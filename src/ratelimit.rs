@@ -82,6 +82,24 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
+    /// Whether `key` is out of slots at `now`, without recording anything: the refusal it would get.
+    pub fn blocked(&self, key: &K, now: Instant) -> Option<Decision> {
+        let log = self.windows.get(key)?;
+        let in_window: Vec<&Instant> = log
+            .iter()
+            .filter(|&&at| now.saturating_duration_since(at) < self.window)
+            .collect();
+        if in_window.len() < self.limit {
+            return None;
+        }
+        Some(Decision {
+            allowed: false,
+            limit: self.limit,
+            remaining: 0,
+            reset_after: (*in_window[0] + self.window).saturating_duration_since(now),
+        })
+    }
+
     /// Forgets keys with no request in the last window; returns how many were dropped.
     pub fn sweep(&self, now: Instant) -> usize {
         let before = self.windows.len();
@@ -169,6 +187,27 @@ mod tests {
         }
         // Had the refusals been recorded, the window would still be full here.
         assert!(limiter.check(&0, t0 + MINUTE).allowed);
+    }
+
+    #[test]
+    fn blocked_peeks_without_recording() {
+        let limiter = RateLimiter::new(2, MINUTE);
+        let t0 = Instant::now();
+        assert!(limiter.blocked(&"ip", t0).is_none());
+        limiter.check(&"ip", t0);
+        assert!(limiter.blocked(&"ip", t0).is_none());
+        limiter.check(&"ip", t0 + Duration::from_secs(10));
+        let refusal = limiter
+            .blocked(&"ip", t0 + Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(refusal.reset_after, Duration::from_secs(40));
+        // Peeking again changes nothing, and the window still slides.
+        assert!(
+            limiter
+                .blocked(&"ip", t0 + Duration::from_secs(20))
+                .is_some()
+        );
+        assert!(limiter.blocked(&"ip", t0 + MINUTE).is_none());
     }
 
     #[test]

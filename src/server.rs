@@ -27,6 +27,8 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs))
+        .max_header_size(config.max_header_bytes)
+        .max_headers(config.max_headers)
         .keep_alive(true);
 
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
@@ -36,7 +38,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -52,7 +54,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         let app = Arc::clone(&app);
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(app.handle(request).await) }
+            async move { Ok::<_, Infallible>(app.handle(request, peer.ip()).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -93,7 +95,11 @@ async fn sweep_rate_limits(app: Arc<App>) {
     let mut interval = tokio::time::interval(app.limiter.window());
     loop {
         interval.tick().await;
-        app.limiter.sweep(Instant::now());
+        let now = Instant::now();
+        app.limiter.sweep(now);
+        if let Some(failed_auth) = &app.failed_auth {
+            failed_auth.sweep(now);
+        }
     }
 }
 

@@ -64,7 +64,9 @@ impl Env {
     pub fn token(&self, email: &str, extra: &[&str]) -> String {
         let mut args = vec!["token", "create", "--user", email, "--name", "test"];
         args.extend_from_slice(extra);
-        self.cli_ok(&args).lines().next().unwrap().to_string()
+        let token = self.cli_ok(&args).lines().next().unwrap().to_string();
+        MINTED.lock().unwrap().push(token.clone());
+        token
     }
 
     /// Starts `ktasks serve` on this directory's database.
@@ -123,10 +125,25 @@ pub struct Server {
     log: Arc<Mutex<String>>,
 }
 
+/// Every token minted by any test of this run: no server log may contain one.
+static MINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        // The reader thread may still be draining the pipe; the process is gone, so it ends soon.
+        std::thread::sleep(Duration::from_millis(20));
+        let log = self.log();
+        for token in MINTED.lock().unwrap().iter() {
+            assert!(
+                !log.contains(&token[3..35]),
+                "a token's secret part appears in the server log"
+            );
+        }
     }
 }
 
@@ -235,11 +252,49 @@ impl Server {
     }
 
     /// A request with exactly these headers (plus Host, Content-Length and Connection: close).
+    /// The response is checked against the OpenAPI document.
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
+        let response = self
+            .try_raw(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        crate::contract::check_response(method, path, &response);
+        response
+    }
+
+    /// Like `raw`, but a connection failure is an `Err` (for tests that kill the server), and
+    /// the response is not checked.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        self.client().try_raw(method, path, headers, body)
+    }
+
+    /// A handle other threads can send requests with.
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+}
+
+/// Sends requests to a server from any thread.
+#[derive(Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut stream = TcpStream::connect(self.addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
@@ -251,22 +306,30 @@ impl Server {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(head.as_bytes())?;
         // The server may answer (413) before reading all of a large body.
         let _ = stream.write_all(body);
-        let response = read_response(stream);
-        crate::contract::check_response(method, path, &response);
-        response
+        read_response(stream)
+    }
+
+    /// POST a JSON body with a token; `Err` when the connection fails.
+    pub fn try_post(&self, path: &str, token: &str, body: &Value) -> std::io::Result<Response> {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        self.try_raw("POST", path, &headers, body.to_string().as_bytes())
     }
 }
 
-fn read_response(mut stream: TcpStream) -> Response {
+fn read_response(mut stream: TcpStream) -> std::io::Result<Response> {
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    stream.read_to_end(&mut raw)?;
     let text = String::from_utf8(raw).expect("responses are UTF-8");
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Err(std::io::Error::other(format!("no response head: {text:?}")));
+    };
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -282,11 +345,11 @@ fn read_response(mut stream: TcpStream) -> Response {
             (name.trim().to_string(), value.trim().to_string())
         })
         .collect();
-    Response {
+    Ok(Response {
         status,
         headers,
         body: body.to_string(),
-    }
+    })
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

@@ -55,7 +55,7 @@ pub fn dispatch_public(app: &App, request: &ApiRequest) -> Result<Reply, Error> 
             if app.store.is_healthy() {
                 Ok(Reply::ok(&serde_json::json!({ "status": "ok" })))
             } else {
-                Err(Error::Unavailable)
+                Err(Error::Unavailable("the database is not answering"))
             }
         }
         Route::OpenApi => Ok(Reply::bytes("application/json", app.openapi.clone())),

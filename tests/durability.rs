@@ -1,0 +1,254 @@
+//! Nothing acknowledged is lost: kill -9 at random moments, concurrent writers, SIGTERM under
+//! load, backups while writing. The crash test prints its figures for the CI log.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::util::{Client, Env, Server, wait_until};
+
+const NO_RATE_LIMIT: &str = "[rate_limit]\nrequests_per_minute = 100000000\n";
+
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    server_errors: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Writers {
+    /// `count` threads creating tasks in `project` until stopped or the server goes away.
+    fn start(client: Client, token: &str, project: &str, count: usize) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let server_errors = Arc::new(AtomicUsize::new(0));
+        let threads = (0..count)
+            .map(|writer| {
+                let (stop, acknowledged, server_errors) =
+                    (stop.clone(), acknowledged.clone(), server_errors.clone());
+                let (token, project) = (token.to_string(), project.to_string());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let body =
+                            json!({"projectId": project, "title": format!("w{writer} #{n}")});
+                        match client.try_post("/api/tasks", &token, &body) {
+                            Ok(response) if response.status == 201 => {
+                                let id = response.json()["id"].as_str().unwrap().to_string();
+                                acknowledged.lock().unwrap().push(id);
+                            }
+                            Ok(response) if response.status >= 500 => {
+                                server_errors.fetch_add(1, Ordering::Relaxed);
+                                eprintln!("5xx: {}", response.body);
+                            }
+                            Ok(response) => {
+                                panic!("unexpected {}: {}", response.status, response.body)
+                            }
+                            // The server is gone (killed or shutting down): stop.
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Writers {
+            stop,
+            acknowledged,
+            server_errors,
+            threads,
+        }
+    }
+
+    fn acknowledged_so_far(&self) -> Vec<String> {
+        self.acknowledged.lock().unwrap().clone()
+    }
+
+    /// Stops the writers; returns every acknowledged id and the number of 5xx answers.
+    fn finish(self) -> (Vec<String>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        (acknowledged, self.server_errors.load(Ordering::Relaxed))
+    }
+}
+
+fn general_project(server: &Server, token: &str) -> String {
+    let spaces = server.get_ok("/api/spaces", token);
+    let space = spaces[0]["id"].as_str().unwrap();
+    server.get_ok(&format!("/api/projects?spaceId={space}"), token)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// How many of `ids` are rows of `tasks` in the database file, after `PRAGMA integrity_check`.
+fn present_in(db: &std::path::Path, ids: &[String]) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let ids = serde_json::to_string(ids).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM tasks WHERE id IN (SELECT value FROM json_each(?1))",
+        [ids],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as usize
+}
+
+fn count_tasks(db: &std::path::Path) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*) FROM tasks", [], |r| r.get::<_, i64>(0))
+        .unwrap() as usize
+}
+
+/// A pseudo-random delay from the clock: each round kills at a different moment.
+fn random_millis(low: u64, high: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    low + nanos % (high - low)
+}
+
+fn report(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn signal(server: &Server, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_no_acknowledged_write() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let rounds = 4;
+    let mut all_acknowledged = Vec::new();
+    for round in 1..=rounds {
+        let server = env.serve_with_config(NO_RATE_LIMIT);
+        let project = general_project(&server, &token);
+        let writers = Writers::start(server.client(), &token, &project, 8);
+        let delay = random_millis(150, 900);
+        std::thread::sleep(Duration::from_millis(delay));
+        signal(&server, "-KILL");
+        let (acknowledged, server_errors) = writers.finish();
+        drop(server);
+        assert_eq!(server_errors, 0);
+        all_acknowledged.extend(acknowledged.iter().cloned());
+        let present = present_in(&env.db(), &all_acknowledged);
+        // Written to the process's stderr directly, past the test harness's capture, so that every
+        // CI log shows the figures.
+        report(format_args!(
+            "crash test: round {round}/{rounds}: killed after {delay} ms, {} acknowledged this round, \
+             {} in all, {} lost, integrity_check ok",
+            acknowledged.len(),
+            all_acknowledged.len(),
+            all_acknowledged.len() - present
+        ));
+        assert!(
+            !acknowledged.is_empty(),
+            "round {round} acknowledged nothing before the kill"
+        );
+        assert_eq!(
+            present,
+            all_acknowledged.len(),
+            "acknowledged writes were lost"
+        );
+    }
+    // And the server starts again on the crashed file and answers.
+    let server = env.serve();
+    assert_eq!(server.request("GET", "/healthz", None, None).status, 200);
+    report(format_args!(
+        "crash test: {rounds} rounds, {} writes acknowledged, 0 lost",
+        all_acknowledged.len()
+    ));
+}
+
+#[test]
+fn thirty_two_concurrent_writers_see_no_5xx_and_lose_nothing() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let server = env.serve_with_config(NO_RATE_LIMIT);
+    let project = general_project(&server, &token);
+    let writers = Writers::start(server.client(), &token, &project, 32);
+    std::thread::sleep(Duration::from_secs(3));
+    let (acknowledged, server_errors) = writers.finish();
+    assert_eq!(server_errors, 0, "5xx under concurrent writes");
+    assert!(
+        acknowledged.len() > 32,
+        "only {} writes in 3 s",
+        acknowledged.len()
+    );
+    assert_eq!(
+        count_tasks(&env.db()),
+        acknowledged.len(),
+        "rows = acknowledged creates"
+    );
+    assert!(!server.log().contains("database is locked"));
+    report(format_args!(
+        "32 writers: {} creates acknowledged in 3 s, 0 errors, rows = acknowledged",
+        acknowledged.len()
+    ));
+}
+
+#[test]
+fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_write() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let mut server = env.serve_with_config(NO_RATE_LIMIT);
+    let project = general_project(&server, &token);
+    let writers = Writers::start(server.client(), &token, &project, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&server, "-TERM");
+    let mut status = None;
+    assert!(wait_until(Duration::from_secs(20), || {
+        status = server.child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let (acknowledged, server_errors) = writers.finish();
+    assert_eq!(status.unwrap().code(), Some(0), "{}", server.log());
+    assert_eq!(server_errors, 0);
+    assert!(!acknowledged.is_empty());
+    drop(server);
+    assert_eq!(present_in(&env.db(), &acknowledged), acknowledged.len());
+}
+
+#[test]
+fn a_backup_taken_under_write_load_is_consistent_and_complete() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let server = env.serve_with_config(NO_RATE_LIMIT);
+    let project = general_project(&server, &token);
+    let writers = Writers::start(server.client(), &token, &project, 8);
+    std::thread::sleep(Duration::from_millis(400));
+    let before_backup = writers.acknowledged_so_far();
+    let copy = env.dir.path().join("backup.db");
+    env.cli_ok(&["backup", copy.to_str().unwrap()]);
+    let (acknowledged, server_errors) = writers.finish();
+    assert_eq!(server_errors, 0);
+    assert!(!before_backup.is_empty());
+    assert_eq!(
+        present_in(&copy, &before_backup),
+        before_backup.len(),
+        "the copy misses acknowledged rows"
+    );
+    assert!(count_tasks(&copy) <= acknowledged.len() + 1);
+}
