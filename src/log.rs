@@ -36,7 +36,10 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
             Level::Info => "INFO",
             Level::Debug => "DEBUG",
         };
-        eprintln!("{} {label} {message}", crate::time::now());
+        // Formatted first, then one write: stderr is unbuffered, and `eprintln!` would issue a
+        // write per formatted piece (and interleave lines from different threads).
+        let line = format!("{} {label} {message}\n", crate::time::now());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 }
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The ktasks benchmark: one command, on loopback, each measurement for a fixed time.
+#   bash bench/run.sh            (DURATION=10 by default; DURATION=3 for a quick look)
+# Installs wrk (Debian) if missing, builds the release binary and the helpers, seeds databases
+# through the store, and writes bench/RESULTS.md. Nothing here is a pass/fail test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-10}
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+fi
+echo "== building"
+cargo build --release --locked -q --bin ktasks --examples
+bin=target/release/ktasks
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "== seeding (10,000 tasks; 1,000 and 100,000 tasks for the scale test)"
+target/release/examples/seed "$work/bench.db" "$work/bench.data" 10000
+target/release/examples/seed "$work/scale.db" "$work/scale.data" 1000,100000
+printf '[rate_limit]\nrequests_per_minute = 1000000000\n' > "$work/config.toml"
+
+# start NAME COMMAND...: runs a server, waits for its address, sets $address and $pid.
+start() {
+  local name=$1; shift
+  "$@" 2>"$work/$name.log" &
+  pid=$!; pids+=("$pid")
+  for _ in $(seq 200); do grep -q "listening on" "$work/$name.log" && break; sleep 0.05; done
+  address=$(grep -o 'listening on http://[^ ]*' "$work/$name.log" | head -1 | cut -d/ -f3)
+}
+
+rss_kb() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+
+# measure LABEL CONNECTIONS MODE URL [PROJECT] -> one table row in $rows, JSON-ish line in $work/raw
+rows=""
+measure() {
+  local label=$1 connections=$2 mode=$3 url=$4 project=${5:-}
+  local out
+  out=$(BENCH_MODE=$mode BENCH_DATA=${DATA:-} BENCH_PROJECT=$project \
+        wrk -t2 -c"$connections" -d"${duration}s" --latency -s bench/wrk.lua "$url")
+  local rps p50 p99 non2xx errors
+  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
+  errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out"); errors=${errors:-0}
+  echo "$label c=$connections: $rps req/s, p50 $p50, p99 $p99, non-2xx $non2xx, socket errors $errors"
+  echo "$label $connections $rps" >> "$work/raw"
+  rows+="| $label | $connections | $rps | RATIO_${label// /_}_$connections | $p50 | $p99 | $((non2xx + errors)) |"$'\n'
+}
+
+echo "== ceiling: bare hyper"
+start bare target/release/examples/bare 127.0.0.1:0
+bare=$address
+DATA= measure "bare hyper (fixed body)" 16 bare "http://$bare/"
+DATA= measure "bare hyper (fixed body)" 64 bare "http://$bare/"
+kill "$pid"
+
+echo "== ktasks"
+started=$(date +%s%N)
+start ktasks "$bin" --config "$work/config.toml" --db "$work/bench.db" serve --bind 127.0.0.1:0
+until curl -sf "http://$address/healthz" >/dev/null; do sleep 0.005; done
+startup_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+ktasks=$address; ktasks_pid=$pid
+sleep 1
+rss_idle=$(rss_kb "$ktasks_pid" VmRSS)
+export DATA="$work/bench.data"
+for c in 16 64; do measure "GET /api/tasks/:id" $c get "http://$ktasks"; done
+for c in 16 64; do measure "GET /api/tasks?projectId&limit=50" $c list "http://$ktasks"; done
+for c in 16 64; do measure "POST /api/tasks" $c post "http://$ktasks"; done
+for c in 16 64; do measure "PATCH /api/tasks/:id" $c patch "http://$ktasks"; done
+rss_peak=$(rss_kb "$ktasks_pid" VmHWM)
+kill "$ktasks_pid"
+
+echo "== scale: a page of 50 from a 1,000-task and a 100,000-task project"
+start scale "$bin" --config "$work/config.toml" --db "$work/scale.db" serve --bind 127.0.0.1:0
+export DATA="$work/scale.data"
+small=$(awk '/^project/ {print $2; exit}' "$work/scale.data")
+large=$(awk '/^project/ {p=$2} END {print p}' "$work/scale.data")
+measure "list, 1,000-task project" 16 list "http://$address" "$small"
+measure "list, 100,000-task project" 16 list "http://$address" "$large"
+kill "$pid"
+
+# Ratios to the bare ceiling at the same connection count.
+ceiling() { awk -v c="$1" '$0 ~ /^bare/ && $(NF-1) == c {print $NF}' "$work/raw"; }
+for c in 16 64; do
+  top=$(ceiling $c)
+  while read -r line; do
+    label=${line% * *}; conns=$(awk '{print $(NF-1)}' <<<"$line"); rps=$(awk '{print $NF}' <<<"$line")
+    [ "$conns" = "$c" ] || continue
+    ratio=$(awk -v a="$rps" -v b="$top" 'BEGIN {printf "%.0f%%", 100 * a / b}')
+    rows=${rows//"RATIO_${label// /_}_$c"/$ratio}
+  done < "$work/raw"
+done
+
+value() { awk -v l="$1" -v c="$2" 'index($0, l) == 1 && $(NF-1) == c {print $NF}' "$work/raw"; }
+get64=$(value "GET /api/tasks/:id" 64); bare64=$(ceiling 64); post64=$(value "POST /api/tasks" 64)
+list_small=$(value "list, 1,000-task project" 16); list_large=$(value "list, 100,000-task project" 16)
+p99_get64=$(awk -F' [|] ' '$1 == "| GET /api/tasks/:id" && $2 == "64" {print $6}' <<<"$rows")
+
+cat > bench/RESULTS.md <<REPORT
+# Benchmark results
+
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -m); $(date -u +%Y-%m-%d).
+Command: \`bash bench/run.sh\` (wrk -t2, ${duration} s per row, loopback, client and server on the same cores).
+ktasks with its defaults (\`synchronous = "full"\`, request log at info) but the rate limit raised;
+100 tokens used round-robin; a project of 10,000 tasks, each with an assignee and a label.
+
+| what | connections | requests/s | of bare hyper | p50 | p99 | errors |
+|---|---|---|---|---|---|---|
+$rows
+Memory: RSS ${rss_idle} kB idle after start-up, ${rss_peak} kB peak over the whole run.
+Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
+
+## Targets
+
+| target | result |
+|---|---|
+| authenticated \`GET /api/tasks/:id\` at 64 connections ≥ 40% of bare hyper, p99 < 5 ms | $get64 req/s = $(awk -v a="$get64" -v b="$bare64" 'BEGIN {printf "%.0f%%", 100 * a / b}') of $bare64, p99 $p99_get64 |
+| \`POST /api/tasks\` at 64 connections ≥ 10,000 req/s, every 201 durable | $post64 req/s |
+| a page of 50 from 100,000 tasks ≤ 1.5x the time from 1,000 | $list_small vs $list_large req/s: $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {printf "%.2fx", a / b}') |
+| RSS < 40 MB at peak | $(awk -v k="$rss_peak" 'BEGIN {printf "%.1f MB", k / 1024}') |
+REPORT
+echo "== wrote bench/RESULTS.md"
+cat bench/RESULTS.md
