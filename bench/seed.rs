@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use ktasks::config::{DatabaseConfig, Synchronous};
-use ktasks::store::labels::find_or_create_label;
+use ktasks::store::labels::{LabelRef, find_or_create_label};
 use ktasks::store::projects::{Category, NewProject, View, create_project};
 use ktasks::store::spaces::{NewSpace, create_space};
 use ktasks::store::tasks::{NewTask, Priority, create_task};
@@ -71,10 +71,15 @@ fn main() {
                     },
                 )?;
                 let _ = writeln!(lines, "project {} {count}", project.id);
-                let labels: Vec<String> = (0..5)
+                let labels: Vec<LabelRef> = (0..5)
                     .map(|i| {
-                        find_or_create_label(tx, &space_id, &format!("label-{i}"), None)
-                            .map(|l| l.id)
+                        find_or_create_label(tx, &space_id, &format!("label-{i}"), None).map(|l| {
+                            LabelRef {
+                                id: l.id,
+                                name: l.name,
+                                color: l.color,
+                            }
+                        })
                     })
                     .collect::<Result<_, _>>()?;
                 for i in 0..count {
@@ -89,10 +94,10 @@ fn main() {
                         position: None,
                         parent_id: None,
                         assignees: vec![user_id.clone()],
-                        label_ids: vec![labels[i % labels.len()].clone()],
+                        labels: vec![labels[i % labels.len()].clone()],
                         created_by: user_id.clone(),
                     };
-                    let id = create_task(tx, &task, Category::Todo)?;
+                    let id = create_task(tx, &task, Category::Todo)?.id;
                     if n == 0 && i < 2000 {
                         let _ = writeln!(lines, "task {id}");
                     }

@@ -4,13 +4,13 @@
 //! database (visibility, role, statuses, parents, members, labels) run inside the same
 //! `BEGIN IMMEDIATE` transaction as the write, so they cannot go stale before it commits.
 
-use rusqlite::Transaction;
+use crate::store::Tx;
 
 use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Patch, Reply, decode_cursor};
-use crate::store::labels;
+use crate::store::labels::{self, LabelRef};
 use crate::store::projects::{self, Category};
 use crate::store::spaces;
 use crate::store::tasks::{self, NewTask, Priority, Task, TaskFilter, TaskUpdate, VisibleTask};
@@ -120,7 +120,7 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
     };
     let rows = app.store.read(|conn| {
         if let Some(project_id) = &filter.project_id {
-            projects::find_project_for_user(conn, project_id, &principal.user.id)?
+            projects::project_access(conn, project_id, &principal.user.id)?
                 .ok_or(Error::NotFound)?;
         }
         tasks::list_tasks(conn, &principal.user.id, &filter, after, limit + 1)
@@ -179,24 +179,24 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
     let labels = label_references(body.optional_string_array("labels")?.unwrap_or_default())?;
 
     let task = app.store.write(|tx| {
-        let (project, role) = projects::find_project_for_user(tx, &project_id, &principal.user.id)?
+        let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
         let (status_id, category) = match status_id {
             Some(id) => {
                 let category =
-                    tasks::status_category(tx, &project.id, &id)?.ok_or_else(not_a_status)?;
+                    tasks::status_category(tx, &project_id, &id)?.ok_or_else(not_a_status)?;
                 (id, category)
             }
-            None => initial_status(tx, &project.id)?,
+            None => initial_status(tx, &project_id)?,
         };
         if let Some(parent) = &parent_id {
-            check_parent(tx, &project.id, parent)?;
+            check_parent(tx, &project_id, parent)?;
         }
-        check_members(tx, &project.space_id, "assignees", &assignees)?;
-        let label_ids = resolve_labels(tx, &project.space_id, &labels)?;
+        check_members(tx, &space_id, "assignees", &assignees)?;
+        let labels = resolve_labels(tx, &space_id, &labels)?;
         let new = NewTask {
-            project_id: project.id,
+            project_id: project_id.clone(),
             status_id,
             title,
             description,
@@ -206,11 +206,10 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
             position,
             parent_id,
             assignees,
-            label_ids,
+            labels,
             created_by: principal.user.id.clone(),
         };
-        let id = tasks::create_task(tx, &new, category)?;
-        reload(tx, principal, &id)
+        tasks::create_task(tx, &new, category)
     })?;
     let location = format!("{}/api/tasks/{}", app.base_url(&request.headers), task.id);
     Ok(Reply::created(&task, &location))
@@ -291,8 +290,8 @@ pub fn update(
             .clone()
             .unwrap_or_else(|| task.project_id.clone());
         if moved {
-            let in_space = projects::find_project_for_user(tx, &target, &principal.user.id)?
-                .is_some_and(|(project, _)| project.space_id == space_id);
+            let in_space = projects::project_access(tx, &target, &principal.user.id)?
+                .is_some_and(|(target_space, _)| target_space == space_id);
             if !in_space {
                 return Err(Error::validation(
                     "projectId",
@@ -356,7 +355,10 @@ pub fn update(
             tasks::set_assignees(tx, &task.id, assignees)?;
         }
         if let Some(labels) = &labels {
-            let label_ids = resolve_labels(tx, &space_id, labels)?;
+            let label_ids: Vec<String> = resolve_labels(tx, &space_id, labels)?
+                .into_iter()
+                .map(|label| label.id)
+                .collect();
             tasks::set_labels(tx, &task.id, &label_ids)?;
         }
         reload(tx, principal, &task.id)
@@ -511,7 +513,7 @@ fn change_task(
     app: &App,
     principal: &Principal,
     task_id: &str,
-    change: impl FnOnce(&Transaction<'_>, &VisibleTask) -> Result<bool, Error>,
+    change: impl FnOnce(&Tx<'_>, &VisibleTask) -> Result<bool, Error>,
 ) -> Result<Reply, Error> {
     let task = app.store.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
@@ -556,15 +558,11 @@ fn delete_parameters(request: &ApiRequest, names: &[&str]) -> Result<Vec<Option<
         .collect()
 }
 
-fn visible_task(
-    tx: &Transaction<'_>,
-    principal: &Principal,
-    task_id: &str,
-) -> Result<VisibleTask, Error> {
+fn visible_task(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<VisibleTask, Error> {
     tasks::find_task_for_user(tx, task_id, &principal.user.id)?.ok_or(Error::NotFound)
 }
 
-fn reload(tx: &Transaction<'_>, principal: &Principal, task_id: &str) -> Result<Task, Error> {
+fn reload(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<Task, Error> {
     Ok(visible_task(tx, principal, task_id)?.task)
 }
 
@@ -576,7 +574,7 @@ fn not_a_status() -> Error {
 }
 
 /// New tasks start in the project's first `todo` status.
-fn initial_status(tx: &Transaction<'_>, project_id: &str) -> Result<(String, Category), Error> {
+fn initial_status(tx: &Tx<'_>, project_id: &str) -> Result<(String, Category), Error> {
     let id = tasks::first_status_of(tx, project_id, Category::Todo)?
         .ok_or_else(|| Error::internal(format!("project {project_id} has no todo status")))?;
     Ok((id, Category::Todo))
@@ -584,7 +582,7 @@ fn initial_status(tx: &Transaction<'_>, project_id: &str) -> Result<(String, Cat
 
 /// A moved task keeps its kind of status: the target's first status of the same category.
 fn matching_status(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     project_id: &str,
     category: Category,
 ) -> Result<(String, Category), Error> {
@@ -605,7 +603,7 @@ fn completed_at(old: Category, new: Category, current: Option<&str>) -> Option<S
     }
 }
 
-fn move_subtasks(tx: &Transaction<'_>, task_id: &str, from: &str, to: &str) -> Result<(), Error> {
+fn move_subtasks(tx: &Tx<'_>, task_id: &str, from: &str, to: &str) -> Result<(), Error> {
     for subtask in tasks::descendants(tx, task_id)? {
         let (status_id, completed) = tasks::status_and_completion(tx, &subtask)?;
         let category = tasks::status_category(tx, from, &status_id)?.unwrap_or(Category::Todo);
@@ -615,7 +613,7 @@ fn move_subtasks(tx: &Transaction<'_>, task_id: &str, from: &str, to: &str) -> R
     Ok(())
 }
 
-fn check_parent(tx: &Transaction<'_>, project_id: &str, parent_id: &str) -> Result<(), Error> {
+fn check_parent(tx: &Tx<'_>, project_id: &str, parent_id: &str) -> Result<(), Error> {
     if tasks::project_of_task(tx, parent_id)?.as_deref() == Some(project_id) {
         Ok(())
     } else {
@@ -627,7 +625,7 @@ fn check_parent(tx: &Transaction<'_>, project_id: &str, parent_id: &str) -> Resu
 }
 
 fn check_members(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     space_id: &str,
     field: &str,
     user_ids: &[String],
@@ -672,29 +670,29 @@ fn label_name(name: String) -> Result<String, Error> {
 }
 
 fn resolve_labels(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     space_id: &str,
     references: &[LabelReference],
-) -> Result<Vec<String>, Error> {
-    let mut ids = Vec::with_capacity(references.len());
+) -> Result<Vec<LabelRef>, Error> {
+    let mut resolved: Vec<LabelRef> = Vec::with_capacity(references.len());
     for reference in references {
-        let id = match reference {
+        let label = match reference {
             LabelReference::Id(id) => {
-                labels::find_label_in_space(tx, space_id, id)?
-                    .ok_or_else(|| {
-                        Error::validation("labels", format!("no label {id} in the task's space"))
-                    })?
-                    .id
+                labels::find_label_in_space(tx, space_id, id)?.ok_or_else(|| {
+                    Error::validation("labels", format!("no label {id} in the task's space"))
+                })?
             }
-            LabelReference::Name(name) => {
-                labels::find_or_create_label(tx, space_id, name, None)?.id
-            }
+            LabelReference::Name(name) => labels::find_or_create_label(tx, space_id, name, None)?,
         };
-        if !ids.contains(&id) {
-            ids.push(id);
+        if !resolved.iter().any(|r| r.id == label.id) {
+            resolved.push(LabelRef {
+                id: label.id,
+                name: label.name,
+                color: label.color,
+            });
         }
     }
-    Ok(ids)
+    Ok(resolved)
 }
 
 fn patch_date(body: &Body, field: &str) -> Result<Patch<String>, Error> {

@@ -1,8 +1,9 @@
 //! Labels: per space, names unique case-insensitively within the space.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::Tx;
 use super::{Result, new_id};
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +62,7 @@ pub fn find_label_by_name(conn: &Connection, space_id: &str, name: &str) -> Resu
 
 /// Finds the space's label by name, or creates it with `color`.
 pub fn find_or_create_label(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     space_id: &str,
     name: &str,
     color: Option<&str>,

@@ -3,10 +3,15 @@
 //!
 //! One `open` sets up every connection the same way for the server and the CLI: WAL, the configured
 //! `synchronous`, `foreign_keys=ON`, a busy timeout, the embedded schema and its migrations.
-//! Writes go through one writer connection behind a mutex, each in a `BEGIN IMMEDIATE`
-//! transaction, so writers inside this process queue instead of meeting as `SQLITE_BUSY`; a writer
-//! in another process (the CLI while the server runs) is waited for by the busy timeout. Reads use
-//! a pool of `query_only` connections and never block on the writer (WAL).
+//! Writes go through one writer connection behind a mutex, so writers inside this process queue
+//! instead of meeting as `SQLITE_BUSY`; a writer in another process (the CLI while the server
+//! runs) is waited for by the busy timeout. Reads use a pool of `query_only` connections and never
+//! block on the writer (WAL).
+//!
+//! Group commit: writes that queue up behind each other share one `BEGIN IMMEDIATE` transaction
+//! and so one fsync. Each runs in its own savepoint (a failed request rolls back only its own
+//! changes), and each caller returns only after the shared `COMMIT` succeeded, so a `2xx` still
+//! means durable. See `Store::write`.
 //!
 //! Each table group's file owns its row structs and queries: `users`, `spaces` (with members),
 //! `projects` (with statuses), `tasks` (with assignees and task labels), `labels`, `tokens`.
@@ -18,13 +23,16 @@ pub mod tasks;
 pub mod tokens;
 pub mod users;
 
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{DatabaseConfig, Synchronous};
 use crate::error::Error;
@@ -37,10 +45,46 @@ pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// At most this many writes share one commit, so that a long queue still commits regularly.
+const MAX_BATCH: usize = 64;
+
 pub struct Store {
     path: std::path::PathBuf,
     readers: r2d2::Pool<SqliteConnectionManager>,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Signalled when a batch's outcome is known.
+    committed: Condvar,
+    /// Writers between "I want the writer" and "I have it": while there are any, the holder leaves
+    /// the transaction open for them instead of committing.
+    waiting: AtomicUsize,
+}
+
+struct Writer {
+    conn: Connection,
+    /// The open transaction's batch, if one is open.
+    batch: Option<Arc<Batch>>,
+}
+
+#[derive(Default)]
+struct Batch {
+    jobs: AtomicUsize,
+    /// Set once, by whoever commits (or rolls back) the batch: `Err` holds the reason.
+    outcome: OnceLock<std::result::Result<(), String>>,
+    /// A savepoint statement failed: the transaction's state is unknown, so roll it all back.
+    broken: std::sync::atomic::AtomicBool,
+}
+
+/// The writer connection inside a write transaction: what store functions that change data take.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
 impl Store {
@@ -72,14 +116,22 @@ impl Store {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |conn| configure(conn, &reader_pragmas));
         let readers = r2d2::Pool::builder()
+            // As many as the runtime's blocking threads (`cli::BLOCKING_THREADS`).
             .max_size(8)
             .min_idle(Some(1))
+            // A local file does not go stale; checking on every checkout cost a statement per read.
+            .test_on_check_out(false)
             .build(manager)
             .map_err(|e| Error::internal(format!("cannot open database pool: {e}")))?;
         Ok(Store {
             path: config.path.clone(),
             readers,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                batch: None,
+            }),
+            committed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -89,18 +141,81 @@ impl Store {
         f(&conn)
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer: committed when `f` returns
-    /// `Ok`, rolled back otherwise, so a failed request leaves the database as it was.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        // A panic inside `f` drops the transaction (rollback) before poisoning; the connection is fine.
-        let mut conn = self
-            .writer
+    /// Runs `f` as one write: its changes are committed when it returns `Ok` (and this returns
+    /// only after the commit), and rolled back when it returns `Err` or panics, so a failed request
+    /// leaves the database as it was.
+    ///
+    /// Writes that arrive while another runs join its transaction, each in a savepoint; the last
+    /// one in (when nobody else is waiting, or after `MAX_BATCH`) commits for all of them.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut writer = self.lock_writer();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if writer.batch.is_none() {
+            run(&writer.conn, "BEGIN IMMEDIATE")?;
+            writer.batch = Some(Arc::new(Batch::default()));
+        }
+        let batch = Arc::clone(writer.batch.as_ref().expect("a batch is open"));
+
+        let ran = match run(&writer.conn, "SAVEPOINT job") {
+            Ok(()) => {
+                let ran = catch_unwind(AssertUnwindSafe(|| f(&Tx { conn: &writer.conn })));
+                let end = if matches!(ran, Ok(Ok(_))) {
+                    run(&writer.conn, "RELEASE job")
+                } else {
+                    run(&writer.conn, "ROLLBACK TO job")
+                        .and_then(|()| run(&writer.conn, "RELEASE job"))
+                };
+                if end.is_err() {
+                    batch.broken.store(true, Ordering::SeqCst);
+                }
+                ran
+            }
+            Err(error) => {
+                batch.broken.store(true, Ordering::SeqCst);
+                Ok(Err(error.into()))
+            }
+        };
+
+        let jobs = batch.jobs.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH {
+            // Someone is queued behind us and will continue the batch; the last one commits.
+            while batch.outcome.get().is_none() {
+                writer = self
+                    .committed
+                    .wait(writer)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        } else {
+            let outcome = if batch.broken.load(Ordering::SeqCst) {
+                Err("a savepoint failed; the batch was rolled back".to_string())
+            } else {
+                run(&writer.conn, "COMMIT").map_err(|e| e.to_string())
+            };
+            if outcome.is_err() {
+                let _ = run(&writer.conn, "ROLLBACK");
+            }
+            writer.batch = None;
+            let _ = batch.outcome.set(outcome);
+            self.committed.notify_all();
+        }
+        drop(writer);
+
+        let value = match ran {
+            Ok(value) => value,
+            Err(panic) => resume_unwind(panic),
+        };
+        match batch.outcome.get().expect("the batch has an outcome") {
+            Ok(()) => value,
+            Err(reason) => Err(Error::internal(format!("commit failed: {reason}"))),
+        }
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic in a write is caught inside `write`; a poisoned lock still guards a sound state.
+        self.writer
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// True when the database answers a query (for `/healthz`).
@@ -123,13 +238,19 @@ impl Store {
 
     /// Folds the WAL back into the main file; called on graceful shutdown.
     pub fn checkpoint(&self) -> Result<()> {
-        let conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let writer = self.lock_writer();
+        writer
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// Runs a transaction-control statement from the statement cache: these run several times per
+/// write, and `execute_batch` would parse them every time.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// Per-connection set-up shared by the writer and the readers.
@@ -293,6 +414,64 @@ mod tests {
         let (_dir, store) = open_temp();
         let result = store.read(|conn| Ok(conn.execute("DELETE FROM users", [])?));
         assert!(result.is_err());
+    }
+
+    /// Concurrent writes, some failing, some panicking: exactly the successful ones are stored,
+    /// and every caller hears the truth about its own write.
+    #[test]
+    fn batched_writes_keep_each_write_atomic() {
+        let (_dir, store) = open_temp();
+        store
+            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .unwrap();
+        let store = std::sync::Arc::new(store);
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let store = std::sync::Arc::clone(&store);
+                std::thread::spawn(move || {
+                    let mut stored = Vec::new();
+                    for i in 0..200 {
+                        let n = thread * 1000 + i;
+                        let result = catch_unwind(AssertUnwindSafe(|| {
+                            store.write(|tx| {
+                                tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                                match n % 7 {
+                                    0 => Err(Error::NotFound),
+                                    1 => panic!("a bug in write {n}"),
+                                    _ => Ok(()),
+                                }
+                            })
+                        }));
+                        match result {
+                            Ok(Ok(())) => stored.push(n),
+                            Ok(Err(Error::NotFound)) => assert_eq!(n % 7, 0),
+                            Ok(Err(other)) => panic!("unexpected {other:?}"),
+                            Err(_) => assert_eq!(n % 7, 1),
+                        }
+                    }
+                    stored
+                })
+            })
+            .collect();
+        let mut expected: Vec<i64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        expected.sort();
+        let stored: Vec<i64> = store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
+                Ok(statement
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(stored, expected);
+        let succeeding = (0..8i64)
+            .flat_map(|t| (0..200).map(move |i| t * 1000 + i))
+            .filter(|n| n % 7 > 1)
+            .count();
+        assert_eq!(stored.len(), succeeding);
     }
 
     #[test]

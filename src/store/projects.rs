@@ -1,8 +1,9 @@
 //! Projects and their statuses. Every new project gets the default statuses of SPEC section 1.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::Tx;
 use super::spaces::Role;
 use super::{Result, is_unique_violation, new_id};
 use crate::error::Error;
@@ -98,7 +99,7 @@ fn slug_taken(slug: &str) -> Error {
 }
 
 /// Creates the project with the default statuses, in the caller's transaction.
-pub fn create_project(tx: &Transaction<'_>, new: &NewProject) -> Result<Project> {
+pub fn create_project(tx: &Tx<'_>, new: &NewProject) -> Result<Project> {
     let now = crate::time::now();
     tx.prepare_cached(
         "INSERT INTO projects (id, space_id, name, slug, description, default_view, color, \
@@ -178,6 +179,24 @@ pub fn find_project_for_user(
     Ok(Some((project, role)))
 }
 
+/// The project's space and the user's role in it, without loading the project (for checks).
+pub fn project_access(
+    conn: &Connection,
+    project_id: &str,
+    user_id: &str,
+) -> Result<Option<(String, Role)>> {
+    let found = conn
+        .prepare_cached(
+            "SELECT p.space_id, m.role FROM projects p \
+             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 WHERE p.id = ?1",
+        )?
+        .query_row(params![project_id, user_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    Ok(found)
+}
+
 pub fn statuses_of(conn: &Connection, project_id: &str) -> Result<Vec<Status>> {
     let mut statement = conn.prepare_cached(
         "SELECT id, name, category, position, color FROM statuses WHERE project_id = ?1 \
@@ -238,11 +257,7 @@ pub fn list_projects(
 }
 
 /// Applies a PATCH; the caller has checked the role and validated every value.
-pub fn update_project(
-    tx: &Transaction<'_>,
-    project_id: &str,
-    changes: &ProjectChanges,
-) -> Result<Project> {
+pub fn update_project(tx: &Tx<'_>, project_id: &str, changes: &ProjectChanges) -> Result<Project> {
     let changed = tx
         .prepare_cached(
             "UPDATE projects SET \

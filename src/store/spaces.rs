@@ -1,8 +1,9 @@
 //! Spaces and their members. Every space starts with a "General" project (see `projects`).
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::Tx;
 use super::{Result, is_unique_violation, new_id, projects};
 use crate::error::Error;
 
@@ -72,7 +73,7 @@ fn slug_taken(slug: &str) -> Error {
 }
 
 /// Creates a space with `owner_id` as its owner and its "General" project, in one transaction.
-pub fn create_space(tx: &Transaction<'_>, new: &NewSpace, owner_id: &str) -> Result<Space> {
+pub fn create_space(tx: &Tx<'_>, new: &NewSpace, owner_id: &str) -> Result<Space> {
     let now = crate::time::now();
     let space = Space {
         id: new_id(),
@@ -110,7 +111,7 @@ pub fn create_space(tx: &Transaction<'_>, new: &NewSpace, owner_id: &str) -> Res
     Ok(space)
 }
 
-fn insert_member(tx: &Transaction<'_>, space_id: &str, user_id: &str, role: Role) -> Result<()> {
+fn insert_member(tx: &Tx<'_>, space_id: &str, user_id: &str, role: Role) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO space_members (space_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role",
@@ -207,7 +208,7 @@ pub fn find_space_by_slug(conn: &Connection, slug: &str) -> Result<Option<(Strin
 
 /// Adds the user to the space, or changes the role of an existing member. The owner's role is
 /// not changed this way, and a personal space takes no members.
-pub fn add_member(tx: &Transaction<'_>, space_slug: &str, user_id: &str, role: Role) -> Result<()> {
+pub fn add_member(tx: &Tx<'_>, space_slug: &str, user_id: &str, role: Role) -> Result<()> {
     let Some((space_id, personal)) = find_space_by_slug(tx, space_slug)? else {
         return Err(Error::validation(
             "space",

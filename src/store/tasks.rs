@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
+use super::Tx;
 use super::labels::LabelRef;
 use super::projects::Category;
 use super::spaces::Role;
@@ -56,7 +57,7 @@ pub struct NewTask {
     pub position: Option<f64>,
     pub parent_id: Option<String>,
     pub assignees: Vec<String>,
-    pub label_ids: Vec<String>,
+    pub labels: Vec<LabelRef>,
     pub created_by: String,
 }
 
@@ -347,7 +348,9 @@ pub fn next_position(conn: &Connection, project_id: &str) -> Result<f64> {
     Ok(max.map_or(1.0, |m| m.floor() + 1.0))
 }
 
-pub fn create_task(tx: &Transaction<'_>, new: &NewTask, category: Category) -> Result<String> {
+/// Inserts the task with its assignees and labels, and returns it as a read would (the hot path
+/// of `POST /api/tasks`: built from what was written instead of read back).
+pub fn create_task(tx: &Tx<'_>, new: &NewTask, category: Category) -> Result<Task> {
     let id = new_id();
     let now = crate::time::now();
     let position = match new.position {
@@ -375,12 +378,42 @@ pub fn create_task(tx: &Transaction<'_>, new: &NewTask, category: Category) -> R
         new.created_by,
         now
     ])?;
-    set_assignees(tx, &id, &new.assignees)?;
-    set_labels(tx, &id, &new.label_ids)?;
-    Ok(id)
+    for user_id in &new.assignees {
+        add_assignee(tx, &id, user_id)?;
+    }
+    for label in &new.labels {
+        add_label(tx, &id, &label.id)?;
+    }
+    // The order `load_relations` reads them in.
+    let mut assignees = new.assignees.clone();
+    assignees.sort();
+    assignees.dedup();
+    let mut labels = new.labels.clone();
+    labels.sort_by(|a, b| {
+        (a.name.to_ascii_lowercase(), &a.id).cmp(&(b.name.to_ascii_lowercase(), &b.id))
+    });
+    labels.dedup_by(|a, b| a.id == b.id);
+    Ok(Task {
+        id,
+        project_id: new.project_id.clone(),
+        status_id: new.status_id.clone(),
+        title: new.title.clone(),
+        description: new.description.clone(),
+        priority: new.priority,
+        due_date: new.due_date.clone(),
+        start_date: new.start_date.clone(),
+        position,
+        parent_id: new.parent_id.clone(),
+        assignees,
+        labels,
+        completed_at,
+        created_by: new.created_by.clone(),
+        created_at: now.clone(),
+        updated_at: now,
+    })
 }
 
-pub fn update_task(tx: &Transaction<'_>, task_id: &str, update: &TaskUpdate) -> Result<()> {
+pub fn update_task(tx: &Tx<'_>, task_id: &str, update: &TaskUpdate) -> Result<()> {
     tx.prepare_cached(
         "UPDATE tasks SET project_id = ?2, status_id = ?3, title = ?4, description = ?5, priority = ?6, \
          due_date = ?7, start_date = ?8, position = ?9, parent_id = ?10, completed_at = ?11, updated_at = ?12 \
@@ -405,7 +438,7 @@ pub fn update_task(tx: &Transaction<'_>, task_id: &str, update: &TaskUpdate) -> 
 
 /// Moves a subtask along with its moved ancestor, into `status_id` of the new project.
 pub fn move_subtask(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     task_id: &str,
     project_id: &str,
     status_id: &str,
@@ -419,21 +452,21 @@ pub fn move_subtask(
 }
 
 /// Marks a task changed (assignee and label changes count as changes).
-pub fn touch_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+pub fn touch_task(tx: &Tx<'_>, task_id: &str) -> Result<()> {
     tx.prepare_cached("UPDATE tasks SET updated_at = ?2 WHERE id = ?1")?
         .execute(params![task_id, crate::time::now()])?;
     Ok(())
 }
 
 /// Deletes the task; its subtasks go with it (ON DELETE CASCADE on `parent_id`).
-pub fn delete_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+pub fn delete_task(tx: &Tx<'_>, task_id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
         .execute([task_id])?;
     Ok(())
 }
 
 /// Replaces the task's assignees with `user_ids`.
-pub fn set_assignees(tx: &Transaction<'_>, task_id: &str, user_ids: &[String]) -> Result<()> {
+pub fn set_assignees(tx: &Tx<'_>, task_id: &str, user_ids: &[String]) -> Result<()> {
     tx.prepare_cached("DELETE FROM task_assignees WHERE task_id = ?1")?
         .execute([task_id])?;
     for user_id in user_ids {
@@ -443,7 +476,7 @@ pub fn set_assignees(tx: &Transaction<'_>, task_id: &str, user_ids: &[String]) -
 }
 
 /// Replaces the task's labels with `label_ids`.
-pub fn set_labels(tx: &Transaction<'_>, task_id: &str, label_ids: &[String]) -> Result<()> {
+pub fn set_labels(tx: &Tx<'_>, task_id: &str, label_ids: &[String]) -> Result<()> {
     tx.prepare_cached("DELETE FROM task_labels WHERE task_id = ?1")?
         .execute([task_id])?;
     for label_id in label_ids {
@@ -453,28 +486,28 @@ pub fn set_labels(tx: &Transaction<'_>, task_id: &str, label_ids: &[String]) -> 
 }
 
 /// Returns whether anything changed.
-pub fn add_assignee(tx: &Transaction<'_>, task_id: &str, user_id: &str) -> Result<bool> {
+pub fn add_assignee(tx: &Tx<'_>, task_id: &str, user_id: &str) -> Result<bool> {
     let added = tx
         .prepare_cached("INSERT OR IGNORE INTO task_assignees (task_id, user_id) VALUES (?1, ?2)")?
         .execute(params![task_id, user_id])?;
     Ok(added > 0)
 }
 
-pub fn remove_assignee(tx: &Transaction<'_>, task_id: &str, user_id: &str) -> Result<bool> {
+pub fn remove_assignee(tx: &Tx<'_>, task_id: &str, user_id: &str) -> Result<bool> {
     let removed = tx
         .prepare_cached("DELETE FROM task_assignees WHERE task_id = ?1 AND user_id = ?2")?
         .execute(params![task_id, user_id])?;
     Ok(removed > 0)
 }
 
-pub fn add_label(tx: &Transaction<'_>, task_id: &str, label_id: &str) -> Result<bool> {
+pub fn add_label(tx: &Tx<'_>, task_id: &str, label_id: &str) -> Result<bool> {
     let added = tx
         .prepare_cached("INSERT OR IGNORE INTO task_labels (task_id, label_id) VALUES (?1, ?2)")?
         .execute(params![task_id, label_id])?;
     Ok(added > 0)
 }
 
-pub fn remove_label(tx: &Transaction<'_>, task_id: &str, label_id: &str) -> Result<bool> {
+pub fn remove_label(tx: &Tx<'_>, task_id: &str, label_id: &str) -> Result<bool> {
     let removed = tx
         .prepare_cached("DELETE FROM task_labels WHERE task_id = ?1 AND label_id = ?2")?
         .execute(params![task_id, label_id])?;
@@ -518,7 +551,11 @@ mod tests {
                             position: None,
                             parent_id: None,
                             assignees: vec![user.id.clone()],
-                            label_ids: vec![label.id.clone()],
+                            labels: vec![LabelRef {
+                                id: label.id.clone(),
+                                name: label.name.clone(),
+                                color: None,
+                            }],
                             created_by: user.id.clone(),
                         },
                         Category::Todo,

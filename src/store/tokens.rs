@@ -1,8 +1,9 @@
 //! API tokens: only the BLAKE3 hash of a token is stored; the plaintext never reaches this module.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::Tx;
 use super::users::{Plan, User};
 use super::{Result, new_id};
 use crate::token::TokenHash;
@@ -59,7 +60,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TokenInfo> {
     })
 }
 
-pub fn create_token(tx: &Transaction<'_>, new: &NewToken<'_>) -> Result<TokenInfo> {
+pub fn create_token(tx: &Tx<'_>, new: &NewToken<'_>) -> Result<TokenInfo> {
     let id = new_id();
     tx.prepare_cached(
         "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, scope, created_at, expires_at) \
@@ -123,7 +124,7 @@ pub fn list_tokens(conn: &Connection, user_id: Option<&str>) -> Result<Vec<Token
 }
 
 /// Revokes for good. `Ok(None)` when no token has this id; revoking twice keeps the first time.
-pub fn revoke_token(tx: &Transaction<'_>, id: &str) -> Result<Option<TokenInfo>> {
+pub fn revoke_token(tx: &Tx<'_>, id: &str) -> Result<Option<TokenInfo>> {
     tx.prepare_cached(
         "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
     )?
@@ -133,12 +134,7 @@ pub fn revoke_token(tx: &Transaction<'_>, id: &str) -> Result<Option<TokenInfo>>
 
 /// Records use, at most once per `stale_before` interval: the `WHERE` makes a racing second
 /// update a no-op, so concurrent requests on one token cost one write a minute, not one each.
-pub fn touch_last_used(
-    tx: &Transaction<'_>,
-    id: &str,
-    now: &str,
-    stale_before: &str,
-) -> Result<()> {
+pub fn touch_last_used(tx: &Tx<'_>, id: &str, now: &str, stale_before: &str) -> Result<()> {
     tx.prepare_cached(
         "UPDATE api_tokens SET last_used_at = ?2 \
          WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",

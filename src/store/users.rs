@@ -1,8 +1,9 @@
 //! Users: created by the CLI only. Creating a user also creates the user's personal space.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::Tx;
 use super::{Result, is_unique_violation, new_id, spaces};
 use crate::error::Error;
 
@@ -31,7 +32,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// Creates the user, their personal space and its "General" project, in the caller's transaction.
-pub fn create_user(tx: &Transaction<'_>, email: &str, name: &str, plan: Plan) -> Result<User> {
+pub fn create_user(tx: &Tx<'_>, email: &str, name: &str, plan: Plan) -> Result<User> {
     let user = User {
         id: new_id(),
         email: email.to_string(),
@@ -96,7 +97,7 @@ pub fn count_users(conn: &Connection) -> Result<i64> {
 }
 
 /// Sets the plan; `None` when no user has that email.
-pub fn set_plan(tx: &Transaction<'_>, email: &str, plan: Plan) -> Result<Option<User>> {
+pub fn set_plan(tx: &Tx<'_>, email: &str, plan: Plan) -> Result<Option<User>> {
     let changed = tx
         .prepare_cached("UPDATE users SET plan = ?1 WHERE email = ?2")?
         .execute(params![plan, email])?;
