@@ -1,5 +1,6 @@
--- ktasks schema, version 1. Embedded in the binary and applied on first open; later changes are
--- migrations in src/store/mod.rs keyed on PRAGMA user_version.
+-- ktasks schema, version 2: the whole current schema. Embedded in the binary and applied as is
+-- to a new database; an older database is brought here by the migrations in src/store/mod.rs,
+-- keyed on PRAGMA user_version.
 --
 -- Ids are UUIDv7 strings (time-ordered, so primary-key indexes stay append-only). Timestamps are
 -- RFC 3339 UTC strings of fixed width ("2026-11-27T20:00:00.000Z"), so text order is time order.
@@ -118,3 +119,13 @@ CREATE TABLE api_tokens (
     revoked_at   TEXT
 ) STRICT;
 CREATE INDEX api_tokens_by_user ON api_tokens (user_id, id);
+
+-- Web sessions (version 2): only the BLAKE3 hash of the cookie value is stored.
+CREATE TABLE sessions (
+    id_hash      BLOB PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions (user_id);

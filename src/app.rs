@@ -35,6 +35,8 @@ pub struct App {
     pub limiter: RateLimiter<TokenHash>,
     /// Refused tokens per client IP (`None` when `rate_limit.failed_auth_per_minute` is 0).
     pub failed_auth: Option<RateLimiter<IpAddr>>,
+    /// Failed sign-ins on the web pages, per email and per client IP.
+    pub login_throttle: crate::web::LoginThrottle,
     pub config: Config,
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
@@ -92,6 +94,7 @@ impl App {
             store,
             limiter,
             failed_auth,
+            login_throttle: crate::web::LoginThrottle::default(),
             config,
             openapi,
             developers,
@@ -142,6 +145,13 @@ impl App {
 
     /// Everything after routing, on a blocking thread: auth, limits, the handler.
     fn respond(&self, request: &ApiRequest) -> Outcome {
+        if request.route.is_web() {
+            return Outcome {
+                result: crate::web::dispatch(self, request),
+                decision: None,
+                token_prefix: None,
+            };
+        }
         if request.route.is_public() {
             return Outcome {
                 result: api::dispatch_public(self, request),

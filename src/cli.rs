@@ -14,9 +14,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::store::Store;
 use crate::store::spaces::{self, Role};
-use crate::store::tokens::{self, NewToken, Scope, TokenInfo};
+use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::{self, Plan, User};
-use crate::{server, token, validate};
+use crate::{password, server, validate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,6 +77,12 @@ enum UserCommand {
         email: String,
         #[arg(long)]
         plan: Plan,
+    },
+    /// Set the password for the web settings page: read from stdin when it is not a terminal,
+    /// otherwise prompted twice (never taken from the command line). Ends the user's sessions.
+    SetPassword {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -267,6 +273,16 @@ fn user(store: &Store, command: UserCommand) -> Result<(), Failure> {
                 },
             )
         }
+        UserCommand::SetPassword { email } => {
+            find_user(store, &email)?;
+            let password = read_password()?;
+            password::check_rules(&password)?;
+            let hash = password::hash(&password)?;
+            let ended = store.write(|tx| users::set_password_hash(tx, &email, &hash))?;
+            let ended = ended.ok_or_else(|| no_such_user(&email))?;
+            eprintln!("password set for {email}; {ended} session(s) signed out");
+            Ok(())
+        }
         UserCommand::SetPlan { email, plan } => {
             let user = store.write(|tx| users::set_plan(tx, &email, plan))?;
             let user = user.ok_or_else(|| no_such_user(&email))?;
@@ -293,22 +309,9 @@ fn token_command(store: &Store, command: TokenCommand) -> Result<(), Failure> {
                 )));
             }
             let name = validate::text("name", name, validate::MAX_NAME_CHARS)?;
-            let secret = token::generate().map_err(|e| {
-                Failure::Failed(format!("the operating system's random source failed: {e}"))
-            })?;
-            let created = store.write(|tx| {
-                tokens::create_token(
-                    tx,
-                    &NewToken {
-                        user_id: &owner.id,
-                        name: &name,
-                        prefix: token::display_prefix(&secret),
-                        hash: &token::hash(&secret),
-                        scope: if read_only { Scope::Read } else { Scope::Write },
-                        expires_at: expires_in_days.map(crate::time::days_from_now),
-                    },
-                )
-            })?;
+            let scope = if read_only { Scope::Read } else { Scope::Write };
+            let (secret, created) = store
+                .write(|tx| tokens::mint_token(tx, &owner.id, &name, scope, expires_in_days))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{secret}").map_err(|e| Failure::Failed(e.to_string()))?;
             eprintln!(
@@ -380,6 +383,27 @@ fn token_command(store: &Store, command: TokenCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The new password: one line of stdin when it is not a terminal (scripts), else typed twice
+/// without echo.
+fn read_password() -> Result<String, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    let failed = |e: std::io::Error| Failure::Failed(format!("cannot read the password: {e}"));
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(failed)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("New password: ").map_err(failed)?;
+    let second = rpassword::prompt_password("Again: ").map_err(failed)?;
+    if first != second {
+        return Err(Failure::Usage("the two passwords differ".into()));
+    }
+    Ok(first)
 }
 
 fn find_user(store: &Store, email: &str) -> Result<User, Failure> {

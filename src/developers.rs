@@ -350,7 +350,8 @@ fn inline_markdown(text: &str) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
+/// HTML-escapes text for element content and attribute values.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

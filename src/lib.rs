@@ -14,6 +14,7 @@
 //! - `json`: strict request bodies and query strings, the `Reply` type, pagination helpers.
 //! - `validate`: field rules (slugs, colours, text lengths).
 //! - `openapi`, `developers`: the OpenAPI document and the `/developers` page rendered from it.
+//! - `web`, `password`: the Settings -> Security pages (sessions, CSRF, token forms), Argon2id.
 //! - `api`: one file per resource; validates, authorizes, calls the store.
 //! - `store`: the only place that speaks SQL; one file per table group.
 //! - `error`: the one error enum and its mapping to HTTP.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod json;
 pub mod log;
 pub mod openapi;
+pub mod password;
 pub mod ratelimit;
 pub mod router;
 pub mod server;
@@ -42,6 +44,7 @@ pub mod store;
 pub mod time;
 pub mod token;
 pub mod validate;
+pub mod web;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -27,6 +27,16 @@
 //! GET    /api/labels?spaceId=         -- the labels of a space
 //! ```
 //!
+//! The web settings pages (`web.rs`) are routed here too, listed in `WEB_ENDPOINTS`:
+//!
+//! ```text
+//! GET, POST /login                               -- sign in
+//! POST      /logout                              -- sign out
+//! GET       /settings/security                   -- the user's tokens
+//! POST      /settings/security/tokens            -- create a token
+//! POST      /settings/security/tokens/:id/revoke -- revoke a token
+//! ```
+//!
 //! Routing happens before authentication: an unknown path is 404 and a known path with the wrong
 //! method is 405 for everyone, since the route table is public (it is the OpenAPI document).
 
@@ -58,6 +68,12 @@ pub enum Route {
     AddLabel(String),
     RemoveLabel(String),
     ListLabels,
+    LoginPage,
+    Login,
+    Logout,
+    SecurityPage,
+    CreateTokenForm,
+    RevokeTokenForm(String),
 }
 
 /// Every path pattern with the methods it allows: the source of `Allow` headers, and the list
@@ -79,6 +95,15 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/api/labels", "GET"),
 ];
 
+/// The web pages' patterns, apart from the API's: they are HTML, not in the OpenAPI document.
+pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
+    ("/login", "GET, POST"),
+    ("/logout", "POST"),
+    ("/settings/security", "GET"),
+    ("/settings/security/tokens", "POST"),
+    ("/settings/security/tokens/:id/revoke", "POST"),
+];
+
 impl Route {
     /// The path pattern, for logs and documentation (never the concrete path with its ids).
     pub fn pattern(&self) -> &'static str {
@@ -98,7 +123,21 @@ impl Route {
             AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
             AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
             ListLabels => "/api/labels",
+            LoginPage | Login => "/login",
+            Logout => "/logout",
+            SecurityPage => "/settings/security",
+            CreateTokenForm => "/settings/security/tokens",
+            RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
         }
+    }
+
+    /// The web settings pages (session cookies, HTML), as opposed to the Bearer-token API.
+    pub fn is_web(&self) -> bool {
+        use Route::*;
+        matches!(
+            self,
+            LoginPage | Login | Logout | SecurityPage | CreateTokenForm | RevokeTokenForm(_)
+        )
     }
 
     /// Routes anyone may call without a token.
@@ -188,6 +227,27 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
             },
         ),
         (["api", "labels"], m) => ("/api/labels", (m == Method::GET).then_some(ListLabels)),
+        (["login"], m) => (
+            "/login",
+            match *m {
+                Method::GET => Some(LoginPage),
+                Method::POST => Some(Login),
+                _ => None,
+            },
+        ),
+        (["logout"], m) => ("/logout", (m == Method::POST).then_some(Logout)),
+        (["settings", "security"], m) => (
+            "/settings/security",
+            (m == Method::GET).then_some(SecurityPage),
+        ),
+        (["settings", "security", "tokens"], m) => (
+            "/settings/security/tokens",
+            (m == Method::POST).then_some(CreateTokenForm),
+        ),
+        (["settings", "security", "tokens", token, "revoke"], m) => (
+            "/settings/security/tokens/:id/revoke",
+            (m == Method::POST).then(|| RevokeTokenForm(id(token))),
+        ),
         _ => return Err(Error::NotFound),
     };
     route.ok_or_else(|| Error::MethodNotAllowed {
@@ -199,6 +259,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
 fn allowed_methods(pattern: &str) -> &'static str {
     ENDPOINTS
         .iter()
+        .chain(WEB_ENDPOINTS)
         .find(|(p, _)| *p == pattern)
         .map(|(_, allow)| *allow)
         .expect("every routed pattern is listed in ENDPOINTS")
@@ -261,7 +322,7 @@ mod tests {
 
     #[test]
     fn every_allowed_method_of_every_endpoint_routes_to_its_pattern() {
-        for (pattern, allow) in ENDPOINTS {
+        for (pattern, allow) in ENDPOINTS.iter().chain(WEB_ENDPOINTS) {
             let path = pattern.replace(":id", "some-id");
             for method in allow.split(", ") {
                 let method = Method::from_bytes(method.as_bytes()).unwrap();

@@ -100,6 +100,7 @@ async fn sweep_rate_limits(app: Arc<App>) {
         if let Some(failed_auth) = &app.failed_auth {
             failed_auth.sweep(now);
         }
+        app.login_throttle.sweep(now);
     }
 }
 

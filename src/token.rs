@@ -53,7 +53,8 @@ fn checksum(body: &str) -> String {
     hex(&blake3::hash(body.as_bytes()).as_bytes()[..CHECKSUM_HEX / 2])
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

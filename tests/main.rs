@@ -17,3 +17,4 @@ mod resilience;
 mod server;
 mod spaces;
 mod tasks;
+mod web;

@@ -45,6 +45,13 @@ pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Resul
         Route::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
         Route::ListLabels => labels::list(app, principal, request),
         Route::Health | Route::OpenApi | Route::Developers => dispatch_public(app, request),
+        // The web pages are dispatched by `App::respond` before authentication.
+        Route::LoginPage
+        | Route::Login
+        | Route::Logout
+        | Route::SecurityPage
+        | Route::CreateTokenForm
+        | Route::RevokeTokenForm(_) => crate::web::dispatch(app, request),
     }
 }
 

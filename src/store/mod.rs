@@ -18,6 +18,7 @@
 
 pub mod labels;
 pub mod projects;
+pub mod sessions;
 pub mod spaces;
 pub mod tasks;
 pub mod tokens;
@@ -39,8 +40,19 @@ use crate::error::Error;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
-/// Migrations after the initial schema: entry `i` takes `user_version` from `i + 1` to `i + 2`.
-const MIGRATIONS: &[&str] = &[];
+/// Migrations of older databases: entry `i` takes `user_version` from `i + 1` to `i + 2`. A new
+/// database gets `SCHEMA` (always the whole current schema) and skips them.
+const MIGRATIONS: &[&str] = &[
+    // 2: web sessions
+    "CREATE TABLE sessions (
+        id_hash      BLOB PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        csrf         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions (user_id);",
+];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -283,9 +295,10 @@ fn migrate(conn: &Connection) -> Result<()> {
         }
         if version == 0 {
             conn.execute_batch(SCHEMA)?;
-        }
-        for migration in MIGRATIONS.iter().skip((version.max(1) - 1) as usize) {
-            conn.execute_batch(migration)?;
+        } else {
+            for migration in MIGRATIONS.iter().skip((version - 1) as usize) {
+                conn.execute_batch(migration)?;
+            }
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(())
@@ -407,6 +420,39 @@ mod tests {
             ..DatabaseConfig::default()
         };
         Store::open(&config).unwrap();
+    }
+
+    /// A version-1 database (before sessions) is migrated to the same tables a new one gets.
+    #[test]
+    fn old_databases_are_migrated_to_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.split("-- Web sessions (version 2)").next().unwrap();
+            conn.execute_batch(v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let config = DatabaseConfig {
+            path,
+            ..DatabaseConfig::default()
+        };
+        let migrated = Store::open(&config).unwrap();
+        let (_fresh_dir, fresh) = open_temp();
+        let tables = |store: &Store| {
+            store
+                .read(|conn| {
+                    let mut s = conn.prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")?;
+                    let rows: Vec<(String, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                    Ok(rows.into_iter().map(|(name, sql)| (name, sql.split_whitespace().collect::<Vec<_>>().join(" "))).collect::<Vec<_>>())
+                })
+                .unwrap()
+        };
+        assert_eq!(tables(&migrated), tables(&fresh));
+        let version: i64 = migrated
+            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -79,6 +79,32 @@ pub fn create_token(tx: &Tx<'_>, new: &NewToken<'_>) -> Result<TokenInfo> {
     Ok(find_token(tx, &id)?.expect("the token was just inserted"))
 }
 
+/// Mints a token for the user: the plaintext (to show once) and the stored record. The one way
+/// tokens are made, for the CLI and the settings page alike.
+pub fn mint_token(
+    tx: &Tx<'_>,
+    user_id: &str,
+    name: &str,
+    scope: Scope,
+    expires_in_days: Option<u32>,
+) -> Result<(String, TokenInfo)> {
+    let secret = crate::token::generate().map_err(|e| {
+        crate::error::Error::internal(format!("the operating system's random source failed: {e}"))
+    })?;
+    let info = create_token(
+        tx,
+        &NewToken {
+            user_id,
+            name,
+            prefix: crate::token::display_prefix(&secret),
+            hash: &crate::token::hash(&secret),
+            scope,
+            expires_at: expires_in_days.map(crate::time::days_from_now),
+        },
+    )?;
+    Ok((secret, info))
+}
+
 pub fn find_token(conn: &Connection, id: &str) -> Result<Option<TokenInfo>> {
     let token = conn
         .prepare_cached(&format!(

@@ -107,6 +107,30 @@ pub fn set_plan(tx: &Tx<'_>, email: &str, plan: Plan) -> Result<Option<User>> {
     find_user_by_email(tx, email)
 }
 
+/// The user and their password hash (`None` when no password was ever set), by email.
+pub fn find_login(conn: &Connection, email: &str) -> Result<Option<(User, Option<String>)>> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, password_hash FROM users WHERE email = ?1"
+        ))?
+        .query_row([email], |row| Ok((from_row(row)?, row.get(5)?)))
+        .optional()?;
+    Ok(found)
+}
+
+/// Sets the password hash and ends every session of the user: a new password signs out
+/// everywhere. `None` when no user has that email.
+pub fn set_password_hash(tx: &Tx<'_>, email: &str, hash: &str) -> Result<Option<usize>> {
+    let Some(user) = find_user_by_email(tx, email)? else {
+        return Ok(None);
+    };
+    tx.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![user.id, hash])?;
+    Ok(Some(super::sessions::delete_sessions_of_user(
+        tx, &user.id,
+    )?))
+}
+
 /// A plausible email: one `@`, something on both sides, no spaces. Deliverability is not our job.
 pub fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {

@@ -1,0 +1,566 @@
+//! Settings -> Security -> API Tokens (SPEC section 7): server-rendered pages where users sign in
+//! with a password and create and revoke their own tokens.
+//!
+//! ```text
+//! GET  /login                                 -- sign-in form
+//! POST /login                                 -- email + password -> session cookie, 303 to the page
+//! POST /logout                                -- ends the session
+//! GET  /settings/security                     -- the user's tokens and the "New token" form
+//! POST /settings/security/tokens              -- mint a token; the answer shows it once
+//! POST /settings/security/tokens/:id/revoke   -- revoke one of the user's tokens
+//! ```
+//!
+//! Defences: sessions are random 32-byte cookies (`HttpOnly`, `SameSite=Strict`, `Secure` when
+//! `server.public_url` is https) stored hashed; every form carries a CSRF token (the session's,
+//! or for the login form a cookie-bound one) and a present `Origin` must be ours; failed logins are
+//! throttled per email and per client address; a Bearer token is refused everywhere here (tokens
+//! cannot manage tokens); pages are `Cache-Control: no-store` and may not be framed.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::{Method, StatusCode};
+
+use crate::app::{ApiRequest, App};
+use crate::developers::escape;
+use crate::error::Error;
+use crate::json::{Query, Reply};
+use crate::ratelimit::RateLimiter;
+use crate::router::Route;
+use crate::store::sessions::{self, Session};
+use crate::store::tokens::{self, Scope, TokenInfo};
+use crate::store::users::{self, Plan, User};
+use crate::{password, validate};
+
+const SESSION_COOKIE: &str = "ktasks_session";
+const LOGIN_CSRF_COOKIE: &str = "ktasks_login_csrf";
+const EXPIRY_CHOICES: [(&str, Option<u32>); 4] = [
+    ("never", None),
+    ("30", Some(30)),
+    ("90", Some(90)),
+    ("365", Some(365)),
+];
+
+/// Failed sign-ins, counted per email and per client address.
+pub struct LoginThrottle {
+    by_email: RateLimiter<String>,
+    by_address: RateLimiter<std::net::IpAddr>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> LoginThrottle {
+        let window = Duration::from_secs(5 * 60);
+        LoginThrottle {
+            by_email: RateLimiter::new(5, window),
+            by_address: RateLimiter::new(20, window),
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub fn sweep(&self, now: Instant) {
+        self.by_email.sweep(now);
+        self.by_address.sweep(now);
+    }
+}
+
+pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+    if request
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("bearer"))
+    {
+        return Ok(message_page(
+            StatusCode::FORBIDDEN,
+            "Tokens cannot manage tokens",
+            "API tokens are not accepted on these pages. Sign in with your password instead.",
+        ));
+    }
+    if request.method == Method::POST && !origin_is_ours(app, &request.headers) {
+        return Ok(message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form was sent from another site.",
+        ));
+    }
+    match &request.route {
+        Route::LoginPage => login_page(app, request),
+        Route::Login => login(app, request),
+        Route::Logout => with_session(app, request, |session, id_hash| {
+            app.store
+                .write(|tx| sessions::delete_session(tx, &id_hash))?;
+            let _ = session;
+            Ok(redirect("/login")
+                .with_header(header::SET_COOKIE, &cookie(app, SESSION_COOKIE, "", "/", 0)))
+        }),
+        Route::SecurityPage => with_session(app, request, |session, _| {
+            settings_page(app, &session, None)
+        }),
+        Route::CreateTokenForm => with_session(app, request, |session, _| {
+            create_token(app, request, &session)
+        }),
+        Route::RevokeTokenForm(id) => with_session(app, request, |session, _| {
+            let user_id = session.user.id.clone();
+            let revoked = app.store.write(|tx| match tokens::find_token(tx, id)? {
+                Some(token) if token.user_id == user_id => {
+                    Ok(tokens::revoke_token(tx, id)?.is_some())
+                }
+                _ => Ok(false),
+            })?;
+            if !revoked {
+                return Ok(message_page(
+                    StatusCode::NOT_FOUND,
+                    "Not found",
+                    "No such token.",
+                ));
+            }
+            Ok(redirect("/settings/security"))
+        }),
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// Runs `page` for a signed-in user (303 to `/login` otherwise); POSTs must carry the session's
+/// CSRF token.
+fn with_session(
+    app: &App,
+    request: &ApiRequest,
+    page: impl FnOnce(Session, [u8; 32]) -> Result<Reply, Error>,
+) -> Result<Reply, Error> {
+    let Some(value) = cookie_value(&request.headers, SESSION_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let id_hash = crate::token::hash(value);
+    let Some(session) = app
+        .store
+        .read(|conn| sessions::find_session(conn, &id_hash))?
+    else {
+        return Ok(redirect("/login"));
+    };
+    if request.method == Method::POST {
+        let form = form(request, &["csrf", "name", "scope", "expiry"])?;
+        if !same_secret(form.get("csrf").unwrap_or(""), &session.csrf) {
+            return Ok(message_page(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "The form expired. Reload the page and try again.",
+            ));
+        }
+    }
+    let stale =
+        crate::time::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
+    if session.last_seen_at < stale {
+        app.store
+            .write(|tx| sessions::touch_session(tx, &id_hash))?;
+    }
+    page(session, id_hash)
+}
+
+fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+    if let Some(value) = cookie_value(&request.headers, SESSION_COOKIE) {
+        let id_hash = crate::token::hash(value);
+        if app
+            .store
+            .read(|conn| sessions::find_session(conn, &id_hash))?
+            .is_some()
+        {
+            return Ok(redirect("/settings/security"));
+        }
+    }
+    login_form(app, StatusCode::OK, "")
+}
+
+fn login_form(app: &App, status: StatusCode, problem: &str) -> Result<Reply, Error> {
+    let csrf = random_hex()?;
+    let mut body = String::new();
+    if !problem.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"problem\" role=\"alert\">{}</p>",
+            escape(problem)
+        );
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/login\" class=\"card\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"muted\">No password yet? Your administrator sets one with \
+         <code>ktasks user set-password --email you@example.com</code>.</p>"
+    );
+    Ok(page(status, "Sign in", &body).with_header(
+        header::SET_COOKIE,
+        &cookie(app, LOGIN_CSRF_COOKIE, &csrf, "/login", 3600),
+    ))
+}
+
+fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+    let form = form(request, &["csrf", "email", "password"])?;
+    let expected = cookie_value(&request.headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same_secret(form.get("csrf").unwrap_or(""), expected) {
+        return login_form(
+            app,
+            StatusCode::FORBIDDEN,
+            "The form expired. Please try again.",
+        );
+    }
+    let email = form.get("email").unwrap_or("").trim().to_lowercase();
+    let password = form.get("password").unwrap_or("");
+    let now = Instant::now();
+    let throttle = &app.login_throttle;
+    let blocked = throttle
+        .by_email
+        .blocked(&email, now)
+        .or_else(|| throttle.by_address.blocked(&request.client_ip, now));
+    if let Some(refusal) = blocked {
+        let wait = refusal.reset_after_secs();
+        let reply = login_form(
+            app,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins. Try again in {wait} seconds."),
+        )?;
+        return Ok(reply.with_header(header::RETRY_AFTER, &wait.to_string()));
+    }
+    let login = app.store.read(|conn| users::find_login(conn, &email))?;
+    let user: Option<User> = match login {
+        Some((user, Some(hash))) if password::verify(password, &hash) => Some(user),
+        Some((_, Some(_))) => None,
+        _ => {
+            password::verify_nothing(password);
+            None
+        }
+    };
+    let Some(user) = user else {
+        throttle.by_email.check(&email, now);
+        throttle.by_address.check(&request.client_ip, now);
+        return login_form(app, StatusCode::UNAUTHORIZED, "Wrong email or password.");
+    };
+    let session = random_hex()?;
+    let csrf = random_hex()?;
+    app.store
+        .write(|tx| sessions::create_session(tx, &crate::token::hash(&session), &user.id, &csrf))?;
+    crate::log_info!("web sign-in for user {}", user.id);
+    let max_age = sessions::ABSOLUTE.whole_seconds().max(0) as u64;
+    Ok(redirect("/settings/security")
+        .with_header(
+            header::SET_COOKIE,
+            &cookie(app, SESSION_COOKIE, &session, "/", max_age),
+        )
+        .with_header(
+            header::SET_COOKIE,
+            &cookie(app, LOGIN_CSRF_COOKIE, "", "/login", 0),
+        ))
+}
+
+fn create_token(app: &App, request: &ApiRequest, session: &Session) -> Result<Reply, Error> {
+    if session.user.plan == Plan::Free {
+        return settings_page(app, session, None);
+    }
+    let form = form(request, &["csrf", "name", "scope", "expiry"])?;
+    let name = match validate::text(
+        "name",
+        form.get("name").unwrap_or("").to_string(),
+        validate::MAX_NAME_CHARS,
+    ) {
+        Ok(name) => name,
+        Err(error) => return settings_page(app, session, Some(Err(error.to_string()))),
+    };
+    let scope = match form.get("scope") {
+        Some("read") => Scope::Read,
+        _ => Scope::Write,
+    };
+    let expiry = form.get("expiry").unwrap_or("never");
+    let Some((_, days)) = EXPIRY_CHOICES.iter().find(|(value, _)| *value == expiry) else {
+        return settings_page(
+            app,
+            session,
+            Some(Err("Choose an expiry from the list.".into())),
+        );
+    };
+    let user_id = session.user.id.clone();
+    let (secret, _) = app
+        .store
+        .write(|tx| tokens::mint_token(tx, &user_id, &name, scope, *days))?;
+    settings_page(app, session, Some(Ok(secret)))
+}
+
+/// The settings page; `created` is a token just minted (shown this once) or a form problem.
+fn settings_page(
+    app: &App,
+    session: &Session,
+    created: Option<Result<String, String>>,
+) -> Result<Reply, Error> {
+    let user = &session.user;
+    let mut tokens = app
+        .store
+        .read(|conn| tokens::list_tokens(conn, Some(&user.id)))?;
+    tokens.retain(|t| t.revoked_at.is_none());
+    tokens.reverse();
+    let csrf = escape(&session.csrf);
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p class=\"muted\">Signed in as {} · plan {}</p>\
+         <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" class=\"secondary\">Sign out</button></form>\
+         <h2>API Tokens</h2><p>Personal tokens let scripts and integrations use the API as you. \
+         Use one token per integration, so you can revoke one without breaking the others.</p>",
+        escape(&user.email),
+        user.plan
+    );
+    match created {
+        Some(Ok(secret)) => {
+            let _ = write!(
+                body,
+                "<section class=\"card new-token\" aria-labelledby=\"new-token-title\">\
+                 <h3 id=\"new-token-title\">Your new token</h3>\
+                 <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
+                 <div class=\"copy\"><input id=\"new-token\" readonly value=\"{}\" aria-label=\"New token\">\
+                 <button type=\"button\" id=\"copy\" onclick=\"navigator.clipboard.writeText(document.getElementById('new-token').value)\
+                 .then(function(){{document.getElementById('copy').textContent='Copied'}})\">Copy</button></div></section>",
+                escape(&secret)
+            );
+        }
+        Some(Err(problem)) => {
+            let _ = write!(
+                body,
+                "<p class=\"problem\" role=\"alert\">{}</p>",
+                escape(&problem)
+            );
+        }
+        None => {}
+    }
+    if user.plan == Plan::Free {
+        body.push_str(
+            "<p class=\"card\">API access needs a Pro or Team plan; this account is on the free plan, so it \
+             cannot create tokens. Ask your administrator to change the plan.</p>",
+        );
+    } else {
+        let mut expiry_options = String::new();
+        for (value, days) in EXPIRY_CHOICES {
+            let label = days.map_or("Never".to_string(), |d| format!("{d} days"));
+            let _ = write!(expiry_options, "<option value=\"{value}\">{label}</option>");
+        }
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/settings/security/tokens\" class=\"card\">\
+             <h3>New token</h3><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"name\">Name</label>\
+             <input id=\"name\" name=\"name\" required maxlength=\"200\" placeholder=\"Zapier, VS Code plugin, …\">\
+             <label for=\"scope\">Access</label>\
+             <select id=\"scope\" name=\"scope\"><option value=\"write\">Read and write</option>\
+             <option value=\"read\">Read only</option></select>\
+             <label for=\"expiry\">Expires</label><select id=\"expiry\" name=\"expiry\">{expiry_options}</select>\
+             <button type=\"submit\">Create token</button></form>"
+        );
+    }
+    body.push_str(&token_table(&tokens, &csrf));
+    Ok(page(StatusCode::OK, "Security", &body))
+}
+
+fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
+    if tokens.is_empty() {
+        return "<p class=\"muted\">No active tokens.</p>".into();
+    }
+    let mut html = String::from(
+        "<div class=\"table\"><table><caption>Active tokens</caption><tr><th scope=\"col\">Name</th>\
+         <th scope=\"col\">Token</th><th scope=\"col\">Access</th><th scope=\"col\">Created</th>\
+         <th scope=\"col\">Last used</th><th scope=\"col\">Expires</th><th scope=\"col\"><span class=\"sr\">Actions</span></th></tr>",
+    );
+    let day = |t: &Option<String>, none: &str| {
+        t.as_deref()
+            .map_or(none.to_string(), |t| t[..10].to_string())
+    };
+    for token in tokens {
+        let name = escape(&token.name);
+        let _ = write!(
+            html,
+            "<tr><td>{name}</td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>\
+             <form method=\"post\" action=\"/settings/security/tokens/{}/revoke\" \
+             onsubmit=\"return confirm('Revoke the token {}? Anything using it stops working at once.')\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" class=\"danger\" aria-label=\"Revoke {name}\">Revoke</button></form></td></tr>",
+            escape(&token.prefix),
+            if token.scope == Scope::Read {
+                "Read only"
+            } else {
+                "Read and write"
+            },
+            &token.created_at[..10],
+            day(&token.last_used_at, "Never"),
+            day(&token.expires_at, "Never"),
+            escape(&token.id),
+            name.replace('\'', "&#39;"),
+        );
+    }
+    html.push_str("</table></div>");
+    html
+}
+
+const STYLE: &str = "
+:root { color-scheme: light dark; --fg: #1f2328; --muted: #57606a; --bg: #fff; --card: #f6f8fa; --line: #d0d7de;
+        --accent: #0969da; --danger: #cf222e; --warn-bg: #fff8c5; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --card: #161b22;
+        --line: #30363d; --accent: #4493f8; --danger: #f85149; --warn-bg: #3b2e00; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: var(--fg); background: var(--bg); }
+main { max-width: 56rem; margin: 0 auto; padding: 1rem 1.25rem 3rem; }
+h1 { font-size: 1.6rem; margin: 1rem 0 .25rem; } h2 { font-size: 1.3rem; margin-top: 2rem; } h3 { margin: 0 0 .5rem; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 1rem 0; }
+label { display: block; font-weight: 600; margin: .75rem 0 .25rem; }
+input, select { width: 100%; max-width: 28rem; font: inherit; padding: .5rem; border: 1px solid var(--line); border-radius: 6px;
+        background: var(--bg); color: var(--fg); }
+button { font: inherit; font-weight: 600; margin-top: 1rem; padding: .5rem 1rem; border: 0; border-radius: 6px;
+        background: var(--accent); color: #fff; cursor: pointer; }
+button.secondary { background: transparent; color: var(--accent); border: 1px solid var(--line); margin: 0; }
+button.danger { background: transparent; color: var(--danger); border: 1px solid var(--danger); margin: 0; padding: .25rem .75rem; }
+button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.inline { display: inline; } .muted { color: var(--muted); } .problem { color: var(--danger); font-weight: 600; }
+.warning { background: var(--warn-bg); padding: .5rem; border-radius: 6px; }
+.copy { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; } .copy input { font-family: ui-monospace, monospace; }
+.copy button { margin: 0; }
+.table { overflow-x: auto; } table { border-collapse: collapse; width: 100%; }
+caption { text-align: left; font-weight: 600; padding: .5rem 0; }
+th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: middle; }
+code { font-family: ui-monospace, monospace; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+";
+
+fn page(status: StatusCode, title: &str, body: &str) -> Reply {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · ktasks</title>\
+         <style>{STYLE}</style></head><body><main><p class=\"muted\">Settings</p><h1>{}</h1>{body}</main></body></html>",
+        escape(title),
+        escape(title)
+    );
+    let mut reply = Reply::bytes("text/html; charset=utf-8", html.into());
+    reply.status = status;
+    with_page_headers(reply)
+}
+
+fn message_page(status: StatusCode, title: &str, message: &str) -> Reply {
+    page(
+        status,
+        title,
+        &format!(
+            "<p class=\"card\">{}</p><p><a href=\"/settings/security\">Back</a></p>",
+            escape(message)
+        ),
+    )
+}
+
+fn redirect(location: &str) -> Reply {
+    let mut reply = Reply::no_content().with_header(header::LOCATION, location);
+    reply.status = StatusCode::SEE_OTHER;
+    with_page_headers(reply)
+}
+
+fn with_page_headers(reply: Reply) -> Reply {
+    reply
+        .with_header(header::CACHE_CONTROL, "no-store")
+        .with_header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+        .with_header(header::X_FRAME_OPTIONS, "DENY")
+        .with_header(header::REFERRER_POLICY, "no-referrer")
+        .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
+}
+
+fn cookie(app: &App, name: &str, value: &str, path: &str, max_age: u64) -> String {
+    let secure = app
+        .config
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
+    format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+/// A present `Origin` must be this server's (a missing one is allowed: the CSRF token still
+/// has to match, and same-site cookies are not sent cross-site).
+fn origin_is_ours(app: &App, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let expected = app.base_url(headers);
+    let expected_origin = expected
+        .splitn(4, '/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    origin == expected_origin
+}
+
+fn form(request: &ApiRequest, known: &[&str]) -> Result<Query, Error> {
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let text = std::str::from_utf8(&request.body)
+        .map_err(|_| Error::InvalidJson("the form is not UTF-8".into()))?;
+    Query::parse(Some(text), known)
+}
+
+/// Compares two secrets in constant time (by their BLAKE3 hashes, whose equality is constant-time).
+fn same_secret(given: &str, expected: &str) -> bool {
+    blake3::hash(given.as_bytes()) == blake3::hash(expected.as_bytes())
+}
+
+fn random_hex() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("random: {e}")))?;
+    Ok(crate::token::hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; ktasks_session=abc; b=2"),
+        );
+        assert_eq!(cookie_value(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+        headers.insert(header::COOKIE, HeaderValue::from_static("ktasks_session="));
+        assert_eq!(cookie_value(&headers, SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn secrets_compare() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("", "abc"));
+    }
+}
