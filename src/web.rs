@@ -421,7 +421,7 @@ button { font: inherit; font-weight: 600; margin-top: 1rem; padding: .5rem 1rem;
 button.secondary { background: transparent; color: var(--accent); border: 1px solid var(--line); margin: 0; }
 button.danger { background: transparent; color: var(--danger); border: 1px solid var(--danger); margin: 0; padding: .25rem .75rem; }
 button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
-.inline { display: inline; } .muted { color: var(--muted); } .problem { color: var(--danger); font-weight: 600; }
+.card > button { display: block; } .inline { display: inline; } .muted { color: var(--muted); } .problem { color: var(--danger); font-weight: 600; }
 .warning { background: var(--warn-bg); padding: .5rem; border-radius: 6px; }
 .copy { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; } .copy input { font-family: ui-monospace, monospace; }
 .copy button { margin: 0; }
@@ -471,7 +471,8 @@ fn with_page_headers(reply: Reply) -> Reply {
              frame-ancestors 'none'; base-uri 'none'",
         )
         .with_header(header::X_FRAME_OPTIONS, "DENY")
-        .with_header(header::REFERRER_POLICY, "no-referrer")
+        // Not `no-referrer`: with it, browsers send `Origin: null` on our own form posts.
+        .with_header(header::REFERRER_POLICY, "same-origin")
         .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
 }
 

@@ -6,6 +6,7 @@ mod assignees;
 mod auth;
 mod authz;
 mod bad_input;
+mod browser;
 mod cli;
 mod contract;
 mod durability;

@@ -1,0 +1,258 @@
+//! End to end in a real headless browser (Debian's chromium, driven through chromedriver's
+//! WebDriver HTTP API): sign in, create a token, read it off the page, use it on the API, revoke
+//! it on the page, see the API refuse it. Saves the screenshot README.md shows.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::util::{Env, wait_until};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    address: SocketAddr,
+    session: String,
+}
+
+/// One request to chromedriver, which keeps connections open: the body is read by its length.
+fn webdriver(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut content = vec![0u8; length];
+    stream.read_exact(&mut content)?;
+    Ok((
+        status,
+        serde_json::from_slice(&content).unwrap_or(Value::Null),
+    ))
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = webdriver(
+            self.address,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            "",
+        );
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for tool in ["chromium", "chromedriver"] {
+            let found = Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(
+                found,
+                "the browser test needs `{tool}` (Debian: apt-get install chromium chromium-driver)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(wait_until(Duration::from_secs(20), || webdriver(
+            address, "GET", "/status", ""
+        )
+        .is_ok()));
+        let data_dir = tempfile::tempdir().unwrap();
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1000,1100", format!("--user-data-dir={}", data_dir.keep().display())],
+            },
+        } } });
+        let mut driver = Driver {
+            process,
+            address,
+            session: String::new(),
+        };
+        let created = driver.call("POST", "/session", Some(capabilities));
+        driver.session = created["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
+        driver
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, value) = webdriver(self.address, method, path, &body).unwrap();
+        assert_eq!(status, 200, "{method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// The element matching `css`, waiting for it while a page loads.
+    fn find(&self, css: &str) -> String {
+        let path = format!("/session/{}/element", self.session);
+        let body = json!({ "using": "css selector", "value": css }).to_string();
+        let mut found = None;
+        let appeared = wait_until(Duration::from_secs(10), || {
+            found = webdriver(self.address, "POST", &path, &body)
+                .ok()
+                .and_then(|(status, value)| {
+                    (status == 200).then(|| value["value"][ELEMENT].as_str().map(str::to_string))
+                })
+                .flatten();
+            found.is_some()
+        });
+        assert!(appeared, "no element {css} on {}", self.url());
+        found.unwrap()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.session_call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.session_call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn value_of(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.session_call("GET", &format!("/element/{element}/property/value"), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn url(&self) -> String {
+        self.session_call("GET", "/url", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        let encoded = self.session_call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+#[test]
+fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
+    let env = Env::new();
+    env.user("you@example.com", "pro");
+    let output = env.cli_with_stdin(
+        &["user", "set-password", "--email", "you@example.com"],
+        "correct horse battery\n",
+    );
+    assert!(output.status.success());
+    env.token("you@example.com", &[]);
+    let server = env.serve();
+    let base = format!("http://{}", server.addr);
+    let browser = Driver::start();
+
+    browser.open(&format!("{base}/login"));
+    browser.type_into("#email", "you@example.com");
+    browser.type_into("#password", "correct horse battery");
+    browser.click("form[action='/login'] button[type=submit]");
+    let arrived = wait_until(Duration::from_secs(10), || {
+        browser.url().ends_with("/settings/security")
+    });
+    assert!(
+        arrived,
+        "still at {}: {}",
+        browser.url(),
+        browser.session_call("GET", "/source", None)
+    );
+
+    browser.type_into("#name", "VS Code plugin");
+    browser.click("form[action='/settings/security/tokens'] button[type=submit]");
+    let token = browser.value_of("#new-token");
+    assert!(ktasks::token::is_well_formed(&token), "{token:?}");
+    let screenshot = browser.screenshot();
+    assert!(screenshot.starts_with(b"\x89PNG"));
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("settings-security.png"), &screenshot).unwrap();
+
+    assert_eq!(server.get("/api/me", &token).status, 200);
+
+    browser.open(&format!("{base}/settings/security"));
+    browser.click("button[aria-label='Revoke VS Code plugin']");
+    browser.session_call("POST", "/alert/accept", Some(json!({})));
+    assert!(wait_until(Duration::from_secs(10), || browser
+        .url()
+        .ends_with("/settings/security")));
+    assert!(wait_until(Duration::from_secs(10), || server
+        .get("/api/me", &token)
+        .status
+        == 401));
+    server
+        .get("/api/me", &token)
+        .assert_error(401, "unauthorized");
+}
