@@ -410,3 +410,19 @@ fn set_password_refuses_short_passwords_and_unknown_users() {
     );
     assert_eq!(unknown.status.code(), Some(1));
 }
+
+#[test]
+fn failed_sign_ins_are_throttled_per_address_too() {
+    let env = Env::new();
+    with_password(&env, "ann@example.com", "pro");
+    let server = env.serve();
+    let mut browser = Browser::new(&server);
+    // Twenty guesses spread over many emails (so no single email is throttled) from one address.
+    for n in 0..20 {
+        let response = browser.sign_in(&format!("guess{n}@example.com"), "guess");
+        assert_eq!(response.status, 401, "guess {n}");
+    }
+    let throttled = browser.sign_in("ann@example.com", PASSWORD);
+    assert_eq!(throttled.status, 429);
+    assert!(throttled.header("retry-after").is_some());
+}
