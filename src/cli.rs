@@ -233,6 +233,7 @@ fn serve(config: Config) -> Result<(), Failure> {
             "ktasks {} listening on http://{address} (database {database})",
             env!("CARGO_PKG_VERSION"),
         );
+        crate::log::flush();
         server::run(listener, app, shutdown).await;
         Ok(())
     })

@@ -88,6 +88,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         "stopped after {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
+    crate::log::flush();
 }
 
 /// Reclaims rate-limit windows of idle tokens once per window.
