@@ -101,13 +101,15 @@ pub fn render(document: &Value) -> String {
 }
 
 const GETTING_STARTED: &str = "<h2 id=\"start\">Getting started</h2>\
-<p>The operator of this server creates your user and mints your token with the <code>ktasks</code> command:</p>\
+<p>Create a token at <a href=\"/settings/security\">Settings → Security</a> (sign in with the password your \
+operator set for you), or have the operator mint one with the <code>ktasks</code> command:</p>\
 <pre><code>ktasks user create --email you@example.com --name \"You\"\n\
 ktasks token create --user you@example.com --name \"my script\"        # add --read-only for GET only</code></pre>\
 <p>The token is printed once. Keep it in an environment variable, never in version control:</p>\
 <pre><code>export KTASKS_URL=https://tasks.example.com KTASKS_TOKEN=kt_…\n\
 curl -H \"Authorization: Bearer $KTASKS_TOKEN\" \"$KTASKS_URL/api/me\"</code></pre>\
-<p>Revoke a token with <code>ktasks token revoke ID</code>; it is refused from the next request on.</p>\
+<p>Revoke a token on the same page, or with <code>ktasks token revoke ID</code>; it is refused from the next \
+request on.</p>\
 <h2 id=\"rate-limits\">Rate-limit headers</h2><div class=\"table\"><table>\
 <tr><th>Header</th><th>Meaning</th></tr>\
 <tr><td><code>X-RateLimit-Limit</code></td><td>requests per token in any sliding 60-second window</td></tr>\

@@ -672,8 +672,8 @@ const INTRO: &str = "\
 The REST API of ktasks, a self-hosted Krokanti Tasks server: spaces, projects, tasks, assignees and labels.
 
 **Authentication.** Every `/api` route except this document takes `Authorization: Bearer kt_…`. Tokens are \
-minted by the server's operator (`ktasks token create --user EMAIL --name NAME [--read-only] [--expires-in-days N]`) \
-and shown once. A token is `kt_` followed by 40 hex characters, the last 8 a checksum. API access needs a \
+created on the Settings -> Security page (`/settings/security`, signed in with your password) or by the \
+server's operator (`ktasks token create --user EMAIL --name NAME [--read-only] [--expires-in-days N]`), and shown once. A token is `kt_` followed by 40 hex characters, the last 8 a checksum. API access needs a \
 `pro` or `team` plan. Read-only tokens may only GET.
 
 **Rate limit.** 100 requests per token in any sliding 60-second window (configurable). Every authenticated \
