@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::util::{Env, wait_until};
+use crate::util::{Env, require_tools, wait_until};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -79,16 +79,13 @@ impl Drop for Driver {
 
 impl Driver {
     fn start() -> Driver {
-        for tool in ["chromium", "chromedriver"] {
-            let found = Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success());
-            assert!(
-                found,
-                "the browser test needs `{tool}` (Debian: apt-get install chromium chromium-driver)"
-            );
-        }
+        require_tools(
+            &[
+                ("chromium", "chromium"),
+                ("chromedriver", "chromium-driver"),
+            ],
+            "the browser test",
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

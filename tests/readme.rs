@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::util::Env;
+use crate::util::{Env, require_tools};
 
 /// The shell block that follows the `readme-test` marker, and the status each `curl` line claims.
 fn tested_block() -> (String, Vec<u16>) {
@@ -34,16 +34,10 @@ fn tested_block() -> (String, Vec<u16>) {
 
 #[test]
 fn readme_curl_examples_get_the_status_they_claim() {
-    for tool in ["curl", "jq"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "the README examples need `{tool}`; install it (Debian: apt-get install {tool})"
-        );
-    }
+    require_tools(
+        &[("curl", "curl"), ("jq", "jq")],
+        "the README examples test",
+    );
     let (block, expected) = tested_block();
     assert!(expected.len() >= 20, "the block covers every route");
     let env = Env::new();

@@ -374,6 +374,20 @@ fn read_response(mut stream: TcpStream) -> std::io::Result<Response> {
     })
 }
 
+/// Panics, saying how to install it, unless each `(command, Debian package)` answers `--version`.
+pub fn require_tools(tools: &[(&str, &str)], needed_by: &str) {
+    for (command, package) in tools {
+        let found = Command::new(command)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{needed_by} needs `{command}`; install it (Debian: apt-get install {package})"
+        );
+    }
+}
+
 /// Polls `condition` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

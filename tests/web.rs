@@ -109,6 +109,14 @@ fn new_token_on(html: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A server whose one user, ann@example.com (pro), has the password `PASSWORD`.
+fn ann_with_a_password() -> (Env, Server) {
+    let env = Env::new();
+    with_password(&env, "ann@example.com", "pro");
+    let server = env.serve();
+    (env, server)
+}
+
 fn with_password(env: &Env, email: &str, plan: &str) {
     env.user(email, plan);
     let output = env.cli_with_stdin(
@@ -182,9 +190,7 @@ fn sign_in_sets_a_strict_http_only_session_and_lands_on_the_page() {
 
 #[test]
 fn a_token_made_on_the_page_is_shown_once_works_and_dies_when_revoked_there() {
-    let env = Env::new();
-    with_password(&env, "ann@example.com", "pro");
-    let server = env.serve();
+    let (env, server) = ann_with_a_password();
     let mut browser = Browser::new(&server);
     browser.sign_in("ann@example.com", PASSWORD);
     let (_, csrf) = browser.settings();
@@ -235,9 +241,7 @@ fn a_token_made_on_the_page_is_shown_once_works_and_dies_when_revoked_there() {
 
 #[test]
 fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
-    let env = Env::new();
-    with_password(&env, "ann@example.com", "pro");
-    let server = env.serve();
+    let (env, server) = ann_with_a_password();
     let mut browser = Browser::new(&server);
     browser.sign_in("ann@example.com", PASSWORD);
     let (_, csrf) = browser.settings();
@@ -336,9 +340,7 @@ fn failed_sign_ins_are_throttled_per_email() {
 
 #[test]
 fn sessions_expire_and_a_new_password_signs_out_everywhere() {
-    let env = Env::new();
-    with_password(&env, "ann@example.com", "pro");
-    let server = env.serve();
+    let (env, server) = ann_with_a_password();
     let mut browser = Browser::new(&server);
     browser.sign_in("ann@example.com", PASSWORD);
     assert_eq!(browser.get("/settings/security").status, 200);
