@@ -196,11 +196,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Threads for blocking store work: the reader pool's size. Measured with bench/run.sh at 64
-/// connections on 2 cores: 4 threads leave group commit too few writers to batch (POST 6.9k
-/// req/s), 16 spend their time in context switches (8.5k), 8 gave 10.1k and the best GET p99.
-const BLOCKING_THREADS: usize = 8;
-
 fn serve(config: Config) -> Result<(), Failure> {
     let store = Store::open(&config.database)?;
     if store.read(users::count_users)? == 0 {
@@ -213,7 +208,8 @@ fn serve(config: Config) -> Result<(), Failure> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
+        // One per reader connection: more would only queue on the pool.
+        .max_blocking_threads(crate::store::READER_CONNECTIONS as usize)
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {

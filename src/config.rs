@@ -175,10 +175,6 @@ impl Config {
         Ok(())
     }
 
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_secs(self.server.header_read_timeout_secs)
-    }
-
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.server.request_timeout_secs)
     }

@@ -49,10 +49,6 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     pub fn window(&self) -> Duration {
         self.window
     }

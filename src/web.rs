@@ -88,20 +88,19 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
     match &request.route {
         Route::LoginPage => login_page(app, request),
         Route::Login => login(app, request),
-        Route::Logout => with_session(app, request, |session, id_hash| {
+        Route::Logout => with_session(app, request, |_, id_hash, _| {
             app.store
                 .write(|tx| sessions::delete_session(tx, &id_hash))?;
-            let _ = session;
             Ok(redirect("/login")
                 .with_header(header::SET_COOKIE, &cookie(app, SESSION_COOKIE, "", "/", 0)))
         }),
-        Route::SecurityPage => with_session(app, request, |session, _| {
+        Route::SecurityPage => with_session(app, request, |session, _, _| {
             settings_page(app, &session, None)
         }),
-        Route::CreateTokenForm => with_session(app, request, |session, _| {
-            create_token(app, request, &session)
+        Route::CreateTokenForm => with_session(app, request, |session, _, form| {
+            create_token(app, &form, &session)
         }),
-        Route::RevokeTokenForm(id) => with_session(app, request, |session, _| {
+        Route::RevokeTokenForm(id) => with_session(app, request, |session, _, _| {
             let user_id = session.user.id.clone();
             let revoked = app.store.write(|tx| match tokens::find_token(tx, id)? {
                 Some(token) if token.user_id == user_id => {
@@ -122,12 +121,12 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
     }
 }
 
-/// Runs `page` for a signed-in user (303 to `/login` otherwise); POSTs must carry the session's
-/// CSRF token.
+/// Runs `page` for a signed-in user (303 to `/login` otherwise) with the posted form (empty for
+/// a GET); POSTs must carry the session's CSRF token.
 fn with_session(
     app: &App,
     request: &ApiRequest,
-    page: impl FnOnce(Session, [u8; 32]) -> Result<Reply, Error>,
+    page: impl FnOnce(Session, [u8; 32], Query) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
     let Some(value) = cookie_value(&request.headers, SESSION_COOKIE) else {
         return Ok(redirect("/login"));
@@ -139,15 +138,18 @@ fn with_session(
     else {
         return Ok(redirect("/login"));
     };
-    if request.method == Method::POST {
-        let form = form(request, &["csrf", "name", "scope", "expiry"])?;
-        if !same_secret(form.get("csrf").unwrap_or(""), &session.csrf) {
-            return Ok(message_page(
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "The form expired. Reload the page and try again.",
-            ));
-        }
+    let form = if request.method == Method::POST {
+        form(request, &["csrf", "name", "scope", "expiry"])?
+    } else {
+        Query::default()
+    };
+    if request.method == Method::POST && !same_secret(form.get("csrf").unwrap_or(""), &session.csrf)
+    {
+        return Ok(message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form expired. Reload the page and try again.",
+        ));
     }
     let stale =
         crate::time::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
@@ -155,7 +157,7 @@ fn with_session(
         app.store
             .write(|tx| sessions::touch_session(tx, &id_hash))?;
     }
-    page(session, id_hash)
+    page(session, id_hash, form)
 }
 
 fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
@@ -258,11 +260,10 @@ fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         ))
 }
 
-fn create_token(app: &App, request: &ApiRequest, session: &Session) -> Result<Reply, Error> {
+fn create_token(app: &App, form: &Query, session: &Session) -> Result<Reply, Error> {
     if session.user.plan == Plan::Free {
         return settings_page(app, session, None);
     }
-    let form = form(request, &["csrf", "name", "scope", "expiry"])?;
     let name = match validate::text(
         "name",
         form.get("name").unwrap_or("").to_string(),

@@ -74,7 +74,7 @@ pub fn dispatch_public(app: &App, request: &ApiRequest) -> Result<Reply, Error> 
     }
 }
 
-/// Checks a request that takes no body has none, and parses its query.
+/// Parses the request's query string, refusing parameters not in `known`.
 fn query(request: &ApiRequest, known: &[&str]) -> Result<Query, Error> {
     Query::parse(request.uri.query(), known)
 }
