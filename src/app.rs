@@ -143,8 +143,19 @@ impl App {
         response
     }
 
-    /// Everything after routing, on a blocking thread: auth, limits, the handler.
+    /// Everything after routing, on a blocking thread: auth, limits, the handler. A GET reads
+    /// everything from one snapshot (see `Store::snapshot`).
     fn respond(&self, request: &ApiRequest) -> Outcome {
+        if request.method == Method::GET {
+            return self
+                .store
+                .snapshot(|| self.respond_inner(request))
+                .unwrap_or_else(Outcome::error);
+        }
+        self.respond_inner(request)
+    }
+
+    fn respond_inner(&self, request: &ApiRequest) -> Outcome {
         if request.route.is_web() {
             return Outcome {
                 result: crate::web::dispatch(self, request),

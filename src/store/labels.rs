@@ -23,6 +23,19 @@ pub struct LabelRef {
     pub color: Option<String>,
 }
 
+/// The order a task shows its labels in: by name as SQLite's `NOCASE` compares (ASCII letters
+/// folded, everything else by byte), then by id.
+pub fn sort_labels(labels: &mut [LabelRef]) {
+    fn folded(name: &str) -> impl Iterator<Item = u8> + '_ {
+        name.bytes().map(|b| b.to_ascii_lowercase())
+    }
+    labels.sort_by(|a, b| {
+        folded(&a.name)
+            .cmp(folded(&b.name))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
+
 const COLUMNS: &str = "id, space_id, name, color";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Label> {
@@ -98,4 +111,40 @@ pub fn list_labels(
         )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_sort_like_sqlite_nocase() {
+        let names = [
+            "b", "B", "a", "A", "_x", "[", "Zeta", "zeta", "é", "É", "ab", "a b", "a", "", "Ä",
+        ];
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE l (id TEXT, name TEXT)")
+            .unwrap();
+        let mut labels = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let id = format!("{:02}", names.len() - i);
+            conn.execute("INSERT INTO l VALUES (?1, ?2)", params![id, name])
+                .unwrap();
+            labels.push(LabelRef {
+                id,
+                name: name.to_string(),
+                color: None,
+            });
+        }
+        let sqlite: Vec<String> = conn
+            .prepare("SELECT id FROM l ORDER BY name COLLATE NOCASE, id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        sort_labels(&mut labels);
+        let ours: Vec<String> = labels.into_iter().map(|l| l.id).collect();
+        assert_eq!(ours, sqlite);
+    }
 }

@@ -13,6 +13,10 @@
 //! changes), and each caller returns only after the shared `COMMIT` succeeded, so a `2xx` still
 //! means durable. See `Store::write`.
 //!
+//! Snapshots: `Store::snapshot` puts every `read` of a read-only request (authentication, then the
+//! handler) inside one read transaction on one pooled connection, so the request takes one WAL
+//! read lock instead of one per statement and sees one consistent state.
+//!
 //! Each table group's file owns its row structs and queries: `users`, `spaces` (with members),
 //! `projects` (with statuses), `tasks` (with assignees and task labels), `labels`, `tokens`.
 
@@ -24,6 +28,7 @@ pub mod tasks;
 pub mod tokens;
 pub mod users;
 
+use std::cell::RefCell;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
@@ -66,7 +71,18 @@ pub const READER_CONNECTIONS: u32 = 8;
 /// At most this many writes share one commit, so that a long queue still commits regularly.
 const MAX_BATCH: usize = 64;
 
+type Reader = r2d2::PooledConnection<SqliteConnectionManager>;
+
+thread_local! {
+    /// The read snapshot open on this thread, with the id of its store (see `Store::snapshot`).
+    static SNAPSHOT: RefCell<Option<(usize, Reader)>> = const { RefCell::new(None) };
+}
+
+/// Tells stores apart for `SNAPSHOT` (tests open several in one process).
+static NEXT_STORE_ID: AtomicUsize = AtomicUsize::new(0);
+
 pub struct Store {
+    id: usize,
     path: std::path::PathBuf,
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Mutex<Writer>,
@@ -141,6 +157,7 @@ impl Store {
             .build(manager)
             .map_err(|e| Error::internal(format!("cannot open database pool: {e}")))?;
         Ok(Store {
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             path: config.path.clone(),
             readers,
             writer: Mutex::new(Writer {
@@ -152,10 +169,38 @@ impl Store {
         })
     }
 
-    /// Runs `f` on a read-only connection.
+    /// Runs `f` on a read-only connection: the snapshot's, inside `snapshot`, else a pooled one.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        SNAPSHOT.with_borrow(|snapshot| match snapshot {
+            Some((store, conn)) if *store == self.id => f(conn),
+            _ => f(&*self.readers.get()?),
+        })
+    }
+
+    /// Runs `f` with every `read` of this store on this thread in one read transaction: one pool
+    /// checkout and one WAL read lock for the whole of `f`, and one consistent view. Only for work
+    /// that does not write: a `write` inside `f` commits, but later reads in `f` would not see it.
+    pub fn snapshot<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        if SNAPSHOT.with_borrow(Option::is_some) {
+            return Ok(f());
+        }
         let conn = self.readers.get()?;
-        f(&conn)
+        run(&conn, "BEGIN")?;
+        SNAPSHOT.set(Some((self.id, conn)));
+        /// Ends the transaction and returns the connection to the pool, after a panic too.
+        struct End;
+        impl Drop for End {
+            fn drop(&mut self) {
+                if let Some((_, conn)) = SNAPSHOT.take()
+                    && let Err(error) = run(&conn, "ROLLBACK")
+                {
+                    // Nothing was written, so there is nothing to undo; only a broken file fails here.
+                    crate::log_error!("could not end a read snapshot: {error}");
+                }
+            }
+        }
+        let _end = End;
+        Ok(f())
     }
 
     /// Runs `f` as one write: its changes are committed when it returns `Ok` (and this returns
@@ -401,6 +446,55 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add_user(store: &Store, email: &str) {
+        store
+            .write(|tx| users::create_user(tx, email, "U", users::Plan::Pro))
+            .unwrap();
+    }
+
+    fn users_seen(store: &Store) -> i64 {
+        store.read(users::count_users).unwrap()
+    }
+
+    #[test]
+    fn reads_in_a_snapshot_see_one_state_and_later_reads_see_new_writes() {
+        let (_dir, store) = open_temp();
+        let (_other_dir, other) = open_temp();
+        add_user(&store, "a@example.com");
+        store
+            .snapshot(|| {
+                assert_eq!(users_seen(&store), 1);
+                add_user(&store, "b@example.com");
+                assert_eq!(users_seen(&store), 1, "the snapshot keeps its state");
+                assert_eq!(users_seen(&other), 0, "another store reads its own file");
+                // The snapshot's connection is out of the pool: reads on other threads get others.
+                let elsewhere = std::thread::scope(|s| s.spawn(|| users_seen(&store)).join());
+                assert_eq!(elsewhere.unwrap(), 2);
+            })
+            .unwrap();
+        assert_eq!(users_seen(&store), 2);
+    }
+
+    #[test]
+    fn a_panic_in_a_snapshot_ends_it() {
+        let (_dir, store) = open_temp();
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            store.snapshot(|| {
+                users_seen(&store);
+                panic!("handler bug")
+            })
+        }));
+        assert!(caught.is_err());
+        assert!(SNAPSHOT.with_borrow(Option::is_none));
+        add_user(&store, "a@example.com");
+        assert_eq!(users_seen(&store), 1, "no read is left in the old snapshot");
+        // No pooled connection was left inside a transaction.
+        let all: Vec<Reader> = (0..READER_CONNECTIONS)
+            .map(|_| store.readers.get().unwrap())
+            .collect();
+        assert!(all.iter().all(|conn| conn.is_autocommit()));
+    }
 
     #[test]
     fn open_applies_schema_once_and_sets_pragmas() {
