@@ -208,10 +208,16 @@ fn serve(config: Config) -> Result<(), Failure> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // One per reader connection: more would only queue on the pool.
-        .max_blocking_threads(crate::store::READER_CONNECTIONS as usize)
+        .max_blocking_threads(crate::app::WRITE_LANE_THREADS)
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    // Only its blocking pool is used (see `app::Lanes`); it outlives `runtime.block_on`, so it is
+    // never dropped inside async code.
+    let read_lane = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(crate::app::read_lane_threads())
+        .thread_name("ktasks-read")
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the read threads: {e}")))?;
     runtime.block_on(async {
         let bind = config.server.bind.clone();
         let listener = tokio::net::TcpListener::bind(&bind)
@@ -223,7 +229,11 @@ fn serve(config: Config) -> Result<(), Failure> {
         let shutdown = server::shutdown_signal()
             .map_err(|e| Failure::Failed(format!("cannot install signal handlers: {e}")))?;
         let database = config.database.path.display().to_string();
-        let app = Arc::new(App::new(store, config));
+        let lanes = crate::app::Lanes {
+            reads: read_lane.handle().clone(),
+            writes: tokio::runtime::Handle::current(),
+        };
+        let app = Arc::new(App::new(store, config, lanes));
         // Announced only when ready: tests and scripts wait for this line.
         crate::log_info!(
             "ktasks {} listening on http://{address} (database {database})",

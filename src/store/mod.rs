@@ -62,11 +62,10 @@ pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Read-only connections in the pool; the server runs as many blocking threads (one each).
-/// Measured with bench/run.sh at 64 connections on 2 cores: 4 leave group commit too few
-/// writers to batch (POST 6.9k req/s), 16 spend their time in context switches (8.5k), 8 gave
-/// 10.1k and the best GET p99.
-pub const READER_CONNECTIONS: u32 = 8;
+/// Read-only connections in the pool: enough for every thread of both of the server's lanes at
+/// once (`app::WRITE_LANE_THREADS` + at most `app::MAX_READ_LANE_THREADS`), so no request waits
+/// for one. They are opened when first needed, and the pool hands out the most recently used.
+pub const READER_CONNECTIONS: u32 = 16;
 
 /// At most this many writes share one commit, so that a long queue still commits regularly.
 const MAX_BATCH: usize = 64;
