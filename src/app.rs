@@ -26,8 +26,8 @@ use crate::error::Error;
 use crate::json::Reply;
 use crate::ratelimit::{Decision, RateLimiter};
 use crate::router::{self, Route};
-use crate::store::Store;
 use crate::store::users::Plan;
+use crate::store::{Commit, Store};
 use crate::token::TokenHash;
 
 /// Threads for requests that may write: several of them wait for a shared commit at once, so
@@ -84,6 +84,8 @@ struct Outcome {
     result: Result<Reply, Error>,
     decision: Option<Decision>,
     token_prefix: Option<String>,
+    /// What the request's writes wait for before it is answered (see `Store::defer_commits`).
+    commit: Option<Commit>,
 }
 
 impl Outcome {
@@ -92,6 +94,7 @@ impl Outcome {
             result: Err(error),
             decision: None,
             token_prefix: None,
+            commit: None,
         }
     }
 }
@@ -177,15 +180,26 @@ impl App {
     }
 
     /// Everything after routing, on a blocking thread: auth, limits, the handler. A GET reads
-    /// everything from one snapshot (see `Store::snapshot`).
+    /// everything from one snapshot (see `Store::snapshot`). API writes do not hold the thread
+    /// while their commit is pending: `run_guarded` waits for it before the answer goes out.
     fn respond(&self, request: &ApiRequest) -> Outcome {
-        if request.method == Method::GET {
-            return self
-                .store
-                .snapshot(|| self.respond_inner(request))
-                .unwrap_or_else(Outcome::error);
+        let respond = || {
+            if request.method == Method::GET {
+                self.store
+                    .snapshot(|| self.respond_inner(request))
+                    .unwrap_or_else(Outcome::error)
+            } else {
+                self.respond_inner(request)
+            }
+        };
+        if request.route.is_web() {
+            // A page shows what it just wrote (a new token in the list), so it reads after its
+            // writes: they must be committed first.
+            return respond();
         }
-        self.respond_inner(request)
+        let (mut outcome, commit) = self.store.defer_commits(respond);
+        outcome.commit = Some(commit);
+        outcome
     }
 
     fn respond_inner(&self, request: &ApiRequest) -> Outcome {
@@ -194,6 +208,7 @@ impl App {
                 result: crate::web::dispatch(self, request),
                 decision: None,
                 token_prefix: None,
+                commit: None,
             };
         }
         if request.route.is_public() {
@@ -201,6 +216,7 @@ impl App {
                 result: api::dispatch_public(self, request),
                 decision: None,
                 token_prefix: None,
+                commit: None,
             };
         }
         let now = Instant::now();
@@ -236,6 +252,7 @@ impl App {
             result,
             decision: Some(decision),
             token_prefix: Some(principal.token.prefix),
+            commit: None,
         }
     }
 
@@ -286,19 +303,33 @@ impl App {
     }
 }
 
-/// Runs `work` on a blocking thread of `lane` within `deadline`. A panic becomes a 500 (logged
-/// with its message) and an overrun a 503; either way the server lives on and the client gets JSON.
+/// Runs `work` on a blocking thread of `lane`, then waits for the commit of its writes, all within
+/// `deadline`. A panic becomes a 500 (logged with its message), a failed commit a 500 and an
+/// overrun a 503; either way the server lives on and the client gets JSON.
 async fn run_guarded(
     lane: &tokio::runtime::Handle,
     deadline: Duration,
     work: impl FnOnce() -> Outcome + Send + 'static,
 ) -> Outcome {
-    match tokio::time::timeout(deadline, lane.spawn_blocking(work)).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(join_error)) => Outcome::error(Error::internal(format!(
-            "handler panicked: {}",
-            panic_message(join_error)
-        ))),
+    let run = async {
+        let mut outcome = match lane.spawn_blocking(work).await {
+            Ok(outcome) => outcome,
+            Err(join_error) => {
+                return Outcome::error(Error::internal(format!(
+                    "handler panicked: {}",
+                    panic_message(join_error)
+                )));
+            }
+        };
+        if let Some(commit) = outcome.commit.take()
+            && let Err(error) = commit.wait().await
+        {
+            outcome.result = Err(error);
+        }
+        outcome
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Ok(outcome) => outcome,
         Err(_elapsed) => {
             crate::log_error!(
                 "a request ran past its deadline of {} s",

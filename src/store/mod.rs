@@ -77,6 +77,44 @@ thread_local! {
     static SNAPSHOT: RefCell<Option<(usize, Reader)>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// The batches this thread's writes joined without waiting (see `Store::defer_commits`).
+    static DEFERRED: RefCell<Option<Vec<Arc<Batch>>>> = const { RefCell::new(None) };
+}
+
+/// Registers `batch` with the caller's `defer_commits`, if it is deferring.
+fn defer(batch: &Arc<Batch>) -> bool {
+    DEFERRED.with_borrow_mut(|deferred| {
+        deferred
+            .as_mut()
+            .map(|batches| batches.push(Arc::clone(batch)))
+            .is_some()
+    })
+}
+
+/// The commits that deferred writes wait for (see `Store::defer_commits`).
+#[must_use = "a deferred write is durable only once its commit is waited for"]
+pub struct Commit {
+    batches: Vec<Arc<Batch>>,
+}
+
+impl Commit {
+    /// Waits until every batch the writes joined is committed; `Err` if one was rolled back.
+    pub async fn wait(self) -> Result<()> {
+        for batch in self.batches {
+            // Registered before the check, so a commit in between still wakes it.
+            let done = batch.done.notified();
+            if batch.outcome.get().is_none() {
+                done.await;
+            }
+            if let Some(Err(reason)) = batch.outcome.get() {
+                return Err(Error::internal(format!("commit failed: {reason}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Tells stores apart for `SNAPSHOT` (tests open several in one process).
 static NEXT_STORE_ID: AtomicUsize = AtomicUsize::new(0);
 
@@ -103,6 +141,8 @@ struct Batch {
     jobs: AtomicUsize,
     /// Set once, by whoever commits (or rolls back) the batch: `Err` holds the reason.
     outcome: OnceLock<std::result::Result<(), String>>,
+    /// Wakes the `Commit::wait`s of deferred jobs once `outcome` is set.
+    done: tokio::sync::Notify,
     /// A savepoint statement failed: the transaction's state is unknown, so roll it all back.
     broken: std::sync::atomic::AtomicBool,
 }
@@ -240,12 +280,16 @@ impl Store {
 
         let jobs = batch.jobs.fetch_add(1, Ordering::SeqCst) + 1;
         if self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH {
-            // Someone is queued behind us and will continue the batch; the last one commits.
-            while batch.outcome.get().is_none() {
-                writer = self
-                    .committed
-                    .wait(writer)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Someone is queued behind us and will continue the batch; the last one commits. A
+            // failed job has nothing left to commit. A successful one waits for the commit here,
+            // or, when its caller defers (`defer_commits`), before its request is answered.
+            if matches!(ran, Ok(Ok(_))) && !defer(&batch) {
+                while batch.outcome.get().is_none() {
+                    writer = self
+                        .committed
+                        .wait(writer)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
             }
         } else {
             let outcome = if batch.broken.load(Ordering::SeqCst) {
@@ -259,17 +303,40 @@ impl Store {
             writer.batch = None;
             let _ = batch.outcome.set(outcome);
             self.committed.notify_all();
+            batch.done.notify_waiters();
         }
         drop(writer);
 
         let value = match ran {
-            Ok(value) => value,
+            Ok(value) => value?,
             Err(panic) => resume_unwind(panic),
         };
-        match batch.outcome.get().expect("the batch has an outcome") {
-            Ok(()) => value,
-            Err(reason) => Err(Error::internal(format!("commit failed: {reason}"))),
+        match batch.outcome.get() {
+            Some(Err(reason)) => Err(Error::internal(format!("commit failed: {reason}"))),
+            // Committed, or deferred: `Commit::wait` reports the outcome.
+            _ => Ok(value),
         }
+    }
+
+    /// Runs `f` with this thread's writes not waiting for their commits: each returns once its
+    /// savepoint is released, and the `Commit` returned here must be waited for before anything
+    /// is answered. The blocking thread is free for the next request meanwhile, so a commit's
+    /// batch can grow past the number of threads. Only for work that reads back what it wrote
+    /// inside its `write` (the API handlers do): a `read` after a `write` might not see it yet.
+    pub fn defer_commits<T>(&self, f: impl FnOnce() -> T) -> (T, Commit) {
+        /// Stops deferring on the way out, after a panic too.
+        struct Stop;
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                DEFERRED.take();
+            }
+        }
+        DEFERRED.set(Some(Vec::new()));
+        let stop = Stop;
+        let value = f();
+        let batches = DEFERRED.take().unwrap_or_default();
+        drop(stop);
+        (value, Commit { batches })
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
@@ -616,6 +683,53 @@ mod tests {
             .filter(|n| n % 7 > 1)
             .count();
         assert_eq!(stored.len(), succeeding);
+    }
+
+    /// Deferred writes (the server's): once `Commit::wait` returns, the write is committed, which a
+    /// reader connection (it sees only committed data) confirms.
+    #[test]
+    fn a_deferred_write_is_committed_when_its_wait_returns() {
+        let (_dir, store) = open_temp();
+        store
+            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .unwrap();
+        let store = Arc::new(store);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let runtime = Arc::new(runtime);
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let (store, runtime) = (Arc::clone(&store), Arc::clone(&runtime));
+                std::thread::spawn(move || {
+                    let mut deferred = 0;
+                    for i in 0..100 {
+                        let n = thread * 1000 + i;
+                        let (written, commit) = store.defer_commits(|| {
+                            store.write(|tx| Ok(tx.execute("INSERT INTO t VALUES (?1)", [n])?))
+                        });
+                        written.unwrap();
+                        deferred += commit.batches.len();
+                        runtime.block_on(commit.wait()).unwrap();
+                        let seen: i64 = store
+                            .read(|conn| {
+                                let sql = "SELECT count(*) FROM t WHERE n = ?1";
+                                Ok(conn.query_row(sql, [n], |row| row.get(0))?)
+                            })
+                            .unwrap();
+                        assert_eq!(seen, 1, "write {n} was answered before its commit");
+                    }
+                    deferred
+                })
+            })
+            .collect();
+        let deferred: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        // Not a guarantee on every machine, but with 8 writers some always find company.
+        assert!(deferred > 0, "no write was ever deferred");
+        let rows: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?))
+            .unwrap();
+        assert_eq!(rows, 800);
     }
 
     #[test]
