@@ -1,6 +1,6 @@
--- ktasks schema, version 2: the whole current schema. Embedded in the binary and applied as is
--- to a new database; an older database is brought here by the migrations in src/store/mod.rs,
--- keyed on PRAGMA user_version.
+-- ktasks schema, version 3: the whole current schema. Embedded in the binary and applied as is
+-- to a new database. An older database (PRAGMA user_version) is brought here by running the
+-- sections added since its version, each starting at its "-- Version N:" line (src/store/mod.rs).
 --
 -- Ids are UUIDv7 strings (time-ordered, so primary-key indexes stay append-only). Timestamps are
 -- RFC 3339 UTC strings of fixed width ("2026-11-27T20:00:00.000Z"), so text order is time order.
@@ -120,7 +120,7 @@ CREATE TABLE api_tokens (
 ) STRICT;
 CREATE INDEX api_tokens_by_user ON api_tokens (user_id, id);
 
--- Web sessions (version 2): only the BLAKE3 hash of the cookie value is stored.
+-- Version 2: web sessions. Only the BLAKE3 hash of the cookie value is stored.
 CREATE TABLE sessions (
     id_hash      BLOB PRIMARY KEY,
     user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -129,3 +129,31 @@ CREATE TABLE sessions (
     last_seen_at TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sessions_by_user ON sessions (user_id);
+
+-- Version 3: the epoch of everything token authentication depends on. The server caches what a
+-- token's lookup returned and trusts it only while this number is unchanged; the triggers bump it
+-- on every change to a token (but its last-use time) or a user, whoever makes it (the server, the
+-- CLI in another process, or anyone with sqlite3), so a revoked token is never served from cache.
+CREATE TABLE auth_epoch (
+    id    INTEGER PRIMARY KEY CHECK (id = 0),
+    value INTEGER NOT NULL
+) STRICT;
+INSERT INTO auth_epoch (id, value) VALUES (0, 0);
+CREATE TRIGGER api_tokens_changed
+    AFTER UPDATE OF id, user_id, name, prefix, token_hash, scope, created_at, expires_at, revoked_at
+    ON api_tokens
+BEGIN
+    UPDATE auth_epoch SET value = value + 1;
+END;
+CREATE TRIGGER api_tokens_deleted AFTER DELETE ON api_tokens
+BEGIN
+    UPDATE auth_epoch SET value = value + 1;
+END;
+CREATE TRIGGER users_changed AFTER UPDATE ON users
+BEGIN
+    UPDATE auth_epoch SET value = value + 1;
+END;
+CREATE TRIGGER users_deleted AFTER DELETE ON users
+BEGIN
+    UPDATE auth_epoch SET value = value + 1;
+END;

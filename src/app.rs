@@ -56,6 +56,8 @@ pub struct Lanes {
 
 pub struct App {
     pub store: Store,
+    /// Token lookups, valid while the database's `auth_epoch` is unchanged (see `auth`).
+    pub token_cache: auth::TokenCache,
     pub limiter: RateLimiter<TokenHash>,
     /// Refused tokens per client IP (`None` when `rate_limit.failed_auth_per_minute` is 0).
     pub failed_auth: Option<RateLimiter<IpAddr>>,
@@ -120,6 +122,7 @@ impl App {
         });
         App {
             store,
+            token_cache: auth::TokenCache::default(),
             limiter,
             failed_auth,
             login_throttle: crate::web::LoginThrottle::default(),
@@ -231,7 +234,7 @@ impl App {
             });
         }
         let principal = match auth::bearer_token(&request.headers)
-            .and_then(|token| auth::authenticate(&self.store, token))
+            .and_then(|token| auth::authenticate(&self.store, &self.token_cache, token))
         {
             Ok(principal) => principal,
             Err(error) => {
@@ -252,7 +255,7 @@ impl App {
         Outcome {
             result,
             decision: Some(decision),
-            token_prefix: Some(principal.token.prefix),
+            token_prefix: Some(principal.token.prefix.clone()),
             commit: None,
         }
     }
@@ -431,22 +434,24 @@ fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, config: &Con
     let reset_at = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
     let window = 60;
     let quota = config.rate_limit.requests_per_minute;
-    let mut set = |name: &'static str, value: String| {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_str(&value).expect("rate-limit header values are ASCII"),
-        );
+    let mut set = |name: &'static str, value: HeaderValue| {
+        headers.insert(HeaderName::from_static(name), value);
     };
-    set("x-ratelimit-limit", decision.limit.to_string());
-    set("x-ratelimit-remaining", decision.remaining.to_string());
-    set("x-ratelimit-reset", reset_at.to_string());
+    let text =
+        |value: String| HeaderValue::try_from(value).expect("rate-limit header values are ASCII");
+    set("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    set(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    set("x-ratelimit-reset", HeaderValue::from(reset_at));
     set(
         "ratelimit-policy",
-        format!("\"default\";q={quota};w={window}"),
+        text(format!("\"default\";q={quota};w={window}")),
     );
     set(
         "ratelimit",
-        format!("\"default\";r={};t={reset_in}", decision.remaining),
+        text(format!("\"default\";r={};t={reset_in}", decision.remaining)),
     );
 }
 

@@ -1,10 +1,16 @@
 //! Bearer authentication: `Authorization` header -> well-formed token -> hash -> principal.
 //!
-//! A token that fails the checksum is refused before the database is asked. A known token is
-//! looked up on every request, not cached: a revocation by the CLI in another process is seen on
-//! the very next request, and a revoked token can never pass again. `lastUsedAt` is written at
-//! most once a minute per token.
+//! A token that fails the checksum is refused before the database is asked. What a lookup found
+//! is cached (`TokenCache`) and trusted only while the database's `auth_epoch` is the number it
+//! was looked up under; triggers bump it on any change to a token or a user, from any process. So
+//! each request still asks SQLite one question (one integer, in the request's snapshot), and a
+//! revocation by the CLI in another process is seen on the very next request, as before the cache.
+//! `lastUsedAt` is written at most once a minute per token.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use dashmap::DashMap;
 use hyper::header::{AUTHORIZATION, HeaderMap};
 
 use crate::error::Error;
@@ -16,9 +22,42 @@ use crate::token::{self, TokenHash};
 /// Who is calling, with which token.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user: User,
-    pub token: TokenInfo,
+    pub user: Arc<User>,
+    pub token: Arc<TokenInfo>,
     pub token_hash: TokenHash,
+}
+
+/// Token lookups by hash, each with the `auth_epoch` it was made under. Revoked and expired
+/// tokens are cached too (the checks run on every use); unknown hashes are not, so invented
+/// tokens cannot grow it. It holds at most one entry per token in the database, and is emptied
+/// whenever the epoch moves.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: DashMap<TokenHash, Cached>,
+    /// The newest epoch anything was cached under.
+    epoch: AtomicI64,
+}
+
+#[derive(Clone)]
+struct Cached {
+    epoch: i64,
+    user: Arc<User>,
+    token: Arc<TokenInfo>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &TokenHash, epoch: i64) -> Option<Cached> {
+        let cached = self.entries.get(hash)?;
+        (cached.epoch == epoch).then(|| cached.clone())
+    }
+
+    fn insert(&self, hash: TokenHash, cached: Cached) {
+        if self.epoch.fetch_max(cached.epoch, Ordering::SeqCst) < cached.epoch {
+            // Everything cached so far is stale: drop it rather than keep it until its next use.
+            self.entries.clear();
+        }
+        self.entries.insert(hash, cached);
+    }
 }
 
 impl Principal {
@@ -54,10 +93,28 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
     Ok(token)
 }
 
-/// Looks the token up and checks it is live. Runs on a blocking thread (it reads SQLite).
-pub fn authenticate(store: &Store, token: &str) -> Result<Principal, Error> {
+/// Looks the token up (in `cache`, or in the database) and checks it is live. Runs on a blocking
+/// thread (it reads SQLite).
+pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, Error> {
     let token_hash = token::hash(token);
-    let found = store.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
+    // The epoch is read first and the lookup is cached under it: a change committed in between
+    // moves the epoch past it, so the entry can only be trusted too little, never too long.
+    let found = store.snapshot(|| {
+        let epoch = store.read(tokens::auth_epoch)?;
+        if let Some(hit) = cache.get(&token_hash, epoch) {
+            return Ok(Some(hit));
+        }
+        let found = store.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
+        Ok::<_, Error>(found.map(|owner| {
+            let cached = Cached {
+                epoch,
+                user: Arc::new(owner.user),
+                token: Arc::new(owner.token),
+            };
+            cache.insert(token_hash, cached.clone());
+            cached
+        }))
+    })??;
     let Some(owner) = found else {
         return Err(Error::Unauthorized("invalid token"));
     };
@@ -82,6 +139,18 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Principal, Error> {
         .is_none_or(|used| used < stale_before.as_str())
     {
         store.write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
+        // The touch does not move the epoch; the cached copy learns of it here instead.
+        let token = TokenInfo {
+            last_used_at: Some(now_text),
+            ..TokenInfo::clone(&owner.token)
+        };
+        cache.insert(
+            token_hash,
+            Cached {
+                token: Arc::new(token),
+                ..owner.clone()
+            },
+        );
     }
     Ok(Principal {
         user: owner.user,
@@ -93,7 +162,98 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Principal, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::store::users::{self, Plan};
     use hyper::header::HeaderValue;
+
+    /// A store with one Pro user and one token, and a second `Store` on the same file: the CLI in
+    /// another process, as far as the server's connections can tell.
+    fn two_processes() -> (tempfile::TempDir, Store, Store, String, String) {
+        let (dir, server) = crate::store::open_temp();
+        let cli = Store::open(&DatabaseConfig {
+            path: dir.path().join("test.db"),
+            ..DatabaseConfig::default()
+        })
+        .unwrap();
+        let (secret, info) = cli
+            .write(|tx| {
+                let user = users::create_user(tx, "a@example.com", "A", Plan::Pro)?;
+                tokens::mint_token(tx, &user.id, "t", tokens::Scope::Write, None)
+            })
+            .unwrap();
+        (dir, server, cli, secret, info.id)
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_right_after_another_process_revokes_it() {
+        let (_dir, server, cli, secret, id) = two_processes();
+        let cache = TokenCache::default();
+        for _ in 0..3 {
+            authenticate(&server, &cache, &secret).unwrap();
+        }
+        assert_eq!(cache.entries.len(), 1, "the lookup is cached");
+        cli.write(|tx| tokens::revoke_token(tx, &id)).unwrap();
+        assert!(matches!(
+            authenticate(&server, &cache, &secret),
+            Err(Error::Unauthorized("this token has been revoked"))
+        ));
+    }
+
+    #[test]
+    fn a_plan_change_elsewhere_reaches_the_cached_principal() {
+        let (_dir, server, cli, secret, _) = two_processes();
+        let cache = TokenCache::default();
+        assert_eq!(
+            authenticate(&server, &cache, &secret).unwrap().user.plan,
+            Plan::Pro
+        );
+        cli.write(|tx| users::set_plan(tx, "a@example.com", Plan::Free))
+            .unwrap();
+        assert_eq!(
+            authenticate(&server, &cache, &secret).unwrap().user.plan,
+            Plan::Free
+        );
+    }
+
+    #[test]
+    fn last_use_does_not_move_the_epoch_but_every_other_change_does() {
+        let (_dir, server, cli, secret, id) = two_processes();
+        let epoch = || server.read(tokens::auth_epoch).unwrap();
+        let before = epoch();
+        let cache = TokenCache::default();
+        authenticate(&server, &cache, &secret).unwrap();
+        let used = server
+            .read(|conn| tokens::find_token(conn, &id))
+            .unwrap()
+            .unwrap();
+        assert!(used.last_used_at.is_some(), "the first use is recorded");
+        assert_eq!(epoch(), before, "recording it leaves the cache valid");
+        assert!(cache.get(&token::hash(&secret), before).is_some());
+        assert!(
+            cache
+                .get(&token::hash(&secret), before)
+                .unwrap()
+                .token
+                .last_used_at
+                .is_some()
+        );
+        cli.write(|tx| Ok(tx.execute("UPDATE api_tokens SET name = 'renamed'", [])?))
+            .unwrap();
+        assert_eq!(epoch(), before + 1);
+        cli.write(|tx| Ok(tx.execute("UPDATE users SET name = 'B'", [])?))
+            .unwrap();
+        assert_eq!(epoch(), before + 2);
+        cli.write(|tx| Ok(tx.execute("DELETE FROM users", [])?))
+            .unwrap();
+        assert!(
+            epoch() > before + 2,
+            "deleting the user (and its tokens) moves it"
+        );
+        assert!(matches!(
+            authenticate(&server, &cache, &secret),
+            Err(Error::Unauthorized("invalid token"))
+        ));
+    }
 
     fn with_authorization(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -45,20 +45,21 @@ use crate::error::Error;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
-/// Migrations of older databases: entry `i` takes `user_version` from `i + 1` to `i + 2`. A new
-/// database gets `SCHEMA` (always the whole current schema) and skips them.
-const MIGRATIONS: &[&str] = &[
-    // 2: web sessions
-    "CREATE TABLE sessions (
-        id_hash      BLOB PRIMARY KEY,
-        user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-        csrf         TEXT NOT NULL,
-        created_at   TEXT NOT NULL,
-        last_seen_at TEXT NOT NULL
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX sessions_by_user ON sessions (user_id);",
-];
-pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+/// The version `SCHEMA` is: a database at an older one gets each later `-- Version N:` section.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The part of `SCHEMA` that `version` added: from its `-- Version N:` line to the next one.
+/// Migrations are these sections, so an upgraded database and a new one cannot drift apart.
+fn added_in(version: i64) -> &'static str {
+    let start = SCHEMA
+        .find(&format!("-- Version {version}:"))
+        .expect("schema.sql has a section for every version after 1");
+    let rest = &SCHEMA[start..];
+    let end = rest[1..]
+        .find("-- Version ")
+        .map_or(rest.len(), |next| next + 1);
+    &rest[..end]
+}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -412,8 +413,8 @@ fn migrate(conn: &Connection) -> Result<()> {
         if version == 0 {
             conn.execute_batch(SCHEMA)?;
         } else {
-            for migration in MIGRATIONS.iter().skip((version - 1) as usize) {
-                conn.execute_batch(migration)?;
+            for added in version + 1..=SCHEMA_VERSION {
+                conn.execute_batch(added_in(added))?;
             }
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -587,14 +588,14 @@ mod tests {
         Store::open(&config).unwrap();
     }
 
-    /// A version-1 database (before sessions) is migrated to the same tables a new one gets.
+    /// A version-1 database (before sessions) is migrated to the same schema a new one gets.
     #[test]
     fn old_databases_are_migrated_to_the_current_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
             let conn = Connection::open(&path).unwrap();
-            let v1 = SCHEMA.split("-- Web sessions (version 2)").next().unwrap();
+            let v1 = SCHEMA.split("-- Version 2:").next().unwrap();
             conn.execute_batch(v1).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
@@ -614,6 +615,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(tables(&migrated), tables(&fresh));
+        assert_eq!(migrated.read(tokens::auth_epoch).unwrap(), 0);
         let version: i64 = migrated
             .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
             .unwrap();

@@ -137,6 +137,14 @@ pub fn find_token_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<
     Ok(found)
 }
 
+/// The number bumped by every change authentication depends on (schema.sql, version 3).
+pub fn auth_epoch(conn: &Connection) -> Result<i64> {
+    let epoch = conn
+        .prepare_cached("SELECT value FROM auth_epoch WHERE id = 0")?
+        .query_row([], |row| row.get(0))?;
+    Ok(epoch)
+}
+
 /// Tokens in creation order, of one user or of everyone.
 pub fn list_tokens(conn: &Connection, user_id: Option<&str>) -> Result<Vec<TokenInfo>> {
     let mut statement = conn.prepare_cached(&format!(
