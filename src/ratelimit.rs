@@ -3,8 +3,9 @@
 //! A sliding log: for each token hash, the instants of the requests admitted in the last window.
 //! A request is admitted while fewer than `limit` remain in the window, so a slot frees exactly
 //! when the oldest admitted request leaves it, and `Retry-After` can say precisely when. Refused
-//! requests are not recorded. Memory is at most `limit` instants per token active in the last
-//! window; `sweep` drops tokens idle for a whole window.
+//! requests are not recorded. Memory is at most `limit` instants of 8 bytes (nanoseconds since the
+//! limiter was made: exact, and half the size of an `Instant`) per token active in the last
+//! window; `sweep` drops tokens idle for a whole window and gives back room a burst left behind.
 //!
 //! Plain synchronous code that takes `now`, so tests drive the clock. The dashmap shard lock is
 //! held only inside `check`, never across an `.await`.
@@ -18,7 +19,9 @@ use dashmap::DashMap;
 pub struct RateLimiter<K: Eq + Hash> {
     limit: usize,
     window: Duration,
-    windows: DashMap<K, VecDeque<Instant>>,
+    /// Instants are kept as nanoseconds since `base`.
+    base: Instant,
+    windows: DashMap<K, VecDeque<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +48,31 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         RateLimiter {
             limit: limit as usize,
             window,
+            base: Instant::now(),
             windows: DashMap::new(),
         }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn window_nanos(&self) -> u64 {
+        u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a request admitted at `at` still counts at `now`.
+    fn in_window(&self, at: u64, now: u64) -> bool {
+        now.saturating_sub(at) < self.window_nanos()
+    }
+
+    /// The time from `now` until the request admitted at `oldest` leaves the window.
+    fn until_free(&self, oldest: u64, now: u64) -> Duration {
+        Duration::from_nanos(
+            oldest
+                .saturating_add(self.window_nanos())
+                .saturating_sub(now),
+        )
     }
 
     pub fn window(&self) -> Duration {
@@ -55,11 +81,12 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
 
     /// Admits and records one request for `key` at `now`, or refuses it without recording.
     pub fn check(&self, key: &K, now: Instant) -> Decision {
+        let now = self.nanos(now);
         let mut entry = self.windows.entry(key.clone()).or_default();
         let log = entry.value_mut();
         while log
             .front()
-            .is_some_and(|&oldest| now.saturating_duration_since(oldest) >= self.window)
+            .is_some_and(|&oldest| !self.in_window(oldest, now))
         {
             log.pop_front();
         }
@@ -74,34 +101,37 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             allowed,
             limit: self.limit,
             remaining: self.limit - log.len(),
-            reset_after: (oldest + self.window).saturating_duration_since(now),
+            reset_after: self.until_free(oldest, now),
         }
     }
 
     /// Whether `key` is out of slots at `now`, without recording anything: the refusal it would get.
     pub fn blocked(&self, key: &K, now: Instant) -> Option<Decision> {
+        let now = self.nanos(now);
         let log = self.windows.get(key)?;
-        let in_window: Vec<&Instant> = log
-            .iter()
-            .filter(|&&at| now.saturating_duration_since(at) < self.window)
-            .collect();
-        if in_window.len() < self.limit {
+        // The log is in order: the requests still in the window are its tail.
+        let expired = log.partition_point(|&at| !self.in_window(at, now));
+        if log.len() - expired < self.limit {
             return None;
         }
         Some(Decision {
             allowed: false,
             limit: self.limit,
             remaining: 0,
-            reset_after: (*in_window[0] + self.window).saturating_duration_since(now),
+            reset_after: self.until_free(log[expired], now),
         })
     }
 
     /// Forgets keys with no request in the last window; returns how many were dropped.
     pub fn sweep(&self, now: Instant) -> usize {
+        let now = self.nanos(now);
         let before = self.windows.len();
         self.windows.retain(|_, log| {
+            if log.capacity() > 4 * log.len().max(16) {
+                log.shrink_to_fit();
+            }
             log.back()
-                .is_some_and(|&newest| now.saturating_duration_since(newest) < self.window)
+                .is_some_and(|&newest| self.in_window(newest, now))
         });
         before - self.windows.len()
     }
