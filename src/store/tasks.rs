@@ -4,7 +4,7 @@
 //! labels of all of them at once (`load_relations`). Lists are ordered by `(position, id)` and
 //! paged by keyset on that pair, which the `tasks_by_project` index serves directly.
 
-use rusqlite::types::Value;
+use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
@@ -114,7 +114,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     })
 }
 
-/// The task if the user is a member of its space, with their role; `None` otherwise.
+/// The task if the user is a member of its space, with their role; `None` otherwise. One
+/// statement: a single task's assignees and labels come along as subqueries (for a page,
+/// `load_relations` is faster).
 pub fn find_task_for_user(
     conn: &Connection,
     task_id: &str,
@@ -122,24 +124,39 @@ pub fn find_task_for_user(
 ) -> Result<Option<VisibleTask>> {
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS}, m.role, p.space_id FROM tasks t \
+            "SELECT {COLUMNS}, m.role, p.space_id, \
+             (SELECT group_concat(ta.user_id, ' ') FROM task_assignees ta WHERE ta.task_id = t.id), \
+             (SELECT json_group_array(json_array(l.id, l.name, l.color)) \
+              FROM task_labels tl JOIN labels l ON l.id = tl.label_id WHERE tl.task_id = t.id) \
+             FROM tasks t \
              JOIN projects p ON p.id = t.project_id \
              JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 \
              WHERE t.id = ?1"
         ))?
         .query_row(params![task_id, user_id], |row| {
+            let mut task = from_row(row)?;
+            // User ids are UUIDs: no spaces. Rows come in primary-key order: sorted.
+            if let Some(ids) = row.get_ref(16)?.as_str_or_null()? {
+                task.assignees = ids.split(' ').map(str::to_string).collect();
+            }
+            let labels: Vec<(String, String, Option<String>)> =
+                serde_json::from_str(row.get_ref(17)?.as_str()?)
+                    .map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(17, Type::Text, Box::new(e))
+                    })?;
+            task.labels = labels
+                .into_iter()
+                .map(|(id, name, color)| LabelRef { id, name, color })
+                .collect();
+            super::labels::sort_labels(&mut task.labels);
             Ok(VisibleTask {
-                task: from_row(row)?,
+                task,
                 role: row.get(14)?,
                 space_id: row.get(15)?,
             })
         })
         .optional()?;
-    let Some(mut found) = found else {
-        return Ok(None);
-    };
-    load_relations(conn, std::slice::from_mut(&mut found.task))?;
-    Ok(Some(found))
+    Ok(found)
 }
 
 /// `(index in ?1, user id)` for a JSON array of task ids. A task's rows come in primary-key
@@ -572,6 +589,57 @@ mod tests {
             .query_map(params_from_iter(values), |row| row.get::<_, String>(3))
             .unwrap();
         rows.map(|row| row.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// A single task (one statement with subqueries) and a page (`load_relations`) must show the
+    /// same assignees and labels in the same order.
+    #[test]
+    fn one_task_and_a_page_agree_on_relations() {
+        let (_dir, store, user_id, project_id) = seeded(1);
+        let (task_id, others) = store
+            .write(|tx| {
+                let task_id: String = tx.query_row("SELECT id FROM tasks", [], |r| r.get(0))?;
+                let space_id: String =
+                    tx.query_row("SELECT space_id FROM projects", [], |r| r.get(0))?;
+                for name in ["b", "A", "aa", "Zed", "_x", "é"] {
+                    let label =
+                        crate::store::labels::find_or_create_label(tx, &space_id, name, None)?;
+                    add_label(tx, &task_id, &label.id)?;
+                }
+                let mut others = Vec::new();
+                for email in ["zed@example.com", "bob@example.com"] {
+                    let other = create_user(tx, email, "O", Plan::Pro)?;
+                    add_assignee(tx, &task_id, &other.id)?;
+                    others.push(other.id);
+                }
+                Ok((task_id, others))
+            })
+            .unwrap();
+        let one = store
+            .read(|conn| find_task_for_user(conn, &task_id, &user_id))
+            .unwrap()
+            .unwrap()
+            .task;
+        let filter = TaskFilter {
+            project_id: Some(project_id),
+            ..TaskFilter::default()
+        };
+        let page = store
+            .read(|conn| list_tasks(conn, &user_id, &filter, None, 10))
+            .unwrap();
+        let listed = page.into_iter().find(|t| t.id == task_id).unwrap();
+        let names = |task: &Task| {
+            task.labels
+                .iter()
+                .map(|l| l.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&one).len(), 7);
+        assert_eq!(names(&one), names(&listed));
+        assert_eq!(one.assignees, listed.assignees);
+        assert_eq!(one.assignees.len(), 3);
+        assert!(one.assignees.is_sorted(), "{:?}", one.assignees);
+        assert!(others.iter().all(|id| one.assignees.contains(id)));
     }
 
     #[test]
