@@ -642,6 +642,36 @@ mod tests {
         assert!(others.iter().all(|id| one.assignees.contains(id)));
     }
 
+    /// A cached page statement runs again with new bindings without being recompiled (SQLite
+    /// would, for `LIMIT ?`, without the query planner stability guarantee).
+    #[test]
+    fn page_statements_are_not_recompiled_when_bound_again() {
+        let (_dir, store, user_id, project_id) = seeded(60);
+        let filter = TaskFilter {
+            project_id: Some(project_id),
+            ..TaskFilter::default()
+        };
+        store
+            .read(|conn| {
+                for (after, limit) in [
+                    (Some((1.0, "a")), 51),
+                    (Some((2.0, "b")), 21),
+                    (Some((3.0, "c")), 51),
+                ] {
+                    let (sql, values) = list_tasks_query(&user_id, &filter, after, limit);
+                    let mut statement = conn.prepare_cached(&sql)?;
+                    let rows = statement
+                        .query_map(params_from_iter(values), |_| Ok(()))?
+                        .count();
+                    assert_eq!(rows, limit);
+                    let recompiled = statement.get_status(rusqlite::StatementStatus::RePrepare);
+                    assert_eq!(recompiled, 0, "recompiled on a new binding");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn listing_a_projects_tasks_uses_the_project_index_and_no_sort() {
         let (_dir, store, user_id, project_id) = seeded(3);
