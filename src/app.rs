@@ -3,8 +3,10 @@
 //!
 //! 1. `router::route` -> 404 / 405 before anything else;
 //! 2. the body is read within `limits.max_body_bytes` (413 beyond);
-//! 3. on one blocking thread of its lane (`respond`, see `Lanes`): `auth` (401) -> `ratelimit` (429) -> plan (403) ->
-//!    scope (403) -> `api::dispatch`, which validates and calls the store;
+//! 3. on one blocking thread of its lane (`respond`; GETs and writes have separate lanes, see
+//!    `Lanes`): `auth` (401) -> `ratelimit` (429) -> plan (403) -> scope (403) -> `api::dispatch`,
+//!    which validates and calls the store. A GET reads from one snapshot; an API write returns
+//!    its thread before its commit, and `run_guarded` waits for the commit;
 //! 4. the `Reply` or `Error` becomes the HTTP response here, with the rate-limit headers, and one
 //!    log line is written.
 //!

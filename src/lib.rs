@@ -8,7 +8,7 @@
 //! - `server`: the accept loop, connection limits, timeouts, graceful shutdown.
 //! - `app`: `App` (store, limiter, config) and `App::handle`, the request pipeline.
 //! - `router`: `(method, path)` -> `Route`, 404, or 405 with `Allow`; lists every endpoint.
-//! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`.
+//! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`, with the epoch-checked cache.
 //! - `ratelimit`: the sliding-window limiter, keyed by token hash.
 //! - `token`: token generation, format check, hashing (shared by CLI and auth).
 //! - `json`: strict request bodies and query strings, the `Reply` type, pagination helpers.
@@ -23,8 +23,9 @@
 //! # Request path
 //!
 //! `server` accepts -> `App::handle`: `router` -> body read within its limit -> on a blocking
-//! thread: `auth` -> `ratelimit` -> plan and scope -> `api::<resource>` -> `store` -> `Reply` ->
-//! HTTP response with rate-limit headers. Any error leaves through `Error` as JSON.
+//! thread (of the read lane for GETs, of the write lane otherwise): `auth` -> `ratelimit` -> plan
+//! and scope -> `api::<resource>` -> `store` -> `Reply` -> (a write's commit awaited) -> HTTP
+//! response with rate-limit headers. Any error leaves through `Error` as JSON.
 
 pub mod api;
 pub mod app;
