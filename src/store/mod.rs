@@ -170,8 +170,11 @@ impl Store {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
+        // temp_store: each write runs in a savepoint, whose sub-journal (the pages it changed,
+        // kept for a rollback) would otherwise be a temporary file.
         let pragmas = format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = {};",
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = {}; \
+             PRAGMA temp_store = MEMORY;",
             busy_timeout.as_millis()
         );
 
@@ -581,6 +584,8 @@ mod tests {
                 assert_eq!(fk, 1);
                 let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
                 assert_eq!(sync, 2, "FULL");
+                let temp: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+                assert_eq!(temp, 2, "MEMORY: savepoint sub-journals stay off the disk");
                 Ok(())
             })
             .unwrap();
