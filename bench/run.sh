@@ -109,6 +109,8 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
 Command: \`bash bench/run.sh\` (wrk -t2, ${duration} s per row, loopback, client and server on the same cores).
 ktasks with its defaults (\`synchronous = "full"\`, request log at info) but the rate limit raised;
 100 tokens used round-robin; a project of 10,000 tasks, each with an assignee and a label.
+On a shared 2-core VM the same binary's rows move by 10-15% from run to run, and the bare and
+ktasks rows run at different moments: read one run's ratios with that in mind.
 
 | what | connections | requests/s | of bare hyper | p50 | p99 | errors |
 |---|---|---|---|---|---|---|
