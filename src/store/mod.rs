@@ -353,8 +353,13 @@ impl Store {
 
     /// True when the database answers a query (for `/healthz`).
     pub fn is_healthy(&self) -> bool {
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
-            .is_ok()
+        self.read(|conn| {
+            let one: i64 = conn
+                .prepare_cached("SELECT 1")?
+                .query_row([], |row| row.get(0))?;
+            Ok(one == 1)
+        })
+        .is_ok_and(|ok| ok)
     }
 
     /// A consistent copy of the database at `destination`, safe while the server writes.
