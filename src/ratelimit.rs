@@ -18,8 +18,8 @@ use dashmap::DashMap;
 
 pub struct RateLimiter<K: Eq + Hash> {
     limit: usize,
-    window: Duration,
-    /// Instants are kept as nanoseconds since `base`.
+    /// The window, and every instant, in nanoseconds (instants since `base`).
+    window: u64,
     base: Instant,
     windows: DashMap<K, VecDeque<u64>>,
 }
@@ -47,7 +47,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         assert!(limit > 0, "a rate limit admits at least one request");
         RateLimiter {
             limit: limit as usize,
-            window,
+            window: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
             base: Instant::now(),
             windows: DashMap::new(),
         }
@@ -57,26 +57,18 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn window_nanos(&self) -> u64 {
-        u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// Whether a request admitted at `at` still counts at `now`.
     fn in_window(&self, at: u64, now: u64) -> bool {
-        now.saturating_sub(at) < self.window_nanos()
+        now.saturating_sub(at) < self.window
     }
 
     /// The time from `now` until the request admitted at `oldest` leaves the window.
     fn until_free(&self, oldest: u64, now: u64) -> Duration {
-        Duration::from_nanos(
-            oldest
-                .saturating_add(self.window_nanos())
-                .saturating_sub(now),
-        )
+        Duration::from_nanos(oldest.saturating_add(self.window).saturating_sub(now))
     }
 
     pub fn window(&self) -> Duration {
-        self.window
+        Duration::from_nanos(self.window)
     }
 
     /// Admits and records one request for `key` at `now`, or refuses it without recording.

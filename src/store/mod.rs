@@ -65,9 +65,10 @@ fn added_in(version: i64) -> &'static str {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Read-only connections in the pool: enough for every thread of both of the server's lanes at
-/// once (`app::WRITE_LANE_THREADS` + at most `app::MAX_READ_LANE_THREADS`), so no request waits
-/// for one. They are opened when first needed, and the pool hands out the most recently used.
-pub const READER_CONNECTIONS: u32 = 16;
+/// once, so no request waits for one. They are opened when first needed, and the pool hands out
+/// the most recently used.
+pub const READER_CONNECTIONS: u32 =
+    (crate::app::WRITE_LANE_THREADS + crate::app::MAX_READ_LANE_THREADS) as u32;
 
 /// At most this many writes share one commit, so that a long queue still commits regularly.
 const MAX_BATCH: usize = 64;
@@ -644,18 +645,23 @@ mod tests {
         assert!(result.is_err());
     }
 
+    /// A store with a table `t (n INTEGER PRIMARY KEY)`, shareable between threads.
+    fn store_with_numbers() -> (tempfile::TempDir, Arc<Store>) {
+        let (dir, store) = open_temp();
+        store
+            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .unwrap();
+        (dir, Arc::new(store))
+    }
+
     /// Concurrent writes, some failing, some panicking: exactly the successful ones are stored,
     /// and every caller hears the truth about its own write.
     #[test]
     fn batched_writes_keep_each_write_atomic() {
-        let (_dir, store) = open_temp();
-        store
-            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
-            .unwrap();
-        let store = std::sync::Arc::new(store);
+        let (_dir, store) = store_with_numbers();
         let threads: Vec<_> = (0..8)
             .map(|thread| {
-                let store = std::sync::Arc::clone(&store);
+                let store = Arc::clone(&store);
                 std::thread::spawn(move || {
                     let mut stored = Vec::new();
                     for i in 0..200 {
@@ -706,11 +712,7 @@ mod tests {
     /// reader connection (it sees only committed data) confirms.
     #[test]
     fn a_deferred_write_is_committed_when_its_wait_returns() {
-        let (_dir, store) = open_temp();
-        store
-            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
-            .unwrap();
-        let store = Arc::new(store);
+        let (_dir, store) = store_with_numbers();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
