@@ -51,11 +51,13 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
         Level::Info => "INFO",
         Level::Debug => "DEBUG",
     };
-    let line = format!("{} {label} {message}\n", crate::time::now());
+    let now = crate::time::now();
     let mut buffer = BUFFER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    buffer.extend_from_slice(line.as_bytes());
+    // Straight into the buffer: no line allocated and copied per request. Writing to a Vec
+    // cannot fail.
+    let _ = writeln!(buffer, "{now} {label} {message}");
     if level <= Level::Warn || buffer.len() >= FLUSH_AT_BYTES {
         write_out(&mut buffer);
     } else {
