@@ -1,6 +1,7 @@
 //! End to end in a real headless browser (Debian's chromium, driven through chromedriver's
 //! WebDriver HTTP API): sign in, create a token, read it off the page, use it on the API, revoke
-//! it on the page, see the API refuse it. Saves the screenshot README.md shows.
+//! it on the page, see the API refuse it. Saves a screenshot of the page; with UPDATE_SCREENSHOT=1,
+//! over the one README.md shows.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -233,9 +234,15 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
     assert!(ktasks::token::is_well_formed(&token), "{token:?}");
     let screenshot = browser.screenshot();
     assert!(screenshot.starts_with(b"\x89PNG"));
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(docs.join("settings-security.png"), &screenshot).unwrap();
+    // Into the build directory, so a test run leaves the work tree clean; README's copy in docs/
+    // is refreshed on purpose, with UPDATE_SCREENSHOT=1.
+    let directory = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    };
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join("settings-security.png"), &screenshot).unwrap();
 
     assert_eq!(server.get("/api/me", &token).status, 200);
 
