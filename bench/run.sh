@@ -60,6 +60,10 @@ measure() {
   rows+="| $label | $connections | $rps | RATIO_${label// /_}_$connections | $p50 | $p99 | $((non2xx + errors)) |"$'\n'
 }
 
+# value LABEL CONNECTIONS -> requests/s of that row; median: of the numbers on stdin
+value() { awk -v l="$1" -v c="$2" 'index($0, l) == 1 && $(NF-1) == c {print $NF}' "$work/raw"; }
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 echo "== ceiling: bare hyper"
 start bare target/release/examples/bare 127.0.0.1:0
 bare=$address
@@ -91,6 +95,13 @@ done
 kill "$bare_pid"
 for c in 16 64; do measure "GET /api/tasks?projectId&limit=50" $c list "http://$ktasks"; done
 for c in 16 64; do measure "POST /api/tasks" $c post "http://$ktasks"; done
+# The POST target is judged on the median of three runs (the row above and two more): a write's
+# fsync shares the host's disk, whose bad moments (p99 of 40 ms instead of 8) halve one run.
+value "POST /api/tasks" 64 > "$work/posts"
+for _ in 1 2; do
+  post_rps=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
+  echo "POST /api/tasks c=64, again: $post_rps req/s"; echo "$post_rps" >> "$work/posts"
+done
 for c in 16 64; do measure "PATCH /api/tasks/:id" $c patch "http://$ktasks"; done
 rss_peak=$(rss_kb "$ktasks_pid" VmHWM)
 kill "$ktasks_pid"
@@ -116,10 +127,8 @@ for c in 16 64; do
   done < "$work/raw"
 done
 
-value() { awk -v l="$1" -v c="$2" 'index($0, l) == 1 && $(NF-1) == c {print $NF}' "$work/raw"; }
-post64=$(value "POST /api/tasks" 64)
+post64=$(median < "$work/posts" | xargs printf '%.0f'); posts=$(sort -n "$work/posts" | paste -sd/ | sed 's|/|, |g')
 list_small=$(value "list, 1,000-task project" 16); list_large=$(value "list, 100,000-task project" 16)
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 pair_bare=$(awk '{print $1}' "$work/pairs" | median | xargs printf '%.0f')
 pair_get=$(awk '{print $2}' "$work/pairs" | median | xargs printf '%.0f')
 pair_ratio=$(awk '{print $2 / $1}' "$work/pairs" | median)
@@ -134,8 +143,9 @@ Command: \`bash bench/run.sh\` (wrk -t2, ${duration} s per row, loopback, client
 ktasks with its defaults (\`synchronous = "full"\`, request log at info) but the rate limit raised;
 100 tokens used round-robin; a project of 10,000 tasks, each with an assignee and a label.
 On a shared 2-core VM the same binary's rows move by 10-15% from run to run, and the bare and
-ktasks rows below run at different moments: read their ratios with that in mind. The GET target
-is judged on $pairs alternated pairs of runs instead (after the GET rows, before any write):
+ktasks rows below run at different moments: read their ratios with that in mind. So the targets
+are judged on repeated runs: POST on the median of three, GET on $pairs alternated pairs of bare
+and GET runs (after the GET rows, before any write):
 
 | pair | bare hyper, 64 connections | GET /api/tasks/:id, 64 connections | ratio | GET p99 |
 |---|---|---|---|---|
@@ -152,7 +162,7 @@ Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
 | target | result | met |
 |---|---|---|
 | authenticated \`GET /api/tasks/:id\` at 64 connections ≥ 40% of bare hyper, p99 < 5 ms | median of $pairs alternated pairs: $pair_get vs $pair_bare req/s, ratio $(awk -v r="$pair_ratio" 'BEGIN {printf "%.0f%%", 100 * r}'); worst p99 ${pair_p99} ms | $(awk -v r="$pair_ratio" -v p="$pair_p99" 'BEGIN {print (r >= 0.4 && p < 5) ? "yes" : "no"}') |
-| \`POST /api/tasks\` at 64 connections ≥ 10,000 req/s, every 201 durable | $post64 req/s | $(awk -v a="$post64" 'BEGIN {print (a >= 10000 ? "yes" : "no")}') |
+| \`POST /api/tasks\` at 64 connections ≥ 10,000 req/s, every 201 durable | median of three runs ($posts): $post64 req/s | $(awk -v a="$post64" 'BEGIN {print (a >= 10000 ? "yes" : "no")}') |
 | a page of 50 from 100,000 tasks ≤ 1.5x the time from 1,000 | $list_small vs $list_large req/s: $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {printf "%.2fx", a / b}') | $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {print (a / b <= 1.5 ? "yes" : "no")}') |
 | RSS < 40 MB at peak | $(awk -v k="$rss_peak" 'BEGIN {printf "%.1f MB", k / 1024}') | $(awk -v k="$rss_peak" 'BEGIN {print (k / 1024 < 40 ? "yes" : "no")}') |
 REPORT
