@@ -60,9 +60,10 @@ measure() {
   rows+="| $label | $connections | $rps | RATIO_${label// /_}_$connections | $p50 | $p99 | $((non2xx + errors)) |"$'\n'
 }
 
-# value LABEL CONNECTIONS -> requests/s of that row; median: of the numbers on stdin
+# value LABEL CONNECTIONS -> requests/s of that row (LABEL may be its start)
 value() { awk -v l="$1" -v c="$2" 'index($0, l) == 1 && $(NF-1) == c {print $NF}' "$work/raw"; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# median FORMAT -> the median of the numbers on stdin, printed with FORMAT
+median() { sort -n | awk -v f="$1" '{v[NR] = $1} END {printf f "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "== ceiling: bare hyper"
 start bare target/release/examples/bare 127.0.0.1:0
@@ -116,9 +117,8 @@ measure "list, 100,000-task project" 16 list "http://$address" "$large"
 kill "$pid"
 
 # Ratios to the bare ceiling at the same connection count.
-ceiling() { awk -v c="$1" '$0 ~ /^bare/ && $(NF-1) == c {print $NF}' "$work/raw"; }
 for c in 16 64; do
-  top=$(ceiling $c)
+  top=$(value "bare hyper" "$c")
   while read -r line; do
     label=${line% * *}; conns=$(awk '{print $(NF-1)}' <<<"$line"); rps=$(awk '{print $NF}' <<<"$line")
     [ "$conns" = "$c" ] || continue
@@ -127,11 +127,11 @@ for c in 16 64; do
   done < "$work/raw"
 done
 
-post64=$(median < "$work/posts" | xargs printf '%.0f'); posts=$(sort -n "$work/posts" | paste -sd/ | sed 's|/|, |g')
+post64=$(median %.0f < "$work/posts"); posts=$(sort -n "$work/posts" | paste -sd/ | sed 's|/|, |g')
 list_small=$(value "list, 1,000-task project" 16); list_large=$(value "list, 100,000-task project" 16)
-pair_bare=$(awk '{print $1}' "$work/pairs" | median | xargs printf '%.0f')
-pair_get=$(awk '{print $2}' "$work/pairs" | median | xargs printf '%.0f')
-pair_ratio=$(awk '{print $2 / $1}' "$work/pairs" | median)
+pair_bare=$(awk '{print $1}' "$work/pairs" | median %.0f)
+pair_get=$(awk '{print $2}' "$work/pairs" | median %.0f)
+pair_ratio=$(awk '{print $2 / $1}' "$work/pairs" | median %.6g)
 # The worst p99 of the pairs, in ms (wrk prints us, ms or s).
 pair_p99=$(awk '{ms = $3 + 0; if ($3 ~ /us$/) ms /= 1000; else if ($3 !~ /ms$/) ms *= 1000; print ms}' "$work/pairs" | sort -n | tail -1)
 

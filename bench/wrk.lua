@@ -45,7 +45,7 @@ local function build(n)
   end
 end
 
-local ring, next = {}, 0
+local ring, at = {}, 0
 
 function init(args)
   local size = 1
@@ -56,6 +56,6 @@ function init(args)
 end
 
 function request()
-  next = next % #ring + 1
-  return ring[next]
+  at = at % #ring + 1
+  return ring[at]
 end
