@@ -54,11 +54,12 @@ impl Log {
         }
     }
 
-    /// Records a request that leaves at `leaves`, in the newest slice if `same_slice` says it is
-    /// this request's.
-    fn admit(&mut self, leaves: u64, same_slice: impl Fn(u64) -> bool) {
+    /// Records a request that leaves at `leaves`. It joins the newest slice if that slice's latest
+    /// request was admitted in this request's slice, i.e. leaves at or after `slice_leaves` (when
+    /// a request admitted at the slice's start would leave).
+    fn admit(&mut self, leaves: u64, slice_leaves: u64) {
         match self.slices.back_mut() {
-            Some((last, count)) if same_slice(*last) && *count < u32::MAX => {
+            Some((last, count)) if *last >= slice_leaves && *count < u32::MAX => {
                 *last = leaves;
                 *count += 1;
             }
@@ -116,9 +117,11 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         log.expire(now);
         let allowed = log.admitted < self.limit;
         if allowed {
-            let slice = now / self.slice;
-            let same_slice = |leaves: u64| (leaves - self.window) / self.slice == slice;
-            log.admit(now.saturating_add(self.window), same_slice);
+            let slice_start = now - now % self.slice;
+            log.admit(
+                now.saturating_add(self.window),
+                slice_start.saturating_add(self.window),
+            );
         }
         let (oldest, _) = *log
             .slices
@@ -133,20 +136,20 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 
     /// Whether `key` is out of slots at `now`, without recording anything: the refusal it would get.
+    /// (Forgetting slices that have left the window is not recording: `check` would do the same.)
     pub fn blocked(&self, key: &K, now: Instant) -> Option<Decision> {
         let now = self.nanos(now);
-        let log = self.windows.get(key)?;
-        // The slices are in order: the ones still in the window are the tail.
-        let expired = log.slices.partition_point(|&(leaves, _)| leaves <= now);
-        let gone: usize = log.slices.range(..expired).map(|&(_, n)| n as usize).sum();
-        if log.admitted - gone < self.limit {
+        let mut log = self.windows.get_mut(key)?;
+        log.expire(now);
+        if log.admitted < self.limit {
             return None;
         }
+        let (oldest, _) = log.slices.front()?;
         Some(Decision {
             allowed: false,
             limit: self.limit,
             remaining: 0,
-            reset_after: Duration::from_nanos(log.slices[expired].0 - now),
+            reset_after: Duration::from_nanos(oldest - now),
         })
     }
 
