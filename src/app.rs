@@ -69,6 +69,7 @@ pub struct App {
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
     pub developers: Bytes,
+    rate_limit_policy: HeaderValue,
     lanes: Lanes,
 }
 
@@ -116,6 +117,7 @@ impl App {
         let openapi =
             Bytes::from(serde_json::to_vec_pretty(&document).expect("the document serializes"));
         let developers = Bytes::from(crate::developers::render(&document));
+        let rate_limit_policy = rate_limit_policy(config.rate_limit.requests_per_minute);
         let failed_auth = (config.rate_limit.failed_auth_per_minute > 0).then(|| {
             RateLimiter::new(
                 config.rate_limit.failed_auth_per_minute,
@@ -131,6 +133,7 @@ impl App {
             config,
             openapi,
             developers,
+            rate_limit_policy,
             lanes,
         }
     }
@@ -171,7 +174,11 @@ impl App {
                 }
             },
         };
-        let response = build_response(outcome.result.as_ref(), outcome.decision, &self.config);
+        let response = build_response(
+            outcome.result.as_ref(),
+            outcome.decision,
+            &self.rate_limit_policy,
+        );
         if let Err(Error::Internal(detail)) = &outcome.result {
             crate::log_error!("{} {pattern}: {detail}", parts.method);
         }
@@ -377,7 +384,7 @@ fn panic_message(error: tokio::task::JoinError) -> String {
 fn build_response(
     result: Result<&Reply, &Error>,
     decision: Option<Decision>,
-    config: &Config,
+    rate_limit_policy: &HeaderValue,
 ) -> HttpResponse {
     let mut response = match result {
         Ok(reply) => {
@@ -398,7 +405,7 @@ fn build_response(
         Err(error) => error_response(error),
     };
     if let Some(decision) = decision {
-        rate_limit_headers(response.headers_mut(), &decision, config);
+        rate_limit_headers(response.headers_mut(), &decision, rate_limit_policy);
     }
     response
 }
@@ -427,33 +434,34 @@ pub fn error_response(error: &Error) -> HttpResponse {
     response
 }
 
-fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, config: &Config) {
+// Built at compile time: `from_static` at run time parsed each name on every response.
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The `RateLimit-Policy` value: the same on every response, so built once (`App::new`).
+fn rate_limit_policy(requests_per_minute: u32) -> HeaderValue {
+    HeaderValue::try_from(format!("\"default\";q={requests_per_minute};w=60"))
+        .expect("a number is a valid header value")
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, policy: &HeaderValue) {
     let reset_in = decision.reset_after_secs();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let reset = now + decision.reset_after;
     let reset_at = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
-    let window = 60;
-    let quota = config.rate_limit.requests_per_minute;
-    let mut set = |name: &'static str, value: HeaderValue| {
-        headers.insert(HeaderName::from_static(name), value);
-    };
-    let text =
-        |value: String| HeaderValue::try_from(value).expect("rate-limit header values are ASCII");
-    set("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    set(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    set("x-ratelimit-reset", HeaderValue::from(reset_at));
-    set(
-        "ratelimit-policy",
-        text(format!("\"default\";q={quota};w={window}")),
-    );
-    set(
-        "ratelimit",
-        text(format!("\"default\";r={};t={reset_in}", decision.remaining)),
+    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset_at));
+    headers.insert(RATELIMIT_POLICY, policy.clone());
+    headers.insert(
+        RATELIMIT,
+        HeaderValue::try_from(format!("\"default\";r={};t={reset_in}", decision.remaining))
+            .expect("numbers are valid header values"),
     );
 }
 

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
 use hyper::header::{AUTHORIZATION, HeaderMap};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
 use crate::store::Store;
@@ -43,6 +45,26 @@ struct Cached {
     epoch: i64,
     user: Arc<User>,
     token: Arc<TokenInfo>,
+    /// `token.expires_at` and `token.last_used_at`, parsed once here: comparing them as text meant
+    /// formatting the clock twice on every request. One that does not parse (a hand-edited row)
+    /// counts as expired, and as stale, so it fails closed.
+    expires: Option<OffsetDateTime>,
+    last_used: Option<OffsetDateTime>,
+}
+
+impl Cached {
+    fn new(epoch: i64, user: Arc<User>, token: Arc<TokenInfo>) -> Cached {
+        let parse = |text: &str| {
+            OffsetDateTime::parse(text, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        };
+        Cached {
+            epoch,
+            expires: token.expires_at.as_deref().map(parse),
+            last_used: token.last_used_at.as_deref().map(parse),
+            user,
+            token,
+        }
+    }
 }
 
 impl TokenCache {
@@ -106,11 +128,7 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
         }
         let found = store.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
         Ok::<_, Error>(found.map(|owner| {
-            let cached = Cached {
-                epoch,
-                user: Arc::new(owner.user),
-                token: Arc::new(owner.token),
-            };
+            let cached = Cached::new(epoch, Arc::new(owner.user), Arc::new(owner.token));
             cache.insert(token_hash, cached.clone());
             cached
         }))
@@ -121,23 +139,16 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
     if owner.token.revoked_at.is_some() {
         return Err(Error::Unauthorized("this token has been revoked"));
     }
-    let now = time::OffsetDateTime::now_utc();
-    let now_text = crate::time::format_timestamp(now);
-    if owner
-        .token
-        .expires_at
-        .as_deref()
-        .is_some_and(|expires| expires <= now_text.as_str())
-    {
+    let now = OffsetDateTime::now_utc();
+    if owner.expires.is_some_and(|expires| expires <= now) {
         return Err(Error::Unauthorized("this token has expired"));
     }
-    let stale_before = crate::time::format_timestamp(now - LAST_USED_GRANULARITY);
     if owner
-        .token
-        .last_used_at
-        .as_deref()
-        .is_none_or(|used| used < stale_before.as_str())
+        .last_used
+        .is_none_or(|used| used < now - LAST_USED_GRANULARITY)
     {
+        let now_text = crate::time::format_timestamp(now);
+        let stale_before = crate::time::format_timestamp(now - LAST_USED_GRANULARITY);
         store.write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
         // The touch does not move the epoch; the cached copy learns of it here instead.
         let token = TokenInfo {
@@ -146,10 +157,7 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
         };
         cache.insert(
             token_hash,
-            Cached {
-                token: Arc::new(token),
-                ..owner.clone()
-            },
+            Cached::new(owner.epoch, Arc::clone(&owner.user), Arc::new(token)),
         );
     }
     Ok(Principal {
@@ -252,6 +260,38 @@ mod tests {
         assert!(matches!(
             authenticate(&server, &cache, &secret),
             Err(Error::Unauthorized("invalid token"))
+        ));
+    }
+
+    #[test]
+    fn expiry_is_checked_on_every_use_and_an_unreadable_one_fails_closed() {
+        let (_dir, server, cli, secret, id) = two_processes();
+        let cache = TokenCache::default();
+        let set_expiry = |expires: &str| {
+            cli.write(|tx| {
+                Ok(tx.execute(
+                    "UPDATE api_tokens SET expires_at = ?2 WHERE id = ?1",
+                    [id.as_str(), expires],
+                )?)
+            })
+            .unwrap()
+        };
+        set_expiry(&crate::time::format_timestamp(
+            OffsetDateTime::now_utc() + time::Duration::milliseconds(300),
+        ));
+        authenticate(&server, &cache, &secret).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(
+            matches!(
+                authenticate(&server, &cache, &secret),
+                Err(Error::Unauthorized("this token has expired"))
+            ),
+            "the cached entry's expiry passed while it was cached"
+        );
+        set_expiry("next tuesday");
+        assert!(matches!(
+            authenticate(&server, &cache, &secret),
+            Err(Error::Unauthorized("this token has expired"))
         ));
     }
 

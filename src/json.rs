@@ -23,7 +23,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: StatusCode, value: &impl Serialize) -> Reply {
-        let body = serde_json::to_vec(value).expect("API types always serialize");
+        // One task is about 600 bytes: starting at serde_json's 128 cost three reallocations.
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, value).expect("API types always serialize");
         Reply {
             status,
             content_type: "application/json",

@@ -41,7 +41,7 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
     put(14, 2, minute.into());
     put(17, 2, second.into());
     put(20, 3, millisecond.into());
-    text.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8(text.to_vec()).expect("digits and ASCII punctuation")
 }
 
 /// Parses any RFC 3339 timestamp (any offset, any precision) into our canonical form.
