@@ -127,9 +127,15 @@ fn list_in_space<T: serde::Serialize + HasId>(
         visible_space(conn, principal, space_id)?;
         fetch(conn, space_id, after.as_deref(), limit + 1)
     })?;
-    Ok(page(app, request, &query, rows, limit, |item| {
-        item.id().to_string()
-    }))
+    Ok(page(
+        app,
+        request,
+        &query,
+        rows,
+        limit,
+        |item| item.id().to_string(),
+        |items| Reply::ok(&items),
+    ))
 }
 
 /// Rows paged by their id.
@@ -162,17 +168,18 @@ fn require_write(role: Role) -> Result<(), Error> {
 
 /// A list response from `rows` fetched with `limit + 1`: the JSON array of at most `limit` items
 /// and, when more exist, `Link: <next>; rel="next"`, whose URL repeats the request's query with
-/// `cursor` set to the key of the last item.
-fn page<T: serde::Serialize>(
+/// `cursor` set to the key of the last item. `body` makes the reply of the items.
+fn page<T>(
     app: &App,
     request: &ApiRequest,
     query: &Query,
     rows: Vec<T>,
     limit: usize,
     cursor_key: impl Fn(&T) -> String,
+    body: impl FnOnce(&[T]) -> Reply,
 ) -> Reply {
     let (items, more) = split_page(rows, limit);
-    let reply = Reply::ok(&items);
+    let reply = body(&items);
     let Some(last) = items.last().filter(|_| more) else {
         return reply;
     };

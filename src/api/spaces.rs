@@ -14,9 +14,15 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
     let rows = app.store.read(|conn| {
         spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
     })?;
-    Ok(super::page(app, request, &query, rows, limit, |item| {
-        item.id.clone()
-    }))
+    Ok(super::page(
+        app,
+        request,
+        &query,
+        rows,
+        limit,
+        |item| item.id.clone(),
+        |items| Reply::ok(&items),
+    ))
 }
 
 /// POST: a team space; the caller becomes its owner; "General" is created with it.

@@ -4,6 +4,8 @@
 //! database (visibility, role, statuses, parents, members, labels) run inside the same
 //! `BEGIN IMMEDIATE` transaction as the write, so they cannot go stale before it commits.
 
+use hyper::StatusCode;
+
 use crate::store::Tx;
 
 use crate::app::{ApiRequest, App};
@@ -132,7 +134,13 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
         rows,
         limit,
         |task: &Task| format!("{}|{}", task.position, task.id),
+        |tasks| Reply::written(StatusCode::OK, |out| Task::write_json_array(tasks, out)),
     ))
+}
+
+/// One task as the body (`Task::write_json`, not serde: it is every task route's reply).
+fn task_reply(status: StatusCode, task: &Task) -> Reply {
+    Reply::written(status, |out| task.write_json(out))
 }
 
 fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
@@ -212,7 +220,7 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         tasks::create_task(tx, &new, category)
     })?;
     let location = format!("{}/api/tasks/{}", app.base_url(&request.headers), task.id);
-    Ok(Reply::created(&task, &location))
+    Ok(task_reply(StatusCode::CREATED, &task).with_header(hyper::header::LOCATION, &location))
 }
 
 pub fn get(
@@ -225,7 +233,10 @@ pub fn get(
     let found = app
         .store
         .read(|conn| tasks::find_task_for_user(conn, task_id, &principal.user.id))?;
-    Ok(Reply::ok(&found.ok_or(Error::NotFound)?.task))
+    Ok(task_reply(
+        StatusCode::OK,
+        &found.ok_or(Error::NotFound)?.task,
+    ))
 }
 
 /// PATCH: absent = unchanged, `null` clears `description`, `dueDate`, `startDate`, `parentId`.
@@ -363,7 +374,7 @@ pub fn update(
         }
         reload(tx, principal, &task.id)
     })?;
-    Ok(Reply::ok(&task))
+    Ok(task_reply(StatusCode::OK, &task))
 }
 
 /// DELETE: the task and all its subtasks.
@@ -524,7 +535,7 @@ fn change_task(
         }
         Ok(visible.task)
     })?;
-    Ok(Reply::ok(&task))
+    Ok(task_reply(StatusCode::OK, &task))
 }
 
 /// A DELETE's parameters, from its JSON body (optional) and its query string together: each may be

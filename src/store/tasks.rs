@@ -37,6 +37,79 @@ pub struct Task {
     pub updated_at: String,
 }
 
+impl Task {
+    /// The task as JSON, the same bytes as its `Serialize` (a test holds them equal), about four
+    /// times faster: it is the body of every task route and 50 times a page of them.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json::{push_opt_str, push_str};
+        let strings = |out: &mut Vec<u8>, fields: &[(&[u8], Option<&str>)]| {
+            for &(key, value) in fields {
+                out.extend_from_slice(key);
+                push_opt_str(out, value);
+            }
+        };
+        strings(
+            out,
+            &[
+                (br#"{"id":"#, Some(&self.id)),
+                (br#","projectId":"#, Some(&self.project_id)),
+                (br#","statusId":"#, Some(&self.status_id)),
+                (br#","title":"#, Some(&self.title)),
+                (br#","description":"#, self.description.as_deref()),
+                (br#","priority":"#, Some(self.priority.as_str())),
+                (br#","dueDate":"#, self.due_date.as_deref()),
+                (br#","startDate":"#, self.start_date.as_deref()),
+            ],
+        );
+        out.extend_from_slice(br#","position":"#);
+        serde_json::to_writer(&mut *out, &self.position).expect("an f64 serializes");
+        out.extend_from_slice(br#","parentId":"#);
+        push_opt_str(out, self.parent_id.as_deref());
+        out.extend_from_slice(br#","assignees":["#);
+        for (i, user_id) in self.assignees.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, user_id);
+        }
+        out.extend_from_slice(b"],\"labels\":[");
+        for (i, label) in self.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"id":"#);
+            push_str(out, &label.id);
+            out.extend_from_slice(br#","name":"#);
+            push_str(out, &label.name);
+            out.extend_from_slice(br#","color":"#);
+            push_opt_str(out, label.color.as_deref());
+            out.push(b'}');
+        }
+        strings(
+            out,
+            &[
+                (br#"],"completedAt":"#, self.completed_at.as_deref()),
+                (br#","createdBy":"#, Some(&self.created_by)),
+                (br#","createdAt":"#, Some(&self.created_at)),
+                (br#","updatedAt":"#, Some(&self.updated_at)),
+            ],
+        );
+        out.push(b'}');
+    }
+
+    /// A JSON array of `tasks`.
+    pub fn write_json_array(tasks: &[Task], out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, task) in tasks.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            task.write_json(out);
+        }
+        out.push(b']');
+    }
+}
+
 /// A task with what authorization needs: the caller's role and the task's space.
 pub struct VisibleTask {
     pub task: Task,
@@ -775,5 +848,69 @@ mod tests {
             "statements for 2 vs 50 tasks: {counts:?}"
         );
         assert_eq!(counts[0], 3);
+    }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        // Plain ids and names, and anything at all: quotes, backslashes, control characters,
+        // DEL, non-ASCII (serde_json escapes only the first three).
+        proptest::prop_oneof![
+            "[a-z0-9-]{0,36}",
+            proptest::prelude::any::<String>(),
+            "[\"\\\\\u{0}-\u{1f}\u{7f}é😀 a]{0,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        /// The hand-written JSON is byte for byte what serde derives for the same task.
+        #[test]
+        fn write_json_is_exactly_the_serde_json(
+            strings in proptest::collection::vec(text(), 9),
+            optional in proptest::collection::vec(proptest::option::of(text()), 6),
+            position in proptest::prop_oneof![
+                proptest::num::f64::ANY,
+                proptest::prelude::Just(1.0),
+                proptest::prelude::Just(1e300),
+                proptest::prelude::Just(-0.0),
+            ],
+            priority in 0usize..5,
+            assignees in proptest::collection::vec(text(), 0..3),
+            labels in proptest::collection::vec(
+                (text(), text(), proptest::option::of(text())), 0..3),
+        ) {
+            let task = Task {
+                id: strings[0].clone(),
+                project_id: strings[1].clone(),
+                status_id: strings[2].clone(),
+                title: strings[3].clone(),
+                description: optional[0].clone(),
+                priority: [Priority::None, Priority::Low, Priority::Medium, Priority::High,
+                    Priority::Urgent][priority],
+                due_date: optional[1].clone(),
+                start_date: optional[2].clone(),
+                position,
+                parent_id: optional[3].clone(),
+                assignees,
+                labels: labels
+                    .into_iter()
+                    .map(|(id, name, color)| LabelRef { id, name, color })
+                    .collect(),
+                completed_at: optional[4].clone(),
+                created_by: strings[4].clone(),
+                created_at: strings[5].clone(),
+                updated_at: strings[6].clone(),
+            };
+            let mut written = Vec::new();
+            task.write_json(&mut written);
+            proptest::prop_assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&task).unwrap()
+            );
+            let mut array = Vec::new();
+            Task::write_json_array(&[task.clone(), task.clone()], &mut array);
+            proptest::prop_assert_eq!(
+                String::from_utf8(array).unwrap(),
+                serde_json::to_string(&[&task, &task]).unwrap()
+            );
+        }
     }
 }
