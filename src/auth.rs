@@ -143,12 +143,10 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
     if owner.expires.is_some_and(|expires| expires <= now) {
         return Err(Error::Unauthorized("this token has expired"));
     }
-    if owner
-        .last_used
-        .is_none_or(|used| used < now - LAST_USED_GRANULARITY)
-    {
+    let stale_before = now - LAST_USED_GRANULARITY;
+    if owner.last_used.is_none_or(|used| used < stale_before) {
         let now_text = crate::time::format_timestamp(now);
-        let stale_before = crate::time::format_timestamp(now - LAST_USED_GRANULARITY);
+        let stale_before = crate::time::format_timestamp(stale_before);
         store.write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
         // The touch does not move the epoch; the cached copy learns of it here instead.
         let token = TokenInfo {
