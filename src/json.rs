@@ -71,15 +71,27 @@ impl Reply {
     /// A JSON body written by `write`: serde_json (`json`), or by hand (see `push_str`) for the
     /// shapes serde_json is slow on.
     pub fn written(status: StatusCode, write: impl FnOnce(&mut Vec<u8>)) -> Reply {
+        let Ok(reply) = Reply::try_written(status, |body| {
+            write(body);
+            Ok::<_, std::convert::Infallible>(())
+        });
+        reply
+    }
+
+    /// `written`, for a body that is read as it is written and may not be there.
+    pub fn try_written<E>(
+        status: StatusCode,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Reply, E> {
         // One task is about 600 bytes: starting at serde_json's 128 cost three reallocations.
         let mut body = Vec::with_capacity(1024);
-        write(&mut body);
-        Reply {
+        write(&mut body)?;
+        Ok(Reply {
             status,
             content_type: "application/json",
             body: body.into(),
             headers: Vec::new(),
-        }
+        })
     }
 
     /// 201 with the object and its `Location`.

@@ -230,13 +230,13 @@ pub fn get(
     task_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let found = app
-        .store
-        .read(|conn| tasks::find_task_for_user(conn, task_id, &principal.user.id))?;
-    Ok(task_reply(
-        StatusCode::OK,
-        &found.ok_or(Error::NotFound)?.task,
-    ))
+    Reply::try_written(StatusCode::OK, |out| {
+        let user_id = &principal.user.id;
+        let found = app
+            .store
+            .read(|conn| tasks::write_task_for_user(conn, task_id, user_id, out))?;
+        if found { Ok(()) } else { Err(Error::NotFound) }
+    })
 }
 
 /// PATCH: absent = unchanged, `null` clears `description`, `dueDate`, `startDate`, `parentId`.
