@@ -51,13 +51,19 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
         Level::Info => "INFO",
         Level::Debug => "DEBUG",
     };
-    let now = crate::time::now();
+    let now = crate::time::timestamp_bytes(time::OffsetDateTime::now_utc());
     let mut buffer = BUFFER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // Straight into the buffer: no line allocated and copied per request. Writing to a Vec
-    // cannot fail.
-    let _ = writeln!(buffer, "{now} {label} {message}");
+    // Straight into the buffer, piece by piece: no line allocated and copied per request, and the
+    // message formatted at the top level, not nested in a second `format_args!` (the line is
+    // written once per request). Writing to a Vec cannot fail.
+    buffer.extend_from_slice(&now);
+    buffer.push(b' ');
+    buffer.extend_from_slice(label.as_bytes());
+    buffer.push(b' ');
+    let _ = buffer.write_fmt(message);
+    buffer.push(b'\n');
     if level <= Level::Warn || buffer.len() >= FLUSH_AT_BYTES {
         write_out(&mut buffer);
     } else {

@@ -23,6 +23,11 @@ pub fn days_from_now(days: u32) -> String {
 /// request (auth, the log line), and `format!` with padding showed in the profile; the
 /// format-description path cost ten times that. The test below pins it to the format description.
 pub fn format_timestamp(at: OffsetDateTime) -> String {
+    String::from_utf8(timestamp_bytes(at).to_vec()).expect("digits and ASCII punctuation")
+}
+
+/// `format_timestamp` without the `String`, for the log line.
+pub fn timestamp_bytes(at: OffsetDateTime) -> [u8; 24] {
     let at = at.to_offset(UtcOffset::UTC);
     let (hour, minute, second, millisecond) = at.to_hms_milli();
     // `time` stops at year 9999, and a year before 0 comes from no clock and no 4-digit input.
@@ -41,7 +46,7 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
     put(14, 2, minute.into());
     put(17, 2, second.into());
     put(20, 3, millisecond.into());
-    String::from_utf8(text.to_vec()).expect("digits and ASCII punctuation")
+    text
 }
 
 /// Parses any RFC 3339 timestamp (any offset, any precision) into our canonical form.
