@@ -401,6 +401,8 @@ fn configure(conn: &Connection, pragmas: &str) -> rusqlite::Result<()> {
     // parameters) by their bound value and so recompiles a cached statement every time one is
     // bound again: 9% of a page request's CPU. Our plans come from indexes, not from values.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // `rarray(?)`: a page's task ids as one bound array (`tasks::load_relations`).
+    rusqlite::vtab::array::load_module(conn)?;
     // `q` matches titles case-insensitively for all of Unicode; SQLite's LIKE folds ASCII only.
     conn.create_scalar_function(
         "contains_ci",
