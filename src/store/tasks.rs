@@ -40,21 +40,21 @@ pub struct Task {
 /// A task's own columns, borrowed from its SQLite row or from a `Task`: what its JSON is written
 /// from. A single task is written straight from its row (`write_task_for_user`): an owned `Task`
 /// first cost 14 string allocations and their frees on every `GET /api/tasks/:id`.
-pub struct TaskColumns<'a> {
-    pub id: &'a str,
-    pub project_id: &'a str,
-    pub status_id: &'a str,
-    pub title: &'a str,
-    pub description: Option<&'a str>,
-    pub priority: Priority,
-    pub due_date: Option<&'a str>,
-    pub start_date: Option<&'a str>,
-    pub position: f64,
-    pub parent_id: Option<&'a str>,
-    pub completed_at: Option<&'a str>,
-    pub created_by: &'a str,
-    pub created_at: &'a str,
-    pub updated_at: &'a str,
+struct TaskColumns<'a> {
+    id: &'a str,
+    project_id: &'a str,
+    status_id: &'a str,
+    title: &'a str,
+    description: Option<&'a str>,
+    priority: Priority,
+    due_date: Option<&'a str>,
+    start_date: Option<&'a str>,
+    position: f64,
+    parent_id: Option<&'a str>,
+    completed_at: Option<&'a str>,
+    created_by: &'a str,
+    created_at: &'a str,
+    updated_at: &'a str,
 }
 
 impl<'a> TaskColumns<'a> {
@@ -114,7 +114,7 @@ impl<'a> TaskColumns<'a> {
 
     /// The task as JSON, the same bytes as `Task`'s `Serialize` (a test holds them equal), about
     /// four times faster: it is the body of every task route and 50 times a page of them.
-    pub fn write_json<'s>(
+    fn write_json<'s>(
         &self,
         assignees: impl IntoIterator<Item = &'s str>,
         labels: &[LabelRef],
