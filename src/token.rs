@@ -26,17 +26,22 @@ pub fn generate() -> Result<String, getrandom::Error> {
 
 /// True when `token` has the exact shape and a matching checksum.
 pub fn is_well_formed(token: &str) -> bool {
-    let Some(rest) = token.strip_prefix(PREFIX) else {
-        return false;
-    };
-    if rest.len() != RANDOM_HEX + CHECKSUM_HEX
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return false;
-    }
-    let (body, sum) = rest.split_at(RANDOM_HEX);
+    has_shape(token) && checksum_matches(token)
+}
+
+/// True when `token` is `kt_` and the right number of lower-case hex characters.
+pub fn has_shape(token: &str) -> bool {
+    token.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == RANDOM_HEX + CHECKSUM_HEX
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// True when the checksum of a token that `has_shape` matches its random part.
+pub fn checksum_matches(token: &str) -> bool {
+    let (body, sum) = token[PREFIX.len()..].split_at(RANDOM_HEX);
     // Not secret: the checksum is derived from the visible part, so a plain compare is fine.
     checksum(body) == sum
 }
