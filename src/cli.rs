@@ -216,6 +216,7 @@ fn serve(config: Config) -> Result<(), Failure> {
     let read_lane = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(crate::app::read_lane_threads())
         .thread_name("ktasks-read")
+        .on_thread_start(crate::store::keep_readers_on_this_thread)
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the read threads: {e}")))?;
     runtime.block_on(async {
