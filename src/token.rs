@@ -41,7 +41,12 @@ pub fn has_shape(token: &str) -> bool {
 
 /// True when the checksum of a token that `has_shape` matches its random part.
 pub fn checksum_matches(token: &str) -> bool {
-    let (body, sum) = token[PREFIX.len()..].split_at(RANDOM_HEX);
+    let Some((body, sum)) = token
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_at_checked(RANDOM_HEX))
+    else {
+        return false;
+    };
     // Not secret: the checksum is derived from the visible part, so a plain compare is fine.
     checksum(body) == sum
 }
@@ -120,6 +125,18 @@ mod tests {
             "kt_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
         ] {
             assert!(!is_well_formed(bad), "{bad:?} accepted");
+        }
+        // The two halves `auth` runs apart: the flipped token has the shape and fails the sum,
+        // and the sum alone never panics on a string too short to hold one.
+        assert!(has_shape(&flipped) && !checksum_matches(&flipped));
+        assert!(has_shape(&token) && checksum_matches(&token));
+        for short in [
+            "",
+            "kt_",
+            "kt_0123",
+            "0123456789012345678901234567890123456789",
+        ] {
+            assert!(!checksum_matches(short), "{short:?}");
         }
     }
 

@@ -15,7 +15,9 @@
 //!
 //! Snapshots: `Store::snapshot` puts every `read` of a read-only request (authentication, then the
 //! handler) inside one read transaction on one pooled connection, so the request takes one WAL
-//! read lock instead of one per statement and sees one consistent state.
+//! read lock instead of one per statement and sees one consistent state. The transaction is the
+//! implicit one of the statement that reads `auth_epoch`, held open until the request's reads are
+//! done: no BEGIN and ROLLBACK statements.
 //!
 //! Each table group's file owns its row structs and queries: `users`, `spaces` (with members),
 //! `projects` (with statuses), `tasks` (with assignees and task labels), `labels`, `tokens`.
@@ -75,9 +77,17 @@ const MAX_BATCH: usize = 64;
 
 type Reader = r2d2::PooledConnection<SqliteConnectionManager>;
 
+/// A read snapshot open on a thread (see `Store::snapshot`).
+struct Snapshot {
+    store: usize,
+    conn: Reader,
+    /// What the statement that holds the snapshot open read.
+    auth_epoch: Cell<i64>,
+}
+
 thread_local! {
-    /// The read snapshot open on this thread, with the id of its store (see `Store::snapshot`).
-    static SNAPSHOT: RefCell<Option<(usize, Reader)>> = const { RefCell::new(None) };
+    /// The read snapshot open on this thread.
+    static SNAPSHOT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
     /// Whether this thread keeps its reader between snapshots (`keep_readers_on_this_thread`),
     /// and the one it keeps.
     static KEEP_READER: Cell<bool> = const { Cell::new(false) };
@@ -85,9 +95,10 @@ thread_local! {
 }
 
 /// Makes this thread's snapshots reuse one pooled reader instead of checking one out of the pool
-/// and back for each (the pool's lock and five clock reads, about 2% of a GET), until the thread
-/// ends. For the server's read lane only: its threads are few (`app::MAX_READ_LANE_THREADS`, half
-/// of `READER_CONNECTIONS`), so the pool keeps enough for everyone else.
+/// and back for each (the pool's lock, 1% of a GET's instructions, and five of its clock reads),
+/// until the thread ends. For the server's read lane only: its threads are few
+/// (`app::MAX_READ_LANE_THREADS`, half of `READER_CONNECTIONS`), so the pool keeps enough for
+/// everyone else.
 pub fn keep_readers_on_this_thread() {
     KEEP_READER.set(true);
 }
@@ -229,9 +240,18 @@ impl Store {
     /// Runs `f` on a read-only connection: the snapshot's, inside `snapshot`, else a pooled one.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         SNAPSHOT.with_borrow(|snapshot| match snapshot {
-            Some((store, conn)) if *store == self.id => f(conn),
+            Some(snapshot) if snapshot.store == self.id => f(&snapshot.conn),
             _ => f(&*self.readers.get()?),
         })
+    }
+
+    /// `tokens::auth_epoch`: inside a snapshot of this store, the value it began with (no statement).
+    pub fn auth_epoch(&self) -> Result<i64> {
+        let in_snapshot = SNAPSHOT.with_borrow(|snapshot| match snapshot {
+            Some(snapshot) if snapshot.store == self.id => Some(snapshot.auth_epoch.get()),
+            _ => None,
+        });
+        in_snapshot.map_or_else(|| self.read(tokens::auth_epoch), Ok)
     }
 
     /// Runs `f` with every `read` of this store on this thread in one read transaction: one pool
@@ -245,27 +265,40 @@ impl Store {
             Some((store, conn)) if store == self.id => conn,
             _ => self.readers.get()?,
         };
-        run(&conn, "BEGIN")?;
-        SNAPSHOT.set(Some((self.id, conn)));
-        /// Ends the transaction and returns the connection to the pool (or keeps it for the
-        /// thread's next snapshot), after a panic too.
+        SNAPSHOT.set(Some(Snapshot {
+            store: self.id,
+            conn,
+            auth_epoch: Cell::new(0),
+        }));
+        /// Returns the connection to the pool (or keeps it for the thread's next snapshot), after
+        /// a panic too. By then the statement holding the transaction open has been reset.
         struct End;
         impl Drop for End {
             fn drop(&mut self) {
-                let Some((store, conn)) = SNAPSHOT.take() else {
-                    return;
-                };
-                match run(&conn, "ROLLBACK") {
-                    Ok(()) if KEEP_READER.get() => KEPT.set(Some((store, conn))),
-                    Ok(()) => {}
-                    // Nothing was written, so there is nothing to undo; only a broken file fails
-                    // here. The connection goes back to the pool rather than being kept.
-                    Err(error) => crate::log_error!("could not end a read snapshot: {error}"),
+                if let Some(snapshot) = SNAPSHOT.take()
+                    && KEEP_READER.get()
+                {
+                    KEPT.set(Some((snapshot.store, snapshot.conn)));
                 }
             }
         }
         let _end = End;
-        Ok(f())
+        SNAPSHOT.with_borrow(|snapshot| {
+            let snapshot = snapshot.as_ref().expect("set above");
+            // SQLite keeps a connection's implicit read transaction open while any statement on
+            // it is unfinished, and ends it when the last one is reset. So the epoch's row is
+            // read and its statement left unfinished while `f` runs: `f`'s reads join that
+            // transaction, and dropping `rows` ends it (BEGIN and ROLLBACK cost 4.7% of a GET).
+            let mut statement = snapshot.conn.prepare_cached(tokens::AUTH_EPOCH)?;
+            let mut rows = statement.query([])?;
+            let row = rows
+                .next()?
+                .ok_or_else(|| Error::internal("the auth_epoch row is missing"))?;
+            snapshot.auth_epoch.set(row.get(0)?);
+            let result = f();
+            drop(rows);
+            Ok(result)
+        })
     }
 
     /// Runs `f` as one write: its changes are committed when it returns `Ok` (and this returns
@@ -580,6 +613,34 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_has_the_auth_epoch_of_its_state() {
+        let (_dir, store) = open_temp();
+        let bump = || {
+            store
+                .write(|tx| Ok(tx.execute("UPDATE auth_epoch SET value = value + 1", [])?))
+                .unwrap()
+        };
+        bump();
+        store
+            .snapshot(|| {
+                assert_eq!(store.auth_epoch().unwrap(), 1);
+                bump();
+                assert_eq!(
+                    store.auth_epoch().unwrap(),
+                    1,
+                    "the epoch the snapshot began with"
+                );
+                assert_eq!(
+                    store.read(tokens::auth_epoch).unwrap(),
+                    1,
+                    "and its state's"
+                );
+            })
+            .unwrap();
+        assert_eq!(store.auth_epoch().unwrap(), 2);
+    }
+
+    #[test]
     fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
         let (_dir, store) = open_temp();
         let (_other_dir, other) = open_temp();
@@ -599,7 +660,8 @@ mod tests {
                     .unwrap();
                 let kept = KEPT.with_borrow(|kept| kept.as_ref().map(|(id, _)| *id));
                 assert_eq!(kept, Some(store.id), "kept after the snapshot");
-                assert!(KEPT.with_borrow(|kept| kept.as_ref().unwrap().1.is_autocommit()));
+                let idle = |conn: &Reader| conn.is_autocommit() && !conn.is_busy();
+                assert!(KEPT.with_borrow(|kept| idle(&kept.as_ref().unwrap().1)));
                 add_user(&store, "a@example.com");
                 store
                     .snapshot(|| {
@@ -633,11 +695,15 @@ mod tests {
         assert!(SNAPSHOT.with_borrow(Option::is_none));
         add_user(&store, "a@example.com");
         assert_eq!(users_seen(&store), 1, "no read is left in the old snapshot");
-        // No pooled connection was left inside a transaction.
+        // No pooled connection was left inside a transaction, or with an unfinished statement
+        // (which would hold its implicit read transaction open).
         let all: Vec<Reader> = (0..READER_CONNECTIONS)
             .map(|_| store.readers.get().unwrap())
             .collect();
-        assert!(all.iter().all(|conn| conn.is_autocommit()));
+        assert!(
+            all.iter()
+                .all(|conn| conn.is_autocommit() && !conn.is_busy())
+        );
     }
 
     #[test]

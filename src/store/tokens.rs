@@ -137,13 +137,16 @@ pub fn find_token_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<
     Ok(found)
 }
 
-/// The number bumped by every change authentication depends on (schema.sql, version 3).
+/// The number bumped by every change authentication depends on (schema.sql, version 3). Inside a
+/// snapshot, `Store::auth_epoch` has it without a statement.
 pub fn auth_epoch(conn: &Connection) -> Result<i64> {
     let epoch = conn
-        .prepare_cached("SELECT value FROM auth_epoch WHERE id = 0")?
+        .prepare_cached(AUTH_EPOCH)?
         .query_row([], |row| row.get(0))?;
     Ok(epoch)
 }
+
+pub(super) const AUTH_EPOCH: &str = "SELECT value FROM auth_epoch WHERE id = 0";
 
 /// Tokens in creation order, of one user or of everyone.
 pub fn list_tokens(conn: &Connection, user_id: Option<&str>) -> Result<Vec<TokenInfo>> {
