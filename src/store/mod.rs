@@ -245,7 +245,8 @@ impl Store {
         })
     }
 
-    /// `tokens::auth_epoch`: inside a snapshot of this store, the value it began with (no statement).
+    /// `tokens::auth_epoch`: inside a snapshot of this store, the value it began with, without a
+    /// statement.
     pub fn auth_epoch(&self) -> Result<i64> {
         let in_snapshot = SNAPSHOT.with_borrow(|snapshot| match snapshot {
             Some(snapshot) if snapshot.store == self.id => Some(snapshot.auth_epoch.get()),
@@ -288,7 +289,7 @@ impl Store {
             // SQLite keeps a connection's implicit read transaction open while any statement on
             // it is unfinished, and ends it when the last one is reset. So the epoch's row is
             // read and its statement left unfinished while `f` runs: `f`'s reads join that
-            // transaction, and dropping `rows` ends it (BEGIN and ROLLBACK cost 4.7% of a GET).
+            // transaction, and dropping `rows` ends it (BEGIN and ROLLBACK cost 3.7% of a GET).
             let mut statement = snapshot.conn.prepare_cached(tokens::AUTH_EPOCH)?;
             let mut rows = statement.query([])?;
             let row = rows
