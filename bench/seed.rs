@@ -73,13 +73,12 @@ fn main() {
                 let _ = writeln!(lines, "project {} {count}", project.id);
                 let labels: Vec<LabelRef> = (0..5)
                     .map(|i| {
-                        find_or_create_label(tx, &space_id, &format!("label-{i}"), None).map(|l| {
-                            LabelRef {
+                        find_or_create_label(tx, &space_id, &format!("label-{i}"), None, "labels")
+                            .map(|l| LabelRef {
                                 id: l.id,
                                 name: l.name,
                                 color: l.color,
-                            }
-                        })
+                            })
                     })
                     .collect::<Result<_, _>>()?;
                 for i in 0..count {

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -61,7 +61,8 @@ pub struct App {
     /// Token lookups, valid while the database's `auth_epoch` is unchanged (see `auth`).
     pub token_cache: auth::TokenCache,
     pub limiter: RateLimiter<TokenHash>,
-    /// Refused tokens per client IP (`None` when `rate_limit.failed_auth_per_minute` is 0).
+    /// Refused tokens per client address key (`net::client_key`; `None` when
+    /// `rate_limit.failed_auth_per_minute` is 0).
     pub failed_auth: Option<RateLimiter<IpAddr>>,
     /// Failed sign-ins on the web pages, per email and per client IP.
     pub login_throttle: crate::web::LoginThrottle,
@@ -70,6 +71,7 @@ pub struct App {
     pub openapi: Bytes,
     pub developers: Bytes,
     rate_limit_policy: HeaderValue,
+    body_limits: BodyLimits,
     lanes: Lanes,
 }
 
@@ -81,7 +83,7 @@ pub struct ApiRequest {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The client's address (the peer, or the proxy's `X-Real-IP` / `X-Forwarded-For` when trusted).
+    /// The client's address: the peer, or behind a trusted proxy the address it forwarded (`net`).
     pub client_ip: IpAddr,
 }
 
@@ -124,6 +126,7 @@ impl App {
                 Duration::from_secs(60),
             )
         });
+        let body_limits = BodyLimits::from_config(&config);
         App {
             store,
             token_cache: auth::TokenCache::default(),
@@ -134,6 +137,7 @@ impl App {
             openapi,
             developers,
             rate_limit_policy,
+            body_limits,
             lanes,
         }
     }
@@ -149,10 +153,14 @@ impl App {
         let pattern = routed.as_ref().map_or("-", Route::pattern);
         let outcome = match routed {
             Err(error) => Outcome::error(error),
-            Ok(route) => match read_body(body, self.config.limits.max_body_bytes).await {
+            Ok(route) => match read_body(body, &self.body_limits).await {
                 Err(error) => Outcome::error(error),
                 Ok(body) => {
-                    let client_ip = self.client_ip(&parts.headers, peer);
+                    let client_ip = crate::net::client_address(
+                        &self.config.server.trusted_proxies,
+                        peer,
+                        &parts.headers,
+                    );
                     let request = ApiRequest {
                         route,
                         method: parts.method.clone(),
@@ -236,34 +244,23 @@ impl App {
             };
         }
         let now = Instant::now();
-        if let Some(refusal) = self
-            .failed_auth
-            .as_ref()
-            .and_then(|l| l.blocked(&request.client_ip, now))
-        {
-            return Outcome::error(Error::RateLimited {
-                retry_after_secs: refusal.reset_after_secs(),
-            });
-        }
         let principal = match auth::bearer_token(&request.headers)
             .and_then(|token| auth::authenticate(&self.store, &self.token_cache, token))
         {
             Ok(principal) => principal,
-            Err(error) => {
-                // A credential presented and refused counts against the client's address;
-                // a request with no Authorization header is not a guess.
-                if let (Some(limiter), Error::Unauthorized(_)) = (&self.failed_auth, &error)
-                    && request.headers.contains_key(hyper::header::AUTHORIZATION)
-                {
-                    limiter.check(&request.client_ip, now);
-                }
-                return Outcome::error(error);
-            }
+            Err(denied) => return Outcome::error(self.refuse(request, denied, now)),
         };
         let decision = self.limiter.check(&principal.token_hash, now);
         let result = self
             .authorize(&principal, request, &decision)
             .and_then(|()| api::dispatch(self, &principal, request));
+        if let Err(Error::PlanRequired) = &result {
+            crate::log_warn!(
+                "authentication refused: reason=plan client={} token_id={}",
+                request.client_ip,
+                principal.token.id
+            );
+        }
         Outcome {
             result,
             decision: Some(decision),
@@ -292,16 +289,37 @@ impl App {
         Ok(())
     }
 
-    fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
-        if !self.config.server.trust_proxy_headers {
-            return peer;
+    /// The answer to a refused authentication. A presented credential that failed is logged
+    /// (client address and reason, never the token) and counted against the client's address;
+    /// past `rate_limit.failed_auth_per_minute` the address's failures get 429 instead of 401.
+    /// Only failures are counted and refused: a valid token is authenticated before this limit
+    /// is looked at, so no number of someone else's bad guesses from a shared address (a NAT,
+    /// an untrusted proxy) can lock its owner out.
+    fn refuse(&self, request: &ApiRequest, denied: auth::Denied, now: Instant) -> Error {
+        let auth::Denied::Refused {
+            refusal, token_id, ..
+        } = &denied
+        else {
+            return denied.into_error();
+        };
+        if *refusal == auth::Refusal::Missing {
+            return denied.into_error();
         }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        // The proxy sets X-Real-IP, or appends the address it saw as the last X-Forwarded-For hop.
-        header("x-real-ip")
-            .or_else(|| header("x-forwarded-for").and_then(|list| list.rsplit(',').next()))
-            .and_then(|ip| ip.trim().parse().ok())
-            .unwrap_or(peer)
+        crate::log_warn!(
+            "authentication refused: reason={} client={} token_id={}",
+            refusal.reason(),
+            request.client_ip,
+            token_id.as_deref().unwrap_or("-")
+        );
+        if let Some(limiter) = &self.failed_auth {
+            let decision = limiter.check(&crate::net::client_key(request.client_ip), now);
+            if !decision.allowed {
+                return Error::RateLimited {
+                    retry_after_secs: decision.reset_after_secs(),
+                };
+            }
+        }
+        denied.into_error()
     }
 
     /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the request's
@@ -356,21 +374,88 @@ async fn run_guarded(
     }
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error)
-            if error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Error::PayloadTooLarge { limit })
+/// What a request body must stay within: its size, its deadline, its minimum average rate.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+    /// Bytes per second on average once `grace` is over; 0 for no minimum.
+    pub min_rate: u64,
+    pub grace: Duration,
+}
+
+impl BodyLimits {
+    pub fn from_config(config: &Config) -> BodyLimits {
+        BodyLimits {
+            max_bytes: config.limits.max_body_bytes,
+            timeout: config.body_read_timeout(),
+            min_rate: config.server.body_min_bytes_per_sec,
+            grace: crate::config::BODY_RATE_GRACE,
         }
-        // The client went away or sent a broken body: nothing to answer, but answer anyway.
-        Err(error) => Err(Error::InvalidJson(format!(
-            "could not read the request body: {error}"
-        ))),
     }
+
+    /// When a body that has `received` bytes so far, started at `started`, falls below the
+    /// minimum rate (or reaches the deadline, whichever is first).
+    fn due(&self, started: Instant, received: usize) -> Instant {
+        let deadline = started + self.timeout;
+        if self.min_rate == 0 {
+            return deadline;
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        (started + earned.max(self.grace)).min(deadline)
+    }
+}
+
+/// Reads the body within `limits`: 413 past its size (at once when `Content-Length` says so),
+/// 408 when it is not all there by the deadline or arrives slower than the minimum rate. Without
+/// this, a client could announce a large body and trickle it, holding a connection for ever.
+async fn read_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, Error> {
+    use hyper::body::Body as _;
+    let too_large = Error::PayloadTooLarge {
+        limit: limits.max_bytes,
+    };
+    // Most requests (every GET) have no body: no timer, no buffer.
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    if body.size_hint().lower() > limits.max_bytes as u64 {
+        return Err(too_large);
+    }
+    let started = Instant::now();
+    let mut collected: Vec<u8> = Vec::new();
+    let mut first: Option<Bytes> = None;
+    loop {
+        let due = tokio::time::Instant::from_std(limits.due(started, collected.len()));
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Err(_elapsed) => return Err(Error::RequestTimeout),
+            Ok(None) => break,
+            // The client went away or sent a broken body: nothing to answer, but answer anyway.
+            Ok(Some(Err(error))) => {
+                return Err(Error::InvalidJson(format!(
+                    "could not read the request body: {error}"
+                )));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = collected.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
+        if total > limits.max_bytes {
+            return Err(too_large);
+        }
+        // A body in one frame (the usual case) is kept as it came, without a copy.
+        match first.take() {
+            None if collected.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    collected.extend_from_slice(&earlier);
+                }
+                collected.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(collected)))
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -431,6 +516,11 @@ pub fn error_response(error: &Error) -> HttpResponse {
         }
         Error::RateLimited { retry_after_secs } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        // The rest of the body may still be on its way: this connection cannot carry another
+        // request, and hyper closes it after this answer.
+        Error::RequestTimeout => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}
     }

@@ -92,34 +92,101 @@ impl Principal {
 /// How stale `lastUsedAt` may get before a request refreshes it.
 const LAST_USED_GRANULARITY: time::Duration = time::Duration::seconds(60);
 
-/// The well-formed token of a `Bearer` header, or the 401 that explains what is wrong.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+/// Why a presented credential was refused: the 401's message, and the reason the audit log line
+/// and the failed-authentication limit record (never the token itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization` header: not an attempt, so neither logged nor counted.
+    Missing,
+    /// Not `Bearer`, or not `kt_` and 40 hex characters.
+    Malformed,
+    /// The right shape with a wrong checksum: mistyped or invented.
+    BadChecksum,
+    /// A well-formed token no one minted (or whose user was deleted).
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+impl Refusal {
+    /// The word the audit log line uses.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::BadChecksum => "bad_checksum",
+            Refusal::Unknown => "unknown",
+            Refusal::Revoked => "revoked",
+            Refusal::Expired => "expired",
+        }
+    }
+}
+
+/// An authentication that did not produce a principal: refused (401), or the store failed.
+#[derive(Debug)]
+pub enum Denied {
+    Refused {
+        refusal: Refusal,
+        /// What the 401 tells the client.
+        message: &'static str,
+        /// The token's id when it is one we know (revoked, expired), for the audit line.
+        token_id: Option<String>,
+    },
+    Failed(Error),
+}
+
+impl Denied {
+    fn refused(refusal: Refusal, message: &'static str) -> Denied {
+        Denied::Refused {
+            refusal,
+            message,
+            token_id: None,
+        }
+    }
+
+    pub fn into_error(self) -> Error {
+        match self {
+            Denied::Refused { message, .. } => Error::Unauthorized(message),
+            Denied::Failed(error) => error,
+        }
+    }
+}
+
+impl From<Error> for Denied {
+    fn from(error: Error) -> Denied {
+        Denied::Failed(error)
+    }
+}
+
+/// The well-formed token of a `Bearer` header, or the refusal that explains what is wrong.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Denied> {
     let value = headers
         .get(AUTHORIZATION)
-        .ok_or(Error::Unauthorized(
+        .ok_or(Denied::refused(
+            Refusal::Missing,
             "missing Authorization header; send `Authorization: Bearer kt_...`",
         ))?
         .to_str()
-        .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
+        .map_err(|_| Denied::refused(Refusal::Malformed, "malformed Authorization header"))?;
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Error::Unauthorized(
+        return Err(Denied::refused(
+            Refusal::Malformed,
             "use the Bearer scheme: `Authorization: Bearer kt_...`",
         ));
     }
     let token = credentials.trim();
     if !token::has_shape(token) {
-        return Err(MALFORMED);
+        return Err(Denied::refused(Refusal::Malformed, MALFORMED));
     }
     Ok(token)
 }
 
-const MALFORMED: Error =
-    Error::Unauthorized("malformed token: expected kt_ followed by 40 hex characters");
+const MALFORMED: &str = "malformed token: expected kt_ followed by 40 hex characters";
 
 /// Looks the token (one that `bearer_token` passed) up, in `cache` or in the database, and checks
 /// it is live. Runs on a blocking thread (it reads SQLite).
-pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, Error> {
+pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, Denied> {
     let token_hash = token::hash(token);
     // The epoch is read first and the lookup is cached under it: a change committed in between
     // moves the epoch past it, so the entry can only be trusted too little, never too long.
@@ -131,24 +198,29 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
         // Checked only here: a cached token was minted, so its checksum matched (a second BLAKE3
         // on every request was 1.3% of a GET). An invented token still never reaches the database.
         if !token::checksum_matches(token) {
-            return Err(MALFORMED);
+            return Err(Denied::refused(Refusal::BadChecksum, MALFORMED));
         }
         let found = store.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
-        Ok::<_, Error>(found.map(|owner| {
+        Ok::<_, Denied>(found.map(|owner| {
             let cached = Cached::new(epoch, Arc::new(owner.user), Arc::new(owner.token));
             cache.insert(token_hash, cached.clone());
             cached
         }))
     })??;
     let Some(owner) = found else {
-        return Err(Error::Unauthorized("invalid token"));
+        return Err(Denied::refused(Refusal::Unknown, "invalid token"));
+    };
+    let known = |refusal, message| Denied::Refused {
+        refusal,
+        message,
+        token_id: Some(owner.token.id.clone()),
     };
     if owner.token.revoked_at.is_some() {
-        return Err(Error::Unauthorized("this token has been revoked"));
+        return Err(known(Refusal::Revoked, "this token has been revoked"));
     }
     let now = OffsetDateTime::now_utc();
     if owner.expires.is_some_and(|expires| expires <= now) {
-        return Err(Error::Unauthorized("this token has expired"));
+        return Err(known(Refusal::Expired, "this token has expired"));
     }
     let stale_before = now - LAST_USED_GRANULARITY;
     if owner.last_used.is_none_or(|used| used < stale_before) {
@@ -208,7 +280,11 @@ mod tests {
         cli.write(|tx| tokens::revoke_token(tx, &id)).unwrap();
         assert!(matches!(
             authenticate(&server, &cache, &secret),
-            Err(Error::Unauthorized("this token has been revoked"))
+            Err(Denied::Refused {
+                refusal: Refusal::Revoked,
+                token_id: Some(_),
+                ..
+            })
         ));
     }
 
@@ -264,7 +340,11 @@ mod tests {
         );
         assert!(matches!(
             authenticate(&server, &cache, &secret),
-            Err(Error::Unauthorized("invalid token"))
+            Err(Denied::Refused {
+                refusal: Refusal::Unknown,
+                token_id: None,
+                ..
+            })
         ));
     }
 
@@ -289,14 +369,20 @@ mod tests {
         assert!(
             matches!(
                 authenticate(&server, &cache, &secret),
-                Err(Error::Unauthorized("this token has expired"))
+                Err(Denied::Refused {
+                    refusal: Refusal::Expired,
+                    ..
+                })
             ),
             "the cached entry's expiry passed while it was cached"
         );
         set_expiry("next tuesday");
         assert!(matches!(
             authenticate(&server, &cache, &secret),
-            Err(Error::Unauthorized("this token has expired"))
+            Err(Denied::Refused {
+                refusal: Refusal::Expired,
+                ..
+            })
         ));
     }
 
@@ -317,7 +403,7 @@ mod tests {
         for _ in 0..2 {
             let error = authenticate(&server, &cache, &forged).err();
             assert!(
-                matches!(error, Some(Error::Unauthorized(m)) if m.starts_with("malformed token")),
+                matches!(error, Some(Denied::Refused { refusal: Refusal::BadChecksum, message, .. }) if message.starts_with("malformed token")),
                 "{error:?}"
             );
             // The real token, cached in between, does not make its forgery pass.
@@ -346,14 +432,20 @@ mod tests {
             assert!(
                 matches!(
                     bearer_token(&with_authorization(&bad)),
-                    Err(Error::Unauthorized(_))
+                    Err(Denied::Refused {
+                        refusal: Refusal::Malformed,
+                        ..
+                    })
                 ),
                 "{bad}"
             );
         }
         assert!(matches!(
             bearer_token(&HeaderMap::new()),
-            Err(Error::Unauthorized(_))
+            Err(Denied::Refused {
+                refusal: Refusal::Missing,
+                ..
+            })
         ));
     }
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub tokens: TokensConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,11 +34,24 @@ pub struct ServerConfig {
     pub max_headers: usize,
     pub request_timeout_secs: u64,
     pub max_connections: usize,
+    /// Open connections one client address (an IPv6 /64) may hold; beyond it a new connection
+    /// gets 429 and is closed. Trusted proxies are exempt: they carry everyone's connections.
+    pub max_connections_per_ip: usize,
+    /// The whole request body must arrive within this time (408 and the connection closed).
+    pub body_read_timeout_secs: u64,
+    /// And at least this fast on average, after a grace of `BODY_RATE_GRACE` (0 = no minimum).
+    pub body_min_bytes_per_sec: u64,
     pub shutdown_grace_secs: u64,
-    /// Take the client address from `X-Real-IP` / `X-Forwarded-For` (set by your proxy) for the
-    /// failed-authentication limit. Only safe when every request comes through that proxy.
-    pub trust_proxy_headers: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (see `net`). Empty: the peer is the client.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// The key this server had before `trusted_proxies`; only kept to say what replaced it.
+    #[serde(default)]
+    trust_proxy_headers: Option<bool>,
 }
+
+/// How long a body may arrive slower than `server.body_min_bytes_per_sec` before it is cut: a
+/// client's first bytes can lag behind its headers (TCP slow start, a phone waking its radio).
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,6 +81,22 @@ pub struct RateLimitConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Tokens a user may hold that are neither revoked nor expired: each has its own rate-limit
+    /// window, so without a cap one user could multiply the limit by minting more.
+    pub max_active_per_user: u32,
+}
+
+impl Default for TokensConfig {
+    fn default() -> TokensConfig {
+        TokensConfig {
+            max_active_per_user: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,8 +140,12 @@ impl Default for ServerConfig {
             max_headers: 100,
             request_timeout_secs: 30,
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            body_read_timeout_secs: 30,
+            body_min_bytes_per_sec: 1024,
             shutdown_grace_secs: 10,
-            trust_proxy_headers: false,
+            trusted_proxies: Vec::new(),
+            trust_proxy_headers: None,
         }
     }
 }
@@ -162,7 +196,22 @@ impl Config {
                     .into(),
             );
         }
-        if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
+        if self.server.trust_proxy_headers.is_some() {
+            return Err("server.trust_proxy_headers is replaced by server.trusted_proxies, the \
+                        list of your proxies' address ranges (e.g. [\"127.0.0.1/32\", \"::1/128\"]); \
+                        see config.example.toml"
+                .into());
+        }
+        if self.server.max_connections_per_ip == 0 {
+            return Err("server.max_connections_per_ip must be at least 1".into());
+        }
+        if self.tokens.max_active_per_user == 0 {
+            return Err("tokens.max_active_per_user must be at least 1".into());
+        }
+        if self.server.header_read_timeout_secs == 0
+            || self.server.request_timeout_secs == 0
+            || self.server.body_read_timeout_secs == 0
+        {
             return Err("server timeouts must be at least 1 second".into());
         }
         if let Some(url) = &self.server.public_url
@@ -173,6 +222,10 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.body_read_timeout_secs)
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -217,5 +270,16 @@ mod tests {
         assert!(Config::parse("[rate_limit]\nrequests_per_minute = 0").is_err());
         assert!(Config::parse("[database]\nsynchronous = \"off\"").is_err());
         assert!(Config::parse("[server]\npublic_url = \"tasks.example.com\"").is_err());
+        assert!(Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").is_err());
+        assert!(Config::parse("[tokens]\nmax_active_per_user = 0").is_err());
+    }
+
+    #[test]
+    fn the_old_proxy_switch_points_to_its_replacement() {
+        let error = Config::parse("[server]\ntrust_proxy_headers = true").unwrap_err();
+        assert!(error.contains("server.trusted_proxies"), "{error}");
+        let config =
+            Config::parse("[server]\ntrusted_proxies = [\"127.0.0.1\", \"fd00::/8\"]").unwrap();
+        assert_eq!(config.server.trusted_proxies.len(), 2);
     }
 }

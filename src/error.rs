@@ -42,6 +42,8 @@ pub enum Error {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The body did not arrive within `server.body_read_timeout_secs`, or too slowly.
+    RequestTimeout,
     UnsupportedMediaType,
     RateLimited {
         retry_after_secs: u64,
@@ -86,6 +88,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +111,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Conflict { .. } => "conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::RequestTimeout => "request_timeout",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
@@ -159,6 +163,9 @@ impl fmt::Display for Error {
             Error::PayloadTooLarge { limit } => {
                 write!(f, "request body is larger than the limit of {limit} bytes")
             }
+            Error::RequestTimeout => f.write_str(
+                "the request body did not arrive in time (too slow, or shorter than announced)",
+            ),
             Error::UnsupportedMediaType => {
                 f.write_str("request body must be JSON, sent with Content-Type: application/json")
             }

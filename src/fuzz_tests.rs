@@ -100,7 +100,7 @@ proptest! {
                         for error in [
                             body.optional_string(field).err(),
                             body.optional_number(field).err(),
-                            body.optional_string_array(field).err(),
+                            body.optional_string_array(field, 50).err(),
                             body.patch_string(field).err(),
                         ]
                         .into_iter()
@@ -115,6 +115,35 @@ proptest! {
         }
     }
 
+    /// Every date and time a request can carry goes through these two: `updatedSince` through
+    /// `parse_timestamp`, `dueDate`, `startDate`, `dueBefore` and `dueAfter` through `validate::date`.
+    /// Years at both ends of the calendar with the widest offsets: a value or a 400, never a panic.
+    #[test]
+    fn dates_and_times_at_the_ends_of_the_calendar_never_panic(
+        year in prop_oneof![0i32..=2, 9997i32..=9999, 0i32..=9999],
+        month in 1u8..=12,
+        day in 1u8..=31,
+        hour in 0u8..=23,
+        minute in 0u8..=59,
+        offset_hours in 0u8..=23,
+        offset_minutes in 0u8..=59,
+        sign in prop_oneof![Just('+'), Just('-')],
+        fraction in prop_oneof![Just(String::new()), "\\.[0-9]{1,9}"],
+    ) {
+        let date = format!("{year:04}-{month:02}-{day:02}");
+        let timestamp = format!("{date}T{hour:02}:{minute:02}:59{fraction}{sign}{offset_hours:02}:{offset_minutes:02}");
+        if let Some(canonical) = crate::time::parse_timestamp(&timestamp) {
+            prop_assert_eq!(canonical.len(), 24);
+            prop_assert!(crate::time::parse_timestamp(&canonical) == Some(canonical.clone()));
+        }
+        let zulu = format!("{date}T{hour:02}:{minute:02}:59Z");
+        let _ = crate::time::parse_timestamp(&zulu);
+        match crate::validate::date("dueDate", date.clone()) {
+            Ok(kept) => prop_assert_eq!(kept, date),
+            Err(error) => assert_json_error(&error, &[StatusCode::BAD_REQUEST]),
+        }
+    }
+
     #[test]
     fn arbitrary_json_values_never_panic_the_body_reader(value in arbitrary_json()) {
         let mut headers = HeaderMap::new();
@@ -123,7 +152,7 @@ proptest! {
         let body = Body::parse(&headers, text.as_bytes(), &["title", "labels", "position"]).unwrap();
         let errors = [
             body.required_string("title").err(),
-            body.optional_string_array("labels").err(),
+            body.optional_string_array("labels", 50).err(),
             body.optional_number("position").err(),
         ];
         for error in errors.into_iter().flatten() {

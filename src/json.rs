@@ -213,10 +213,22 @@ impl Body {
         }
     }
 
-    /// An array of strings; absent and `null` are `None`.
-    pub fn optional_string_array(&self, name: &str) -> Result<Option<Vec<String>>, Error> {
+    /// An array of at most `max` strings; absent and `null` are `None`. The length is checked
+    /// before anything is copied, so an oversized array costs nothing past parsing.
+    pub fn optional_string_array(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<String>>, Error> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) if items.len() > max => Err(Error::validation(
+                name,
+                format!(
+                    "`{name}` has {} entries; at most {max} are allowed",
+                    items.len()
+                ),
+            )),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| match item {
@@ -485,7 +497,7 @@ mod tests {
         assert_eq!(body.optional_number("n").err().unwrap().field(), Some("n"));
         assert_eq!(body.optional_string("s").err().unwrap().field(), Some("s"));
         assert_eq!(
-            body.optional_string_array("l").err().unwrap().field(),
+            body.optional_string_array("l", 10).err().unwrap().field(),
             Some("l")
         );
     }

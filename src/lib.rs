@@ -19,6 +19,7 @@
 //! - `store`: the only place that speaks SQL; one file per table group.
 //! - `error`: the one error enum and its mapping to HTTP.
 //! - `time`, `log`: timestamps and dates in the API's formats; the stderr logger.
+//! - `net`: client addresses behind trusted proxies, and the key per-client limits count under.
 //!
 //! # Request path
 //!
@@ -36,6 +37,7 @@ pub mod developers;
 pub mod error;
 pub mod json;
 pub mod log;
+pub mod net;
 pub mod openapi;
 pub mod password;
 pub mod ratelimit;

@@ -14,7 +14,9 @@ use crate::store::spaces::Role;
 use crate::store::tasks::Priority;
 use crate::store::tokens::Scope;
 use crate::store::users::Plan;
-use crate::validate::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TITLE_CHARS};
+use crate::validate::{
+    MAX_ASSIGNEES, MAX_DESCRIPTION_CHARS, MAX_LABELS, MAX_NAME_CHARS, MAX_TITLE_CHARS,
+};
 
 /// Every `code` an error response can carry.
 pub const ERROR_CODES: &[&str] = &[
@@ -30,6 +32,7 @@ pub const ERROR_CODES: &[&str] = &[
     "method_not_allowed",
     "conflict",
     "payload_too_large",
+    "request_timeout",
     "unsupported_media_type",
     "rate_limited",
     "unavailable",
@@ -208,10 +211,12 @@ fn task_fields(for_create: bool) -> Value {
         "startDate": nullable(json!({ "type": "string", "format": "date", "description": "not after dueDate" })),
         "position": { "type": "number", "description": "default on create: the end of the project's order" },
         "parentId": nullable(id("a task of the same project; never a cycle")),
-        "assignees": { "type": "array", "items": id("a member of the task's space"),
+        "assignees": { "type": "array", "items": id("a member of the task's space"), "maxItems": MAX_ASSIGNEES,
                        "description": "on PATCH, replaces the whole set" },
         "labels": { "type": "array", "items": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" },
-                    "description": "label ids, or names (found case-insensitively or created); on PATCH, replaces the set" },
+                    "maxItems": MAX_LABELS,
+                    "description": "label ids, or names (found case-insensitively or created; a space holds at most \
+                                    1,000 labels); on PATCH, replaces the set" },
     });
     if for_create {
         // On create, `null` means "not given" for the optional fields, so every type allows it.
@@ -301,9 +306,19 @@ fn responses() -> Value {
         "NotFound": error_response(
             "No such resource, or one in a space you are not a member of: the two are never told apart.",
             "not_found", "not found", &[]),
-        "Conflict": error_response("The slug is taken.", "conflict", "the slug \"acme\" is taken", &[]),
+        "Conflict": error_response("A uniqueness clash (the slug is taken), or a limit reached (a space already \
+            holds 1,000 labels, so a new label name is refused).", "conflict", "the slug \"acme\" is taken", &[]),
         "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",
             "payload_too_large", "request body is larger than the limit of 1048576 bytes", &[]),
+        "RequestTimeout": {
+            "description": "The body did not all arrive within `server.body_read_timeout_secs` (30 s by default), or \
+                            arrived slower than `server.body_min_bytes_per_sec` on average after its first 5 s. \
+                            The connection is closed.",
+            "headers": { "Connection": { "description": "`close`", "schema": { "type": "string", "enum": ["close"] } } },
+            "content": { "application/json": { "schema": reference("Error"),
+                "example": { "error": "the request body did not arrive in time (too slow, or shorter than announced)",
+                             "code": "request_timeout" } } },
+        },
         "UnsupportedMediaType": error_response("A body sent without `Content-Type: application/json`.",
             "unsupported_media_type", "request body must be JSON, sent with Content-Type: application/json", &[]),
         "RateLimited": error_response("Over the token's rate limit, or too many refused tokens from your address; retry after `Retry-After` seconds.",
@@ -583,7 +598,7 @@ fn operations() -> Vec<Operation> {
                 "AddTaskAssignee": link("addTaskAssignee", "assign someone"),
                 "AddTaskLabel": link("addTaskLabel", "label it"),
             }))),
-            errors: &["400", "404", "413", "415"],
+            errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "get", path: "/api/tasks/{id}", id: "getTask", tag: "Tasks", auth: true,
@@ -604,7 +619,7 @@ fn operations() -> Vec<Operation> {
             parameters: vec![path_id(TASK_ID)],
             body: Some((reference("TaskPatch"), json!({ "statusId": STATUS_ID, "dueDate": null }))),
             success: ("200", task_ok("The task.")),
-            errors: &["400", "404", "413", "415"],
+            errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "delete", path: "/api/tasks/{id}", id: "deleteTask", tag: "Tasks", auth: true,
@@ -621,7 +636,7 @@ fn operations() -> Vec<Operation> {
             parameters: vec![path_id(TASK_ID)],
             body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
             success: ("200", task_ok("The task.")),
-            errors: &["400", "404", "413", "415"],
+            errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "delete", path: "/api/tasks/{id}/assignees", id: "removeTaskAssignee", tag: "Assignees and labels", auth: true,
@@ -640,7 +655,7 @@ fn operations() -> Vec<Operation> {
             parameters: vec![path_id(TASK_ID)],
             body: Some((reference("LabelBody"), json!({ "name": "Urgent", "color": "#ef4444" }))),
             success: ("200", task_ok("The task.")),
-            errors: &["400", "404", "413", "415"],
+            errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "delete", path: "/api/tasks/{id}/labels", id: "removeTaskLabel", tag: "Assignees and labels", auth: true,
@@ -710,6 +725,13 @@ pub fn document() -> Value {
             responses.insert(
                 status.to_string(),
                 json!({ "$ref": format!("#/components/responses/{}", named(status)) }),
+            );
+        }
+        // Whatever takes a body can have it cut off for arriving too slowly.
+        if operation.errors.contains(&"413") {
+            responses.insert(
+                "408".into(),
+                json!({ "$ref": "#/components/responses/RequestTimeout" }),
             );
         }
         if operation.auth {
@@ -832,6 +854,7 @@ mod tests {
                 message: String::new(),
             },
             Error::PayloadTooLarge { limit: 1 },
+            Error::RequestTimeout,
             Error::UnsupportedMediaType,
             Error::RateLimited {
                 retry_after_secs: 1,

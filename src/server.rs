@@ -3,13 +3,18 @@
 //! `run` takes a bound listener and a shutdown future, so tests can bind port 0 and the binary can
 //! pass a signal. Each connection holds a semaphore permit: at `server.max_connections` the loop
 //! stops accepting and new clients wait in the kernel's backlog instead of exhausting file
-//! descriptors. On shutdown the loop stops accepting, in-flight requests get
+//! descriptors. One client address (an IPv6 /64) may hold at most `server.max_connections_per_ip`
+//! of them (trusted proxies excepted): past it, a new connection is answered 429 and closed, so
+//! one client cannot take every permit. On shutdown the loop stops accepting, in-flight requests get
 //! `server.shutdown_grace_secs` to finish, then the WAL is checkpointed.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -31,6 +36,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         .max_headers(config.max_headers)
         .keep_alive(true);
 
+    let per_client = Arc::new(ConnectionCounts::default());
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
     tokio::pin!(shutdown);
     loop {
@@ -50,6 +56,17 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
             },
             () = &mut shutdown => break,
         };
+        let slot = if crate::net::is_trusted(&config.trusted_proxies, peer.ip()) {
+            None
+        } else {
+            match per_client.open(peer.ip(), config.max_connections_per_ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    refuse_connection(stream, config.max_connections_per_ip);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         let service = service_fn(move |request| {
@@ -60,6 +77,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         tokio::spawn(async move {
             // Errors here are clients going away or breaking HTTP: nothing to answer.
             let _ = connection.await;
+            drop(slot);
             drop(permit);
         });
     }
@@ -89,6 +107,69 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         started.elapsed().as_secs_f64() * 1000.0
     );
     crate::log::flush();
+}
+
+/// Open connections per client key (`net::client_key`): entries exist only while connections do.
+#[derive(Default)]
+struct ConnectionCounts {
+    open: DashMap<IpAddr, usize>,
+}
+
+/// One open connection of a client; closing it (dropping this) gives the place back.
+struct ConnectionSlot {
+    counts: Arc<ConnectionCounts>,
+    key: IpAddr,
+}
+
+impl ConnectionCounts {
+    fn open(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<ConnectionSlot> {
+        let key = crate::net::client_key(peer);
+        let mut open = self.open.entry(key).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(ConnectionSlot {
+            counts: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.counts.open.remove_if_mut(&self.key, |_, open| {
+            *open -= 1;
+            *open == 0
+        });
+    }
+}
+
+/// Answers a connection over its client's limit with a 429 and closes it: the answer, then our
+/// end shut, then whatever the client still sends read and dropped until it closes too (closing
+/// with its request unread would reset the connection and lose the answer). At most a second:
+/// such a connection holds no permit, only its descriptor, that long.
+fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        "{{\"error\":\"too many open connections from your address (at most {max}); close some and retry\",\
+         \"code\":\"rate_limited\"}}"
+    );
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        let answer = async {
+            stream.write_all(response.as_bytes()).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+    });
 }
 
 /// Reclaims rate-limit windows of idle tokens once per window.

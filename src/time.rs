@@ -49,11 +49,16 @@ pub fn timestamp_bytes(at: OffsetDateTime) -> [u8; 24] {
     text
 }
 
-/// Parses any RFC 3339 timestamp (any offset, any precision) into our canonical form.
+/// Parses any RFC 3339 timestamp (any offset, any precision) into our canonical form. `None` also
+/// for one whose UTC time falls outside the years 0000-9999 the canonical form can write
+/// (`9999-12-31T23:00:00-05:00` is in the year 10000 in UTC): shifting it is checked, never a panic.
 pub fn parse_timestamp(text: &str) -> Option<String> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(format_timestamp)
+    let utc = OffsetDateTime::parse(text, &Rfc3339)
+        .ok()?
+        .checked_to_offset(UtcOffset::UTC)?;
+    (0..=9999)
+        .contains(&utc.year())
+        .then(|| format_timestamp(utc))
 }
 
 /// True for a real calendar day written `YYYY-MM-DD` (`2026-02-30` is not one).
@@ -106,6 +111,20 @@ mod tests {
         );
         assert!(parse_timestamp("2026-11-27").is_none());
         assert!(parse_timestamp("yesterday").is_none());
+    }
+
+    #[test]
+    fn timestamps_past_the_ends_of_the_calendar_are_refused_not_a_panic() {
+        assert!(parse_timestamp("9999-12-31T23:00:00-05:00").is_none());
+        assert!(parse_timestamp("0000-01-01T00:00:00+01:00").is_none());
+        assert_eq!(
+            parse_timestamp("9999-12-31T18:59:59.999-05:00").unwrap(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            parse_timestamp("0000-01-01T00:59:00+00:59").unwrap(),
+            "0000-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@ use crate::error::Error;
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_DESCRIPTION_CHARS: usize = 100_000;
+/// The most `assignees` and `labels` one request may name: far beyond any real task, and small
+/// enough that checking each one inside the write transaction never holds the writer for long.
+pub const MAX_ASSIGNEES: usize = 50;
+pub const MAX_LABELS: usize = 50;
 
 /// 3-50 characters of `a-z`, `0-9` and `-`.
 pub fn slug(field: &str, value: String) -> Result<String, Error> {

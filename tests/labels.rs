@@ -115,3 +115,123 @@ fn label_input_is_checked() {
         )
         .assert_error(404, "not_found");
 }
+
+/// Issue 16: 150,000 label names once held the writer for tens of seconds (checked one by one,
+/// de-duplicated quadratically, inside the write transaction). Now the array's length is refused
+/// before any of that, and another client's write is not kept waiting.
+#[test]
+fn a_huge_label_array_is_refused_at_once_while_other_writes_go_on() {
+    let env = crate::util::Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let server = env.serve_with_config("[limits]\nmax_body_bytes = 4194304\n");
+    let space = server.get_ok("/api/spaces", &token)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let project = server.get_ok(&format!("/api/projects?spaceId={space}"), &token)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names: Vec<String> = (0..150_000).map(|i| format!("l{i}")).collect();
+    let body = json!({"projectId": project, "title": "flood", "labels": names}).to_string();
+    assert!(body.len() > 1 << 20, "a body of over 1 MiB");
+    let client = server.client();
+    let auth = format!("Bearer {token}");
+    let flood = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let response = client
+            .try_raw("POST", "/api/tasks", &headers, body.as_bytes())
+            .unwrap();
+        (response, started.elapsed())
+    });
+    let started = std::time::Instant::now();
+    let task = server.create(
+        "/api/tasks",
+        &token,
+        &json!({"projectId": project, "title": "meanwhile", "labels": ["a", "A", "b"]}),
+    );
+    let meanwhile = started.elapsed();
+    let labels: Vec<&str> = task["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["a", "b"],
+        "names de-duplicated as the database compares them"
+    );
+    let (response, took) = flood.join().unwrap();
+    let error = response.assert_error(400, "validation_failed");
+    assert_eq!(error["field"], "labels");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "refused after {took:?}"
+    );
+    assert!(
+        meanwhile < std::time::Duration::from_secs(1),
+        "the other write waited {meanwhile:?}"
+    );
+    let listed = server.get_ok(&format!("/api/labels?spaceId={space}&limit=200"), &token);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "the flood created nothing"
+    );
+}
+
+#[test]
+fn arrays_and_the_labels_of_a_space_are_capped() {
+    let team = Team::new();
+    let too_many: Vec<String> = (0..51).map(|i| format!("n{i}")).collect();
+    for field in ["labels", "assignees"] {
+        let body = json!({"projectId": team.project, "title": "t", field: too_many});
+        let error = team
+            .server
+            .post("/api/tasks", &team.owner, &body)
+            .assert_error(400, "validation_failed");
+        assert_eq!(error["field"], field);
+        let task = team.task("patched");
+        let path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+        let error = team
+            .server
+            .patch(&path, &team.owner, &json!({ field: too_many }))
+            .assert_error(400, "validation_failed");
+        assert_eq!(error["field"], field);
+    }
+    // 1,000 labels fill the space: 20 tasks of 50 new names each.
+    for batch in 0..20 {
+        let names: Vec<String> = (0..50).map(|i| format!("label {batch}-{i}")).collect();
+        team.server.create(
+            "/api/tasks",
+            &team.owner,
+            &json!({"projectId": team.project, "title": "t", "labels": names}),
+        );
+    }
+    let one_more = json!({"projectId": team.project, "title": "t", "labels": ["one more"]});
+    let error = team
+        .server
+        .post("/api/tasks", &team.owner, &one_more)
+        .assert_error(409, "conflict");
+    assert_eq!(error["field"], "labels");
+    assert!(error["error"].as_str().unwrap().contains("1000 labels"));
+    let task = team.task("t");
+    let path = format!("/api/tasks/{}/labels", task["id"].as_str().unwrap());
+    let error = team
+        .server
+        .post(&path, &team.owner, &json!({"name": "one more"}))
+        .assert_error(409, "conflict");
+    assert_eq!(error["field"], "name");
+    // An existing label, by name in any case, is still found.
+    let found = team
+        .server
+        .post(&path, &team.owner, &json!({"name": "LABEL 3-7"}));
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.json()["labels"][0]["name"], "label 3-7");
+}

@@ -513,3 +513,43 @@ fn assignee_me_lists_across_every_visible_space() {
     );
     assert_eq!(ids(&owner_view), [in_team["id"].as_str().unwrap()]);
 }
+
+/// Issue 16: a time whose UTC form leaves the calendar (the year 10000) panicked the handler (a
+/// 500 and a stack trace in the log). Every date and time input is now checked: a 400.
+#[test]
+fn dates_and_times_past_the_ends_of_the_calendar_are_400_not_a_panic() {
+    let team = Team::new();
+    for since in [
+        "9999-12-31T23:00:00-05:00",
+        "0000-01-01T00:00:00%2B01:00",
+        "9999-12-31T23:59:59.999999999-23:59",
+    ] {
+        let path = format!("/api/tasks?projectId={}&updatedSince={since}", team.project);
+        let error = team
+            .server
+            .get(&path, &team.owner)
+            .assert_error(400, "invalid_query");
+        assert_eq!(error["field"], "updatedSince");
+    }
+    let edge = format!(
+        "/api/tasks?projectId={}&updatedSince=9999-12-31T18:59:59-05:00&dueBefore=9999-12-31&dueAfter=0000-01-01",
+        team.project
+    );
+    assert_eq!(team.server.get_ok(&edge, &team.owner), json!([]));
+    for (field, value) in [("dueDate", "10000-01-01"), ("startDate", "-0001-12-31")] {
+        let body = json!({"projectId": team.project, "title": "t", field: value});
+        let error = team
+            .server
+            .post("/api/tasks", &team.owner, &body)
+            .assert_error(400, "validation_failed");
+        assert_eq!(error["field"], field);
+    }
+    team.server.create(
+        "/api/tasks",
+        &team.owner,
+        &json!({"projectId": team.project, "title": "t", "startDate": "0000-01-01", "dueDate": "9999-12-31"}),
+    );
+    let log = team.server.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains(" 500 "), "{log}");
+}

@@ -388,6 +388,27 @@ pub fn require_tools(tools: &[(&str, &str)], needed_by: &str) {
     }
 }
 
+/// `count` connections to `to` from the loopback address `source` (all of 127.0.0.0/8 is this
+/// machine), so a test can be a second client address beside 127.0.0.1.
+pub fn connect_from(source: &str, to: SocketAddr, count: usize) -> Vec<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let source: SocketAddr = format!("{source}:0").parse().unwrap();
+    (0..count)
+        .map(|_| {
+            runtime.block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(source).unwrap();
+                let stream = socket.connect(to).await.unwrap().into_std().unwrap();
+                stream.set_nonblocking(false).unwrap();
+                stream
+            })
+        })
+        .collect()
+}
+
 /// Polls `condition` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

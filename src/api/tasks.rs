@@ -183,8 +183,14 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
     check_date_order(start_date.as_deref(), due_date.as_deref())?;
     let position = body.optional_number("position")?;
     let parent_id = body.optional_string("parentId")?;
-    let assignees = dedup(body.optional_string_array("assignees")?.unwrap_or_default());
-    let labels = label_references(body.optional_string_array("labels")?.unwrap_or_default())?;
+    let assignees = dedup(
+        body.optional_string_array("assignees", validate::MAX_ASSIGNEES)?
+            .unwrap_or_default(),
+    );
+    let labels = label_references(
+        body.optional_string_array("labels", validate::MAX_LABELS)?
+            .unwrap_or_default(),
+    )?;
 
     let task = app.store.write(|tx| {
         let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
@@ -280,9 +286,11 @@ pub fn update(
     let start_date = patch_date(&body, "startDate")?;
     let position = body.optional_number("position")?;
     let parent_id = body.patch_string("parentId")?;
-    let assignees = body.optional_string_array("assignees")?.map(dedup);
+    let assignees = body
+        .optional_string_array("assignees", validate::MAX_ASSIGNEES)?
+        .map(dedup);
     let labels = body
-        .optional_string_array("labels")?
+        .optional_string_array("labels", validate::MAX_LABELS)?
         .map(label_references)
         .transpose()?;
 
@@ -482,7 +490,7 @@ pub fn add_label(
                 })?
             }
             (None, Some(name)) => {
-                labels::find_or_create_label(tx, &visible.space_id, name, color.as_deref())?
+                labels::find_or_create_label(tx, &visible.space_id, name, color.as_deref(), "name")?
             }
             (None, None) => unreachable!("checked above"),
         };
@@ -658,17 +666,26 @@ enum LabelReference {
     Name(String),
 }
 
+/// The entries of `labels`, validated, each named once: ids compared exactly, names as the
+/// database compares them (ASCII case folded), so the transaction resolves each label once.
 fn label_references(entries: Vec<String>) -> Result<Vec<LabelReference>, Error> {
-    entries
-        .into_iter()
-        .map(|entry| {
-            if uuid::Uuid::try_parse(&entry).is_ok() {
-                Ok(LabelReference::Id(entry))
-            } else {
-                label_name(entry).map(LabelReference::Name)
-            }
-        })
-        .collect()
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let mut references = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let reference = if uuid::Uuid::try_parse(&entry).is_ok() {
+            LabelReference::Id(entry)
+        } else {
+            LabelReference::Name(label_name(entry)?)
+        };
+        let key = match &reference {
+            LabelReference::Id(id) => (true, id.clone()),
+            LabelReference::Name(name) => (false, name.to_ascii_lowercase()),
+        };
+        if seen.insert(key) {
+            references.push(reference);
+        }
+    }
+    Ok(references)
 }
 
 fn label_name(name: String) -> Result<String, Error> {
@@ -686,6 +703,7 @@ fn resolve_labels(
     references: &[LabelReference],
 ) -> Result<Vec<LabelRef>, Error> {
     let mut resolved: Vec<LabelRef> = Vec::with_capacity(references.len());
+    let mut seen = std::collections::HashSet::with_capacity(references.len());
     for reference in references {
         let label = match reference {
             LabelReference::Id(id) => {
@@ -693,9 +711,12 @@ fn resolve_labels(
                     Error::validation("labels", format!("no label {id} in the task's space"))
                 })?
             }
-            LabelReference::Name(name) => labels::find_or_create_label(tx, space_id, name, None)?,
+            LabelReference::Name(name) => {
+                labels::find_or_create_label(tx, space_id, name, None, "labels")?
+            }
         };
-        if !resolved.iter().any(|r| r.id == label.id) {
+        // An id and a name can still name one label.
+        if seen.insert(label.id.clone()) {
             resolved.push(LabelRef {
                 id: label.id,
                 name: label.name,

@@ -73,15 +73,33 @@ pub fn find_label_by_name(conn: &Connection, space_id: &str, name: &str) -> Resu
     Ok(label)
 }
 
-/// Finds the space's label by name, or creates it with `color`.
+/// The most labels a space can hold: labels are made implicitly (a task naming one), so without
+/// a cap a script could grow a space's label list, and every task form showing it, without end.
+pub const MAX_LABELS_PER_SPACE: i64 = 1000;
+
+/// Finds the space's label by name, or creates it with `color`; a space already holding
+/// `MAX_LABELS_PER_SPACE` refuses a new one (409, naming `field`, the request's field).
 pub fn find_or_create_label(
     tx: &Tx<'_>,
     space_id: &str,
     name: &str,
     color: Option<&str>,
+    field: &str,
 ) -> Result<Label> {
     if let Some(label) = find_label_by_name(tx, space_id, name)? {
         return Ok(label);
+    }
+    let count: i64 = tx
+        .prepare_cached("SELECT count(*) FROM labels WHERE space_id = ?1")?
+        .query_row([space_id], |row| row.get(0))?;
+    if count >= MAX_LABELS_PER_SPACE {
+        return Err(crate::error::Error::Conflict {
+            field: Some(field.to_string()),
+            message: format!(
+                "this space already has {MAX_LABELS_PER_SPACE} labels, the most it can hold; \
+                 use an existing label (by id or name) instead of a new one"
+            ),
+        });
     }
     let label = Label {
         id: new_id(),

@@ -764,7 +764,9 @@ mod tests {
                     |r| r.get(0),
                 )?;
                 let project = find_project(tx, &project_id)?.unwrap();
-                let label = crate::store::labels::find_or_create_label(tx, &space.id, "bug", None)?;
+                let label = crate::store::labels::find_or_create_label(
+                    tx, &space.id, "bug", None, "labels",
+                )?;
                 for i in 0..count {
                     create_task(
                         tx,
@@ -818,8 +820,9 @@ mod tests {
                     ["a \"quote\", a \\, a line\nand \u{1}, é"],
                 )?;
                 for name in ["b", "A", "aa", "Zed", "_x", "é", "\"q\"\t"] {
-                    let label =
-                        crate::store::labels::find_or_create_label(tx, &space_id, name, None)?;
+                    let label = crate::store::labels::find_or_create_label(
+                        tx, &space_id, name, None, "labels",
+                    )?;
                     add_label(tx, &task_id, &label.id)?;
                 }
                 let mut others = Vec::new();
