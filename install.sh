@@ -7,13 +7,16 @@
 #   PREFIX=/opt/kt ./install.sh   /opt/kt/bin/ktasks and /opt/kt/etc/ktasks/config.toml
 #   ./install.sh --systemd    (root) also a `ktasks` system user, /var/lib/ktasks, and an enabled
 #                             ktasks.service
+#   ./install.sh --print-unit print the ktasks.service unit it would write, and do nothing else
 set -euo pipefail
 
 systemd=false
+print_unit=false
 for arg in "$@"; do
   case "$arg" in
     --systemd) systemd=true ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --print-unit) print_unit=true ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +33,48 @@ else
   bin_dir="$HOME/.local/bin"; config_dir="${XDG_CONFIG_HOME:-$HOME/.config}/ktasks"
   data_dir="${XDG_DATA_HOME:-$HOME/.local/share}/ktasks"
 fi
+config="$config_dir/config.toml"
+
+# The service unit. Sandboxed as tightly as a network server that writes one directory allows:
+# no capabilities, no devices, no kernel tunables or modules, only IP and Unix sockets, the
+# @system-service syscall set, no writable-and-executable memory; files it creates are 0600.
+unit() {
+  cat <<UNIT
+[Unit]
+Description=ktasks: self-hosted Krokanti Tasks API server
+After=network.target
+
+[Service]
+User=ktasks
+Group=ktasks
+ExecStart=$bin_dir/ktasks --config $config serve
+WorkingDirectory=$data_dir
+Restart=on-failure
+# ktasks finishes in-flight requests within shutdown_grace_secs on SIGTERM.
+TimeoutStopSec=30
+UMask=0077
+NoNewPrivileges=true
+CapabilityBoundingSet=
+PrivateDevices=yes
+PrivateTmp=true
+ProtectSystem=strict
+ProtectHome=true
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallFilter=@system-service
+SystemCallArchitectures=native
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+ReadWritePaths=$data_dir
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+if $print_unit; then unit; exit 0; fi
+
 if $systemd && ! $root; then
   echo "install.sh: --systemd needs root (it writes /etc/systemd/system)" >&2; exit 1
 fi
@@ -43,7 +88,6 @@ mkdir -p "$bin_dir"
 install -m 0755 "$here/target/release/ktasks" "$bin_dir/ktasks.new"
 mv -f "$bin_dir/ktasks.new" "$bin_dir/ktasks"
 
-config="$config_dir/config.toml"
 mkdir -p "$config_dir" "$data_dir"
 if [ -e "$config" ]; then
   echo "==> keeping the existing $config"
@@ -58,28 +102,7 @@ if $systemd; then
   fi
   chown ktasks:ktasks "$data_dir"
   chmod 0750 "$data_dir"
-  cat > /etc/systemd/system/ktasks.service <<UNIT
-[Unit]
-Description=ktasks: self-hosted Krokanti Tasks API server
-After=network.target
-
-[Service]
-User=ktasks
-Group=ktasks
-ExecStart=$bin_dir/ktasks --config $config serve
-WorkingDirectory=$data_dir
-Restart=on-failure
-# ktasks finishes in-flight requests within shutdown_grace_secs on SIGTERM.
-TimeoutStopSec=30
-NoNewPrivileges=true
-ProtectSystem=strict
-ProtectHome=true
-PrivateTmp=true
-ReadWritePaths=$data_dir
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+  unit > /etc/systemd/system/ktasks.service
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     systemctl enable --now ktasks.service

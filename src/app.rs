@@ -2,9 +2,9 @@
 //! top to bottom:
 //!
 //! 1. `router::route` -> 404 / 405 before anything else;
-//! 2. the body is read within `limits.max_body_bytes` (413 beyond);
-//! 3. on one blocking thread of its lane (`respond`; GETs and writes have separate lanes, see
-//!    `Lanes`): `auth` (401) -> `ratelimit` (429) -> plan (403) -> scope (403) -> `api::dispatch`,
+//! 2. the body is read within its limits (`BodyLimits`: 413 past its size, 408 when too slow);
+//! 3. on one blocking thread of its lane (`respond`; GETs, sign-ins and writes have separate
+//!    lanes, see `Lanes`): `auth` (401) -> `ratelimit` (429) -> plan (403) -> scope (403) -> `api::dispatch`,
 //!    which validates and calls the store. A GET reads from one snapshot; an API write returns
 //!    its thread before its commit, and `run_guarded` waits for the commit;
 //! 4. the `Reply` or `Error` becomes the HTTP response here, with the rate-limit headers, and one
@@ -48,12 +48,18 @@ pub fn read_lane_threads() -> usize {
     (cores + 1).min(MAX_READ_LANE_THREADS)
 }
 
-/// The two pools of blocking threads `respond` runs on: GETs on `reads`, everything else on
-/// `writes` (sized for the different ways they wait, above). Handles of runtimes used only for
-/// their blocking pools.
+/// Threads for sign-ins: Argon2 takes tens of milliseconds of CPU and 19 MiB each, so at most
+/// this many run at once, on threads of their own; a flood of sign-ins queues here instead of
+/// taking the threads API writes need.
+pub const PASSWORD_LANE_THREADS: usize = 2;
+
+/// The pools of blocking threads `respond` runs on: GETs on `reads`, sign-ins on `passwords`,
+/// everything else on `writes` (sized for the different ways they wait, above). Handles of
+/// runtimes used only for their blocking pools.
 pub struct Lanes {
     pub reads: tokio::runtime::Handle,
     pub writes: tokio::runtime::Handle,
+    pub passwords: tokio::runtime::Handle,
 }
 
 pub struct App {
@@ -64,8 +70,10 @@ pub struct App {
     /// Refused tokens per client address key (`net::client_key`; `None` when
     /// `rate_limit.failed_auth_per_minute` is 0).
     pub failed_auth: Option<RateLimiter<IpAddr>>,
-    /// Failed sign-ins on the web pages, per email and per client IP.
+    /// Sign-ins on the web pages, per email and per client address.
     pub login_throttle: crate::web::LoginThrottle,
+    /// Tokens minted on the settings page, waiting for the page view that shows them once.
+    pub new_tokens: crate::web::NewTokens,
     pub config: Config,
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
@@ -133,6 +141,7 @@ impl App {
             limiter,
             failed_auth,
             login_throttle: crate::web::LoginThrottle::default(),
+            new_tokens: crate::web::NewTokens::default(),
             config,
             openapi,
             developers,
@@ -171,6 +180,8 @@ impl App {
                     };
                     let lane = if request.method == Method::GET {
                         &self.lanes.reads
+                    } else if request.route == Route::Login {
+                        &self.lanes.passwords
                     } else {
                         &self.lanes.writes
                     };

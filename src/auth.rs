@@ -263,7 +263,7 @@ mod tests {
         let (secret, info) = cli
             .write(|tx| {
                 let user = users::create_user(tx, "a@example.com", "A", Plan::Pro)?;
-                tokens::mint_token(tx, &user.id, "t", tokens::Scope::Write, None)
+                tokens::mint_token(tx, &user.id, "t", tokens::Scope::Write, None, 50)
             })
             .unwrap();
         (dir, server, cli, secret, info.id)

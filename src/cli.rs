@@ -177,7 +177,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("{email} is now {role} in space {space}");
             Ok(())
         }
-        Command::Token(command) => token_command(&Store::open(&config.database)?, command),
+        Command::Token(command) => token_command(&Store::open(&config.database)?, &config, command),
         Command::Backup { file } => {
             if file.exists() {
                 return Err(Failure::Failed(format!(
@@ -219,6 +219,11 @@ fn serve(config: Config) -> Result<(), Failure> {
         .on_thread_start(crate::store::keep_readers_on_this_thread)
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the read threads: {e}")))?;
+    let password_lane = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(crate::app::PASSWORD_LANE_THREADS)
+        .thread_name("ktasks-password")
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the sign-in threads: {e}")))?;
     runtime.block_on(async {
         let bind = config.server.bind.clone();
         let listener = tokio::net::TcpListener::bind(&bind)
@@ -233,6 +238,7 @@ fn serve(config: Config) -> Result<(), Failure> {
         let lanes = crate::app::Lanes {
             reads: read_lane.handle().clone(),
             writes: tokio::runtime::Handle::current(),
+            passwords: password_lane.handle().clone(),
         };
         let app = Arc::new(App::new(store, config, lanes));
         // Announced only when ready: tests and scripts wait for this line.
@@ -255,7 +261,7 @@ fn user(store: &Store, command: UserCommand) -> Result<(), Failure> {
             }
             let name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
-            let name = validate::text("name", name, validate::MAX_NAME_CHARS)?;
+            let name = validate::name("name", name, validate::MAX_NAME_CHARS)?;
             let user = store.write(|tx| users::create_user(tx, &email, &name, plan))?;
             println!("{}", user.id);
             eprintln!(
@@ -300,7 +306,7 @@ fn user(store: &Store, command: UserCommand) -> Result<(), Failure> {
     }
 }
 
-fn token_command(store: &Store, command: TokenCommand) -> Result<(), Failure> {
+fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Result<(), Failure> {
     match command {
         TokenCommand::Create {
             user,
@@ -316,10 +322,18 @@ fn token_command(store: &Store, command: TokenCommand) -> Result<(), Failure> {
                     owner.email, owner.email
                 )));
             }
-            let name = validate::text("name", name, validate::MAX_NAME_CHARS)?;
+            let name = validate::name("name", name, validate::MAX_NAME_CHARS)?;
             let scope = if read_only { Scope::Read } else { Scope::Write };
-            let (secret, created) = store
-                .write(|tx| tokens::mint_token(tx, &owner.id, &name, scope, expires_in_days))?;
+            let (secret, created) = store.write(|tx| {
+                tokens::mint_token(
+                    tx,
+                    &owner.id,
+                    &name,
+                    scope,
+                    expires_in_days,
+                    config.tokens.max_active_per_user,
+                )
+            })?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{secret}").map_err(|e| Failure::Failed(e.to_string()))?;
             eprintln!(
@@ -426,6 +440,19 @@ fn no_such_user(email: &str) -> Failure {
     ))
 }
 
+/// `text` with control characters (and the bidirectional overrides) written as escapes.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if validate::is_unprintable(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `--json`: a JSON array with the API's field names; otherwise an aligned table.
 fn print_list<T: Serialize>(
     items: &[T],
@@ -439,7 +466,12 @@ fn print_list<T: Serialize>(
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        // Names are checked for control characters when made, but a database from before that
+        // (or edited by hand) may hold some: shown escaped, never obeyed by the terminal.
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| row(item).into_iter().map(|cell| printable(&cell)).collect())
+            .collect();
         let widths: Vec<usize> = (0..headings.len())
             .map(|i| {
                 rows.iter()

@@ -14,6 +14,12 @@ use ktasks::cli::{Cli, Failure, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything this process creates (the database, its -wal and -shm, backups) is readable by
+    // its owner only: the database holds password hashes, sessions and every task.
+    // SAFETY: umask(2) only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

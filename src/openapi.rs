@@ -63,6 +63,15 @@ fn text(max: usize) -> Value {
             "description": format!("1-{max} characters after trimming surrounding whitespace") })
 }
 
+/// A name: `text` without control characters (C0, DEL, C1, bidirectional overrides).
+fn name(max: usize) -> Value {
+    const ALLOWED: &str = r"[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]";
+    const VISIBLE: &str = r"[^\s\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]";
+    json!({ "type": "string", "minLength": 1, "maxLength": max,
+            "pattern": format!("^{ALLOWED}*{VISIBLE}{ALLOWED}*$"),
+            "description": format!("1-{max} characters after trimming surrounding whitespace; no control characters") })
+}
+
 fn id(description: &str) -> Value {
     json!({ "type": "string", "format": "uuid", "description": description })
 }
@@ -124,7 +133,7 @@ fn schemas() -> Value {
             }),
         ),
         "NewSpace": object(&["name", "slug"], json!({
-            "name": text(MAX_NAME_CHARS), "slug": slug(),
+            "name": name(MAX_NAME_CHARS), "slug": slug(),
             "description": nullable(description()), "color": nullable(color()),
         })),
         "Member": object(&["userId", "name", "email", "role"], json!({
@@ -146,14 +155,14 @@ fn schemas() -> Value {
             }),
         ),
         "NewProject": object(&["spaceId", "name", "slug"], json!({
-            "spaceId": id("the space to create the project in"), "name": text(MAX_NAME_CHARS),
+            "spaceId": id("the space to create the project in"), "name": name(MAX_NAME_CHARS),
             "slug": { "allOf": [slug()], "description": "unique within the space" },
             "description": nullable(description()),
             "defaultView": { "type": "string", "enum": View::ALL, "default": "kanban" },
             "color": nullable(color()),
         })),
         "ProjectPatch": object(&[], json!({
-            "name": text(MAX_NAME_CHARS), "slug": slug(), "description": nullable(description()),
+            "name": name(MAX_NAME_CHARS), "slug": slug(), "description": nullable(description()),
             "defaultView": one_of(View::ALL), "color": nullable(color()),
         })),
         "LabelRef": object(&["id", "name", "color"], json!({
@@ -184,7 +193,7 @@ fn schemas() -> Value {
         "LabelBody": {
             "oneOf": [
                 object(&["labelId"], json!({ "labelId": id("a label of the task's space") })),
-                object(&["name"], json!({ "name": text(100), "color": color() })),
+                object(&["name"], json!({ "name": name(100), "color": color() })),
             ],
             "description": "a label by id, or by name: found case-insensitively in the space, or created with `color`",
         },
@@ -213,8 +222,7 @@ fn task_fields(for_create: bool) -> Value {
         "parentId": nullable(id("a task of the same project; never a cycle")),
         "assignees": { "type": "array", "items": id("a member of the task's space"), "maxItems": MAX_ASSIGNEES,
                        "description": "on PATCH, replaces the whole set" },
-        "labels": { "type": "array", "items": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" },
-                    "maxItems": MAX_LABELS,
+        "labels": { "type": "array", "items": name(100), "maxItems": MAX_LABELS,
                     "description": "label ids, or names (found case-insensitively or created; a space holds at most \
                                     1,000 labels); on PATCH, replaces the set" },
     });

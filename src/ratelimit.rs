@@ -153,6 +153,11 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         })
     }
 
+    /// Forgets everything recorded for `key` (a sign-in that succeeded clears its email's count).
+    pub fn forget(&self, key: &K) {
+        self.windows.remove(key);
+    }
+
     /// Forgets keys with no request in the last window; returns how many were dropped.
     pub fn sweep(&self, now: Instant) -> usize {
         let now = self.nanos(now);

@@ -35,6 +35,8 @@
 //! GET       /settings/security                   -- the user's tokens
 //! POST      /settings/security/tokens            -- create a token
 //! POST      /settings/security/tokens/:id/revoke -- revoke a token
+//! GET       /assets/settings.js                  -- the pages' script (no inline script anywhere)
+//! GET       /assets/settings.css                 -- the pages' stylesheet
 //! ```
 //!
 //! Routing happens before authentication: an unknown path is 404 and a known path with the wrong
@@ -74,6 +76,8 @@ pub enum Route {
     SecurityPage,
     CreateTokenForm,
     RevokeTokenForm(String),
+    SettingsScript,
+    SettingsStyle,
 }
 
 /// Every path pattern with the methods it allows: the source of `Allow` headers, and the list
@@ -102,6 +106,8 @@ pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
     ("/settings/security", "GET"),
     ("/settings/security/tokens", "POST"),
     ("/settings/security/tokens/:id/revoke", "POST"),
+    ("/assets/settings.js", "GET"),
+    ("/assets/settings.css", "GET"),
 ];
 
 impl Route {
@@ -128,6 +134,8 @@ impl Route {
             SecurityPage => "/settings/security",
             CreateTokenForm => "/settings/security/tokens",
             RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
+            SettingsScript => "/assets/settings.js",
+            SettingsStyle => "/assets/settings.css",
         }
     }
 
@@ -136,7 +144,14 @@ impl Route {
         use Route::*;
         matches!(
             self,
-            LoginPage | Login | Logout | SecurityPage | CreateTokenForm | RevokeTokenForm(_)
+            LoginPage
+                | Login
+                | Logout
+                | SecurityPage
+                | CreateTokenForm
+                | RevokeTokenForm(_)
+                | SettingsScript
+                | SettingsStyle
         )
     }
 
@@ -247,6 +262,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
         (["settings", "security", "tokens", token, "revoke"], m) => (
             "/settings/security/tokens/:id/revoke",
             (m == Method::POST).then(|| RevokeTokenForm(id(token))),
+        ),
+        (["assets", "settings.js"], m) => (
+            "/assets/settings.js",
+            (m == Method::GET).then_some(SettingsScript),
+        ),
+        (["assets", "settings.css"], m) => (
+            "/assets/settings.css",
+            (m == Method::GET).then_some(SettingsStyle),
         ),
         _ => return Err(Error::NotFound),
     };

@@ -183,6 +183,7 @@ async fn sweep_rate_limits(app: Arc<App>) {
             failed_auth.sweep(now);
         }
         app.login_throttle.sweep(now);
+        app.new_tokens.sweep();
     }
 }
 

@@ -63,6 +63,28 @@ pub fn text(field: &str, value: String, max: usize) -> Result<String, Error> {
     })
 }
 
+/// A name (of a token, space, project, label or user): `text`, without control characters. Names
+/// are printed on the operator's terminal by `ktasks token list` and friends, where an escape
+/// sequence would be obeyed, not shown; a name has no use for a newline or a tab either.
+pub fn name(field: &str, value: String, max: usize) -> Result<String, Error> {
+    if let Some(control) = value.chars().find(|c| is_unprintable(*c)) {
+        return Err(Error::validation(
+            field,
+            format!(
+                "`{field}` must not contain control characters (found U+{:04X})",
+                u32::from(control)
+            ),
+        ));
+    }
+    text(field, value, max)
+}
+
+/// A control character, or a bidirectional override or isolate (invisible, they reorder what a
+/// terminal shows).
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Up to 100,000 characters, kept as given (whitespace in a description may be meaningful).
 pub fn description(field: &str, value: String) -> Result<String, Error> {
     if value.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -125,6 +147,25 @@ mod tests {
         assert_eq!(color("color", "#3b82f6".into()).unwrap(), "#3b82f6");
         for bad in ["3b82f6", "#3b82f", "#ggg", "#", "red", "#3b82f6ff"] {
             assert!(color("color", bad.into()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_refuse_control_characters() {
+        assert_eq!(name("name", " Zapier ".into(), 200).unwrap(), "Zapier");
+        assert!(name("name", "VS Code · plugin ✓".into(), 200).is_ok());
+        for bad in [
+            "red\u{1b}[31mtext",
+            "a\nb",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{9b}31m",
+            "bidi\u{202E}gnp.exe",
+        ] {
+            let error = name("name", bad.into(), 200).unwrap_err();
+            assert_eq!(error.field(), Some("name"), "{bad:?}");
+            assert!(error.to_string().contains("control"), "{bad:?}");
         }
     }
 

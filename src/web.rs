@@ -8,16 +8,24 @@
 //! GET  /settings/security                     -- the user's tokens and the "New token" form
 //! POST /settings/security/tokens              -- mint a token; the answer shows it once
 //! POST /settings/security/tokens/:id/revoke   -- revoke one of the user's tokens
+//! GET  /assets/settings.js, /assets/settings.css -- the pages' script and stylesheet
 //! ```
 //!
-//! Defences: sessions are random 32-byte cookies (`HttpOnly`, `SameSite=Strict`, `Secure` when
-//! `server.public_url` is https) stored hashed; every form carries a CSRF token (the session's,
-//! or for the login form a cookie-bound one) and a present `Origin` must be ours; failed logins are
-//! throttled per email and per client address; a Bearer token is refused everywhere here (tokens
-//! cannot manage tokens); pages are `Cache-Control: no-store` and may not be framed.
+//! Defences: sessions are random 32-byte cookies (`HttpOnly`, `SameSite=Strict`; with an https
+//! `server.public_url`, `Secure` and the `__Host-` prefix) stored hashed, and a request carrying
+//! the session cookie twice is signed out; every form carries a CSRF token (the session's, or for
+//! the login form a cookie-bound one) and a present `Origin` must be ours; sign-ins are throttled
+//! per email and per client address, a slot taken before the password is checked; a Bearer token
+//! is refused everywhere here (tokens cannot manage tokens); pages are `Cache-Control: no-store`,
+//! may not be framed, and run no inline script (`script-src 'self'`: data reaches the script only
+//! through `data-` attributes); a new token is shown on the page a redirect lands on
+//! (Post/Redirect/Get), so a reload cannot mint a second one.
 
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::{Method, StatusCode};
@@ -34,7 +42,12 @@ use crate::store::users::{self, Plan, User};
 use crate::{password, validate};
 
 const SESSION_COOKIE: &str = "ktasks_session";
+/// The session cookie's name over https: the `__Host-` prefix makes browsers refuse it unless it
+/// is `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
+const HOST_SESSION_COOKIE: &str = "__Host-ktasks_session";
 const LOGIN_CSRF_COOKIE: &str = "ktasks_login_csrf";
+/// How long a token made on the page waits for the page that shows it.
+const SHOW_NEW_TOKEN_FOR: Duration = Duration::from_secs(5 * 60);
 const EXPIRY_CHOICES: [(&str, Option<u32>); 4] = [
     ("never", None),
     ("30", Some(30)),
@@ -42,10 +55,13 @@ const EXPIRY_CHOICES: [(&str, Option<u32>); 4] = [
     ("365", Some(365)),
 ];
 
-/// Failed sign-ins, counted per email and per client address.
+/// Sign-in attempts, counted per email (by its hash: the key is not the attacker's text) and per
+/// client address (`net::client_key`). A slot is taken before the password is checked, so
+/// concurrent guesses cannot all slip past a count that only failures would raise; a successful
+/// sign-in gives the email's slots back.
 pub struct LoginThrottle {
-    by_email: RateLimiter<String>,
-    by_address: RateLimiter<std::net::IpAddr>,
+    by_email: RateLimiter<[u8; 32]>,
+    by_address: RateLimiter<IpAddr>,
 }
 
 impl Default for LoginThrottle {
@@ -62,6 +78,30 @@ impl LoginThrottle {
     pub fn sweep(&self, now: Instant) {
         self.by_email.sweep(now);
         self.by_address.sweep(now);
+    }
+}
+
+/// Tokens just minted on the page, held in memory (never on disk) for the one page view that
+/// shows them, by the session's hash.
+#[derive(Default)]
+pub struct NewTokens {
+    waiting: DashMap<[u8; 32], (String, Instant)>,
+}
+
+impl NewTokens {
+    fn put(&self, session: [u8; 32], secret: String) {
+        self.waiting.insert(session, (secret, Instant::now()));
+    }
+
+    fn take(&self, session: &[u8; 32]) -> Option<String> {
+        let (_, (secret, made)) = self.waiting.remove(session)?;
+        (made.elapsed() < SHOW_NEW_TOKEN_FOR).then_some(secret)
+    }
+
+    /// Forgets tokens nobody came to see.
+    pub fn sweep(&self) {
+        self.waiting
+            .retain(|_, (_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR);
     }
 }
 
@@ -86,19 +126,24 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         ));
     }
     match &request.route {
+        Route::SettingsScript => Ok(asset("text/javascript; charset=utf-8", SCRIPT)),
+        Route::SettingsStyle => Ok(asset("text/css; charset=utf-8", STYLE)),
         Route::LoginPage => login_page(app, request),
         Route::Login => login(app, request),
         Route::Logout => with_session(app, request, |_, id_hash, _| {
             app.store
                 .write(|tx| sessions::delete_session(tx, &id_hash))?;
-            Ok(redirect("/login")
-                .with_header(header::SET_COOKIE, &cookie(app, SESSION_COOKIE, "", "/", 0)))
+            Ok(redirect("/login").with_header(
+                header::SET_COOKIE,
+                &cookie(app, session_cookie(app), "", "/", 0),
+            ))
         }),
-        Route::SecurityPage => with_session(app, request, |session, _, _| {
-            settings_page(app, &session, None)
+        Route::SecurityPage => with_session(app, request, |session, id_hash, _| {
+            let created = app.new_tokens.take(&id_hash).map(Ok);
+            settings_page(app, &session, created)
         }),
-        Route::CreateTokenForm => with_session(app, request, |session, _, form| {
-            create_token(app, &form, &session)
+        Route::CreateTokenForm => with_session(app, request, |session, id_hash, form| {
+            create_token(app, &form, &session, id_hash)
         }),
         Route::RevokeTokenForm(id) => with_session(app, request, |session, _, _| {
             let user_id = session.user.id.clone();
@@ -128,7 +173,7 @@ fn with_session(
     request: &ApiRequest,
     page: impl FnOnce(Session, [u8; 32], Query) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
-    let Some(value) = cookie_value(&request.headers, SESSION_COOKIE) else {
+    let Some(value) = cookie_value(&request.headers, session_cookie(app)) else {
         return Ok(redirect("/login"));
     };
     let id_hash = crate::token::hash(value);
@@ -161,7 +206,7 @@ fn with_session(
 }
 
 fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
-    if let Some(value) = cookie_value(&request.headers, SESSION_COOKIE) {
+    if let Some(value) = cookie_value(&request.headers, session_cookie(app)) {
         let id_hash = crate::token::hash(value);
         if app
             .store
@@ -216,33 +261,49 @@ fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
     let password = form.get("password").unwrap_or("");
     let now = Instant::now();
     let throttle = &app.login_throttle;
-    let blocked = throttle
-        .by_email
-        .blocked(&email, now)
-        .or_else(|| throttle.by_address.blocked(&request.client_ip, now));
-    if let Some(refusal) = blocked {
-        let wait = refusal.reset_after_secs();
+    let address = crate::net::client_key(request.client_ip);
+    // An email that cannot exist is not a throttle key (and needs no password check): only the
+    // address pays for it.
+    let email_key =
+        users::is_valid_email(&email).then(|| *blake3::hash(email.as_bytes()).as_bytes());
+    let admitted = throttle.by_address.check(&address, now);
+    let admitted = match (&email_key, admitted.allowed) {
+        (Some(key), true) => throttle.by_email.check(key, now),
+        _ => admitted,
+    };
+    if !admitted.allowed {
+        // The same answer whether or not the account exists.
+        let wait = admitted.reset_after_secs();
         let reply = login_form(
             app,
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed sign-ins. Try again in {wait} seconds."),
+            &format!("Too many sign-in attempts. Try again in {wait} seconds."),
         )?;
         return Ok(reply.with_header(header::RETRY_AFTER, &wait.to_string()));
     }
-    let login = app.store.read(|conn| users::find_login(conn, &email))?;
+    let login = match email_key {
+        Some(_) => app.store.read(|conn| users::find_login(conn, &email))?,
+        None => None,
+    };
     let user: Option<User> = match login {
         Some((user, Some(hash))) if password::verify(password, &hash) => Some(user),
         Some((_, Some(_))) => None,
+        _ if email_key.is_none() => None,
         _ => {
             password::verify_nothing(password);
             None
         }
     };
     let Some(user) = user else {
-        throttle.by_email.check(&email, now);
-        throttle.by_address.check(&request.client_ip, now);
+        crate::log_warn!(
+            "web sign-in refused: client={} (wrong email or password)",
+            request.client_ip
+        );
         return login_form(app, StatusCode::UNAUTHORIZED, "Wrong email or password.");
     };
+    if let Some(key) = &email_key {
+        throttle.by_email.forget(key);
+    }
     let session = random_hex()?;
     let csrf = random_hex()?;
     app.store
@@ -252,7 +313,7 @@ fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
     Ok(redirect("/settings/security")
         .with_header(
             header::SET_COOKIE,
-            &cookie(app, SESSION_COOKIE, &session, "/", max_age),
+            &cookie(app, session_cookie(app), &session, "/", max_age),
         )
         .with_header(
             header::SET_COOKIE,
@@ -260,11 +321,18 @@ fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         ))
 }
 
-fn create_token(app: &App, form: &Query, session: &Session) -> Result<Reply, Error> {
+/// Mints a token and redirects to the page, which shows it once (Post/Redirect/Get: reloading
+/// that page cannot post the form again). A refusal is shown on the page instead.
+fn create_token(
+    app: &App,
+    form: &Query,
+    session: &Session,
+    id_hash: [u8; 32],
+) -> Result<Reply, Error> {
     if session.user.plan == Plan::Free {
         return settings_page(app, session, None);
     }
-    let name = match validate::text(
+    let name = match validate::name(
         "name",
         form.get("name").unwrap_or("").to_string(),
         validate::MAX_NAME_CHARS,
@@ -285,10 +353,20 @@ fn create_token(app: &App, form: &Query, session: &Session) -> Result<Reply, Err
         );
     };
     let user_id = session.user.id.clone();
-    let (secret, _) = app
+    let max_active = app.config.tokens.max_active_per_user;
+    let minted = app
         .store
-        .write(|tx| tokens::mint_token(tx, &user_id, &name, scope, *days))?;
-    settings_page(app, session, Some(Ok(secret)))
+        .write(|tx| tokens::mint_token(tx, &user_id, &name, scope, *days, max_active));
+    match minted {
+        Ok((secret, _)) => {
+            app.new_tokens.put(id_hash, secret);
+            Ok(redirect("/settings/security"))
+        }
+        Err(refused @ Error::Conflict { .. }) => {
+            settings_page(app, session, Some(Err(refused.to_string())))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The settings page; `created` is a token just minted (shown this once) or a form problem.
@@ -323,8 +401,7 @@ fn settings_page(
                  <h3 id=\"new-token-title\">Your new token</h3>\
                  <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
                  <div class=\"copy\"><input id=\"new-token\" readonly value=\"{}\" aria-label=\"New token\">\
-                 <button type=\"button\" id=\"copy\" onclick=\"navigator.clipboard.writeText(document.getElementById('new-token').value)\
-                 .then(function(){{document.getElementById('copy').textContent='Copied'}})\">Copy</button></div></section>",
+                 <button type=\"button\" id=\"copy\" data-copy=\"new-token\">Copy</button></div></section>",
                 escape(&secret)
             );
         }
@@ -384,7 +461,7 @@ fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
             html,
             "<tr><td>{name}</td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>\
              <form method=\"post\" action=\"/settings/security/tokens/{}/revoke\" \
-             onsubmit=\"return confirm('Revoke the token {}? Anything using it stops working at once.')\">\
+             data-confirm=\"Revoke the token {name}? Anything using it stops working at once.\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\" class=\"danger\" aria-label=\"Revoke {name}\">Revoke</button></form></td></tr>",
             escape(&token.prefix),
@@ -397,12 +474,27 @@ fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
             day(&token.last_used_at, "Never"),
             day(&token.expires_at, "Never"),
             escape(&token.id),
-            name.replace('\'', "&#39;"),
         );
     }
     html.push_str("</table></div>");
     html
 }
+
+/// The pages' only script, served as a file so that the policy can forbid inline script: a form
+/// with `data-confirm` asks first (the text is an attribute, so the browser never runs it), and a
+/// button with `data-copy` copies the named field.
+const SCRIPT: &str = "'use strict';
+document.addEventListener('submit', function (event) {
+  var question = event.target.getAttribute('data-confirm');
+  if (question !== null && !window.confirm(question)) { event.preventDefault(); }
+});
+document.addEventListener('click', function (event) {
+  var button = event.target.closest('[data-copy]');
+  if (button === null) { return; }
+  var field = document.getElementById(button.getAttribute('data-copy'));
+  navigator.clipboard.writeText(field.value).then(function () { button.textContent = 'Copied'; });
+});
+";
 
 const STYLE: &str = "
 :root { color-scheme: light dark; --fg: #1f2328; --muted: #57606a; --bg: #fff; --card: #f6f8fa; --line: #d0d7de;
@@ -437,13 +529,24 @@ fn page(status: StatusCode, title: &str, body: &str) -> Reply {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · ktasks</title>\
-         <style>{STYLE}</style></head><body><main><p class=\"muted\">Settings</p><h1>{}</h1>{body}</main></body></html>",
+         <link rel=\"stylesheet\" href=\"/assets/settings.css\"><script src=\"/assets/settings.js\" defer></script>\
+         </head><body><main><p class=\"muted\">Settings</p><h1>{}</h1>{body}</main></body></html>",
         escape(title),
         escape(title)
     );
     let mut reply = Reply::bytes("text/html; charset=utf-8", html.into());
     reply.status = status;
     with_page_headers(reply)
+}
+
+/// The script or the stylesheet. Cached for an hour: they change only with the binary.
+fn asset(content_type: &'static str, text: &'static str) -> Reply {
+    Reply::bytes(
+        content_type,
+        hyper::body::Bytes::from_static(text.as_bytes()),
+    )
+    .with_header(header::CACHE_CONTROL, "public, max-age=3600")
+    .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
 }
 
 fn message_page(status: StatusCode, title: &str, message: &str) -> Reply {
@@ -468,7 +571,7 @@ fn with_page_headers(reply: Reply) -> Reply {
         .with_header(header::CACHE_CONTROL, "no-store")
         .with_header(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; \
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; \
              frame-ancestors 'none'; base-uri 'none'",
         )
         .with_header(header::X_FRAME_OPTIONS, "DENY")
@@ -477,28 +580,43 @@ fn with_page_headers(reply: Reply) -> Reply {
         .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
 }
 
-fn cookie(app: &App, name: &str, value: &str, path: &str, max_age: u64) -> String {
-    let secure = app
-        .config
+fn is_https(app: &App) -> bool {
+    app.config
         .server
         .public_url
         .as_deref()
-        .is_some_and(|url| url.starts_with("https://"));
+        .is_some_and(|url| url.starts_with("https://"))
+}
+
+fn session_cookie(app: &App) -> &'static str {
+    if is_https(app) {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn cookie(app: &App, name: &str, value: &str, path: &str, max_age: u64) -> String {
+    let secure = is_https(app);
     format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
     )
 }
 
+/// The cookie's value, if the request carries it exactly once: a second cookie of the same name
+/// (one planted by a sibling subdomain, "cookie tossing") makes it count as absent.
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value)
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value);
+    let value = found.next()?;
+    (found.next().is_none() && !value.is_empty()).then_some(value)
 }
 
 /// A present `Origin` must be this server's (a missing one is allowed: the CSRF token still
@@ -557,6 +675,29 @@ mod tests {
         assert_eq!(cookie_value(&headers, "missing"), None);
         headers.insert(header::COOKIE, HeaderValue::from_static("ktasks_session="));
         assert_eq!(cookie_value(&headers, SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_counts_as_absent() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("ktasks_session=abc; ktasks_session=planted"),
+        );
+        assert_eq!(cookie_value(&headers, SESSION_COOKIE), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("ktasks_session=abc"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("ktasks_session=abc"),
+        );
+        assert_eq!(
+            cookie_value(&headers, SESSION_COOKIE),
+            None,
+            "across headers too"
+        );
     }
 
     #[test]

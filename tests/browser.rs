@@ -200,8 +200,8 @@ impl Driver {
     }
 }
 
-#[test]
-fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
+/// A data directory whose user you@example.com (pro) has the password "correct horse battery".
+fn you_with_a_password() -> Env {
     let env = Env::new();
     env.user("you@example.com", "pro");
     let output = env.cli_with_stdin(
@@ -209,24 +209,43 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
         "correct horse battery\n",
     );
     assert!(output.status.success());
+    env
+}
+
+impl Driver {
+    /// Signs in as you@example.com on the server at `base`, landing on the settings page.
+    fn sign_in(&self, base: &str) {
+        self.open(&format!("{base}/login"));
+        self.type_into("#email", "you@example.com");
+        self.type_into("#password", "correct horse battery");
+        self.click("form[action='/login'] button[type=submit]");
+        let arrived = wait_until(Duration::from_secs(10), || {
+            self.url().ends_with("/settings/security")
+        });
+        assert!(
+            arrived,
+            "still at {}: {}",
+            self.url(),
+            self.session_call("GET", "/source", None)
+        );
+    }
+
+    /// The text of the open dialog, or `None` when no dialog is open.
+    fn dialog_text(&self) -> Option<String> {
+        let path = format!("/session/{}/alert/text", self.session);
+        let (status, value) = webdriver(self.address, "GET", &path, "").unwrap();
+        (status == 200).then(|| value["value"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+#[test]
+fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
+    let env = you_with_a_password();
     env.token("you@example.com", &[]);
     let server = env.serve();
     let base = format!("http://{}", server.addr);
     let browser = Driver::start();
-
-    browser.open(&format!("{base}/login"));
-    browser.type_into("#email", "you@example.com");
-    browser.type_into("#password", "correct horse battery");
-    browser.click("form[action='/login'] button[type=submit]");
-    let arrived = wait_until(Duration::from_secs(10), || {
-        browser.url().ends_with("/settings/security")
-    });
-    assert!(
-        arrived,
-        "still at {}: {}",
-        browser.url(),
-        browser.session_call("GET", "/source", None)
-    );
+    browser.sign_in(&base);
 
     browser.type_into("#name", "VS Code plugin");
     browser.click("form[action='/settings/security/tokens'] button[type=submit]");
@@ -259,4 +278,52 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
     server
         .get("/api/me", &token)
         .assert_error(401, "unauthorized");
+}
+
+/// Issue 16: a token's name went into an inline `onsubmit="confirm('…')"`, where the browser
+/// decoded the HTML escapes back before running it, so this name ran its `alert`. Now the page has
+/// no inline script at all: the only dialog is the confirmation, showing the name as text.
+#[test]
+fn a_token_name_cannot_run_script_on_the_settings_page() {
+    let env = you_with_a_password();
+    let server = env.serve();
+    let base = format!("http://{}", server.addr);
+    let browser = Driver::start();
+    browser.sign_in(&base);
+
+    let name = "x');alert(document.domain);//";
+    browser.type_into("#name", name);
+    browser.click("form[action='/settings/security/tokens'] button[type=submit]");
+    let token = browser.value_of("#new-token");
+    assert!(ktasks::token::is_well_formed(&token));
+
+    browser.open(&format!("{base}/settings/security"));
+    let question = format!("Revoke the token {name}? Anything using it stops working at once.");
+    browser.click("button.danger");
+    assert_eq!(browser.dialog_text().as_deref(), Some(question.as_str()));
+    browser.session_call("POST", "/alert/dismiss", Some(json!({})));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        browser.dialog_text(),
+        None,
+        "no dialog after the confirmation"
+    );
+    assert_eq!(
+        server.get("/api/me", &token).status,
+        200,
+        "dismissed: not revoked"
+    );
+
+    browser.click("button.danger");
+    assert_eq!(browser.dialog_text().as_deref(), Some(question.as_str()));
+    browser.session_call("POST", "/alert/accept", Some(json!({})));
+    assert!(wait_until(Duration::from_secs(10), || server
+        .get("/api/me", &token)
+        .status
+        == 401));
+    assert_eq!(
+        browser.dialog_text(),
+        None,
+        "no dialog after the revocation"
+    );
 }

@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod contract;
 mod durability;
+mod files;
 mod labels;
 mod pagination;
 mod projects;

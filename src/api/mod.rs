@@ -51,7 +51,9 @@ pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Resul
         | Route::Logout
         | Route::SecurityPage
         | Route::CreateTokenForm
-        | Route::RevokeTokenForm(_) => crate::web::dispatch(app, request),
+        | Route::RevokeTokenForm(_)
+        | Route::SettingsScript
+        | Route::SettingsStyle => crate::web::dispatch(app, request),
     }
 }
 
@@ -94,7 +96,7 @@ struct Named {
 
 fn named_fields(body: &Body) -> Result<Named, Error> {
     Ok(Named {
-        name: validate::text(
+        name: validate::name(
             "name",
             body.required_string("name")?,
             validate::MAX_NAME_CHARS,

@@ -78,7 +78,7 @@ pub fn update(
     let changes = ProjectChanges {
         name: body
             .patch_required_string("name")?
-            .map(|n| validate::text("name", n, validate::MAX_NAME_CHARS))
+            .map(|n| validate::name("name", n, validate::MAX_NAME_CHARS))
             .transpose()?,
         slug: body
             .patch_required_string("slug")?

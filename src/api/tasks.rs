@@ -455,7 +455,7 @@ pub fn add_label(
     let label_id = body.optional_string("labelId")?;
     let name = body
         .optional_string("name")?
-        .map(|n| validate::text("name", n, MAX_LABEL_NAME_CHARS))
+        .map(|n| validate::name("name", n, MAX_LABEL_NAME_CHARS))
         .transpose()?;
     let color = body
         .optional_string("color")?
@@ -689,10 +689,12 @@ fn label_references(entries: Vec<String>) -> Result<Vec<LabelReference>, Error> 
 }
 
 fn label_name(name: String) -> Result<String, Error> {
-    validate::text("name", name, MAX_LABEL_NAME_CHARS).map_err(|_| {
+    validate::name("name", name, MAX_LABEL_NAME_CHARS).map_err(|_| {
         Error::validation(
             "labels",
-            format!("label names are 1-{MAX_LABEL_NAME_CHARS} characters"),
+            format!(
+                "label names are 1-{MAX_LABEL_NAME_CHARS} characters, without control characters"
+            ),
         )
     })
 }

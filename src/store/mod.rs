@@ -202,6 +202,7 @@ impl Store {
             busy_timeout.as_millis()
         );
 
+        restrict_file_modes(&config.path);
         let writer = Connection::open(&config.path).map_err(|e| {
             Error::internal(format!(
                 "cannot open database {}: {e}",
@@ -436,6 +437,36 @@ impl Store {
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+}
+
+/// Makes the database and its `-wal` and `-shm` files, where they exist, readable by their owner
+/// only, saying so when they were not. (New ones are made so by the process's umask, set in
+/// `main`; SQLite gives `-wal` and `-shm` the main file's mode.)
+fn restrict_file_modes(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(metadata) = std::fs::metadata(file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 || !metadata.is_file() {
+            continue;
+        }
+        match std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)) {
+            Ok(()) => crate::log_warn!(
+                "{} was readable by others (mode {mode:o}); it is now {:o}",
+                file.display(),
+                mode & 0o700
+            ),
+            Err(error) => crate::log_warn!(
+                "{} is readable by others (mode {mode:o}) and could not be changed: {error}",
+                file.display()
+            ),
+        }
     }
 }
 

@@ -16,7 +16,10 @@ pub struct Session {
     pub last_seen_at: String,
 }
 
+/// Starts a session, and deletes every session past its expiry (signing in is when sessions are
+/// made, so the table stays as small as the last week's sign-ins).
 pub fn create_session(tx: &Tx<'_>, id_hash: &[u8; 32], user_id: &str, csrf: &str) -> Result<()> {
+    purge_expired(tx)?;
     let now = crate::time::now();
     tx.prepare_cached(
         "INSERT INTO sessions (id_hash, user_id, csrf, created_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -66,7 +69,18 @@ pub fn delete_session(tx: &Tx<'_>, id_hash: &[u8; 32]) -> Result<()> {
     Ok(())
 }
 
-/// Ends every session of the user (a password change), and sessions past their expiry.
+/// Deletes the sessions that have ended (idle too long, or too old).
+pub fn purge_expired(tx: &Tx<'_>) -> Result<usize> {
+    let now = time::OffsetDateTime::now_utc();
+    Ok(tx
+        .prepare_cached("DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2")?
+        .execute(params![
+            crate::time::format_timestamp(now - IDLE),
+            crate::time::format_timestamp(now - ABSOLUTE)
+        ])?)
+}
+
+/// Ends every session of the user (a password change).
 pub fn delete_sessions_of_user(tx: &Tx<'_>, user_id: &str) -> Result<usize> {
     Ok(tx
         .prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?

@@ -80,14 +80,32 @@ pub fn create_token(tx: &Tx<'_>, new: &NewToken<'_>) -> Result<TokenInfo> {
 }
 
 /// Mints a token for the user: the plaintext (to show once) and the stored record. The one way
-/// tokens are made, for the CLI and the settings page alike.
+/// tokens are made, for the CLI and the settings page alike. A user already holding
+/// `max_active` live tokens (neither revoked nor expired) gets a conflict instead: each token has
+/// its own rate-limit window, so unlimited tokens would mean an unlimited rate.
 pub fn mint_token(
     tx: &Tx<'_>,
     user_id: &str,
     name: &str,
     scope: Scope,
     expires_in_days: Option<u32>,
+    max_active: u32,
 ) -> Result<(String, TokenInfo)> {
+    let active: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![user_id, crate::time::now()], |row| row.get(0))?;
+    if active >= i64::from(max_active) {
+        return Err(crate::error::Error::Conflict {
+            field: None,
+            message: format!(
+                "this user already has {active} active tokens, the most allowed \
+                 (tokens.max_active_per_user = {max_active}); revoke one it no longer needs first"
+            ),
+        });
+    }
     let secret = crate::token::generate().map_err(|e| {
         crate::error::Error::internal(format!("the operating system's random source failed: {e}"))
     })?;
