@@ -36,8 +36,9 @@ fi
 config="$config_dir/config.toml"
 
 # The service unit. Sandboxed as tightly as a network server that writes one directory allows:
-# no capabilities, no devices, no kernel tunables or modules, only IP and Unix sockets, the
-# @system-service syscall set, no writable-and-executable memory; files it creates are 0600.
+# no capabilities, no devices, no kernel tunables, modules, logs or clock, no namespaces or
+# set-uid files, only IP and Unix sockets, the @system-service syscall set, no writable-and-
+# executable memory, other processes invisible; files it creates are 0600.
 unit() {
   cat <<UNIT
 [Unit]
@@ -67,6 +68,15 @@ SystemCallFilter=@system-service
 SystemCallArchitectures=native
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# server.max_connections (1024) plus the database, its journal and some headroom.
+LimitNOFILE=65536
 ReadWritePaths=$data_dir
 
 [Install]

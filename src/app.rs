@@ -74,6 +74,8 @@ pub struct App {
     pub login_throttle: crate::web::LoginThrottle,
     /// Tokens minted on the settings page, waiting for the page view that shows them once.
     pub new_tokens: crate::web::NewTokens,
+    /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
+    proxied: Arc<crate::net::ClientCounts>,
     pub config: Config,
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
@@ -105,6 +107,15 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn reply(reply: Reply) -> Outcome {
+        Outcome {
+            result: Ok(reply),
+            decision: None,
+            token_prefix: None,
+            commit: None,
+        }
+    }
+
     fn error(error: Error) -> Outcome {
         Outcome {
             result: Err(error),
@@ -142,6 +153,7 @@ impl App {
             failed_auth,
             login_throttle: crate::web::LoginThrottle::default(),
             new_tokens: crate::web::NewTokens::default(),
+            proxied: Arc::default(),
             config,
             openapi,
             developers,
@@ -158,40 +170,12 @@ impl App {
     ) -> HttpResponse {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let routed = router::route(&parts.method, parts.uri.path());
+        let method = parts.method.clone();
+        let routed = router::route(&method, parts.uri.path());
         let pattern = routed.as_ref().map_or("-", Route::pattern);
         let outcome = match routed {
             Err(error) => Outcome::error(error),
-            Ok(route) => match read_body(body, &self.body_limits).await {
-                Err(error) => Outcome::error(error),
-                Ok(body) => {
-                    let client_ip = crate::net::client_address(
-                        &self.config.server.trusted_proxies,
-                        peer,
-                        &parts.headers,
-                    );
-                    let request = ApiRequest {
-                        route,
-                        method: parts.method.clone(),
-                        uri: parts.uri,
-                        headers: parts.headers,
-                        body,
-                        client_ip,
-                    };
-                    let lane = if request.method == Method::GET {
-                        &self.lanes.reads
-                    } else if request.route == Route::Login {
-                        &self.lanes.passwords
-                    } else {
-                        &self.lanes.writes
-                    };
-                    let app = Arc::clone(self);
-                    run_guarded(lane, self.config.request_timeout(), move || {
-                        app.respond(&request)
-                    })
-                    .await
-                }
-            },
+            Ok(route) => self.routed(route, parts, body, peer).await,
         };
         let response = build_response(
             outcome.result.as_ref(),
@@ -199,19 +183,81 @@ impl App {
             &self.rate_limit_policy,
         );
         if let Err(Error::Internal(detail)) = &outcome.result {
-            crate::log_error!("{} {pattern}: {detail}", parts.method);
+            crate::log_error!("{method} {pattern}: {detail}");
         }
         // Tenths of a millisecond as integers: cheaper than `{:.1}` of an f64.
         let tenths = (started.elapsed().as_micros() + 50) / 100;
         crate::log_info!(
-            "{} {pattern} {} {}.{}ms token={}",
-            parts.method,
+            "{method} {pattern} {} {}.{}ms token={}",
             response.status().as_u16(),
             tenths / 10,
             tenths % 10,
             outcome.token_prefix.as_deref().unwrap_or("-"),
         );
         response
+    }
+
+    /// A routed request: its client's place (behind a trusted proxy), its body, then its lane.
+    async fn routed(
+        self: &Arc<Self>,
+        route: Route,
+        parts: hyper::http::request::Parts,
+        body: Incoming,
+        peer: IpAddr,
+    ) -> Outcome {
+        let server = &self.config.server;
+        let client_ip = crate::net::client_address(&server.trusted_proxies, peer, &parts.headers);
+        // Behind a trusted proxy every client shares the proxy's connections, so the
+        // per-address cap of `server` is applied here instead, to requests in flight.
+        let _place = if client_ip == peer {
+            None
+        } else {
+            match self.proxied.open(client_ip, server.max_connections_per_ip) {
+                Some(place) => Some(place),
+                None => {
+                    return Outcome::error(Error::RateLimited {
+                        retry_after_secs: 1,
+                    });
+                }
+            }
+        };
+        let body = match read_body(body, &self.body_limits).await {
+            Ok(body) => body,
+            Err(error) => return Outcome::error(error),
+        };
+        let request = ApiRequest {
+            route,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+            client_ip,
+        };
+        let deadline = self.config.request_timeout();
+        let app = Arc::clone(self);
+        if request.route == Route::Login {
+            // Refused sign-ins are answered here, without queueing behind password checks, and a
+            // sign-in that waited past its deadline is dropped unchecked.
+            if let Err(refused) = crate::web::admit_sign_in(self, &request) {
+                return Outcome::reply(refused);
+            }
+            let queued = Instant::now();
+            return run_guarded(&self.lanes.passwords, deadline, move || {
+                if queued.elapsed() >= deadline {
+                    return Outcome::error(Error::Unavailable(
+                        "the request took too long; try again",
+                    ));
+                }
+                app.respond(&request)
+            })
+            .await;
+        }
+        let lane = if request.method == Method::GET {
+            &self.lanes.reads
+        } else {
+            &self.lanes.writes
+        };
+        run_guarded(lane, deadline, move || app.respond(&request)).await
     }
 
     /// Everything after routing, on a blocking thread: auth, limits, the handler. A GET reads
@@ -433,10 +479,11 @@ async fn read_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, Err
         return Err(too_large);
     }
     let started = Instant::now();
+    let mut received = 0;
     let mut collected: Vec<u8> = Vec::new();
     let mut first: Option<Bytes> = None;
     loop {
-        let due = tokio::time::Instant::from_std(limits.due(started, collected.len()));
+        let due = tokio::time::Instant::from_std(limits.due(started, received));
         let frame = match tokio::time::timeout_at(due, body.frame()).await {
             Err(_elapsed) => return Err(Error::RequestTimeout),
             Ok(None) => break,
@@ -451,8 +498,8 @@ async fn read_body(mut body: Incoming, limits: &BodyLimits) -> Result<Bytes, Err
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = collected.len() + first.as_ref().map_or(0, Bytes::len) + data.len();
-        if total > limits.max_bytes {
+        received += data.len();
+        if received > limits.max_bytes {
             return Err(too_large);
         }
         // A body in one frame (the usual case) is kept as it came, without a copy.

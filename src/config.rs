@@ -49,6 +49,9 @@ pub struct ServerConfig {
     trust_proxy_headers: Option<bool>,
 }
 
+/// The longest any server timeout may be: a day (and far from where adding it to a clock overflows).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// How long a body may arrive slower than `server.body_min_bytes_per_sec` before it is cut: a
 /// client's first bytes can lag behind its headers (TCP slow start, a phone waking its radio).
 pub const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
@@ -208,10 +211,17 @@ impl Config {
         if self.tokens.max_active_per_user == 0 {
             return Err("tokens.max_active_per_user must be at least 1".into());
         }
-        if self.server.header_read_timeout_secs == 0
-            || self.server.request_timeout_secs == 0
-            || self.server.body_read_timeout_secs == 0
-        {
+        let timeouts = [
+            self.server.header_read_timeout_secs,
+            self.server.request_timeout_secs,
+            self.server.body_read_timeout_secs,
+        ];
+        if timeouts.iter().any(|&secs| secs > MAX_TIMEOUT_SECS) {
+            return Err(format!(
+                "server timeouts must be at most {MAX_TIMEOUT_SECS} seconds (a day)"
+            ));
+        }
+        if timeouts.contains(&0) {
             return Err("server timeouts must be at least 1 second".into());
         }
         if let Some(url) = &self.server.public_url
@@ -272,6 +282,7 @@ mod tests {
         assert!(Config::parse("[server]\npublic_url = \"tasks.example.com\"").is_err());
         assert!(Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").is_err());
         assert!(Config::parse("[tokens]\nmax_active_per_user = 0").is_err());
+        assert!(Config::parse("[server]\nbody_read_timeout_secs = 18446744073709551615").is_err());
     }
 
     #[test]

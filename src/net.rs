@@ -8,7 +8,9 @@
 //! gets: counting per address would let one host rotate through 2^64 of them.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
+use dashmap::DashMap;
 use hyper::HeaderMap;
 use serde::Deserialize;
 
@@ -126,6 +128,49 @@ pub fn client_address(trusted: &[Cidr], peer: IpAddr, headers: &HeaderMap) -> Ip
     client
 }
 
+/// What each client key (`client_key`) holds open now: connections (`server`), or requests in
+/// flight through a trusted proxy (`app`). Entries exist only while something is open.
+#[derive(Default)]
+pub struct ClientCounts {
+    open: DashMap<IpAddr, usize>,
+}
+
+/// One open connection or request of a client; dropping it gives the place back.
+pub struct ClientSlot {
+    counts: Arc<ClientCounts>,
+    key: IpAddr,
+}
+
+impl ClientCounts {
+    /// A place for `client`, unless its key already holds `max`.
+    pub fn open(self: &Arc<Self>, client: IpAddr, max: usize) -> Option<ClientSlot> {
+        let key = client_key(client);
+        let mut open = self.open.entry(key).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(ClientSlot {
+            counts: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Keys holding anything (for tests).
+    pub fn tracked(&self) -> usize {
+        self.open.len()
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.counts.open.remove_if_mut(&self.key, |_, open| {
+            *open -= 1;
+            *open == 0
+        });
+    }
+}
+
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`192.0.2.1:443`,
 /// `[2001:db8::1]:443`).
 fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
@@ -219,6 +264,21 @@ mod tests {
         // Every entry trusted: the left-most one.
         let headers = forwarded(&["10.0.0.9, 10.0.0.5"]);
         assert_eq!(client_address(&trusted, peer, &headers), ip("10.0.0.9"));
+    }
+
+    #[test]
+    fn client_counts_cap_each_key_and_forget_closed_ones() {
+        let counts = Arc::new(ClientCounts::default());
+        let first: Vec<ClientSlot> = (0..3)
+            .map(|_| counts.open(ip("2001:db8::1"), 3).unwrap())
+            .collect();
+        assert!(counts.open(ip("2001:db8::2"), 3).is_none(), "same /64");
+        let other = counts.open(ip("192.0.2.1"), 3).unwrap();
+        assert_eq!(counts.tracked(), 2);
+        drop(first);
+        assert_eq!(counts.tracked(), 1, "a key with nothing open is forgotten");
+        assert!(counts.open(ip("2001:db8::2"), 3).is_some());
+        drop(other);
     }
 
     #[test]

@@ -63,10 +63,10 @@ fn text(max: usize) -> Value {
             "description": format!("1-{max} characters after trimming surrounding whitespace") })
 }
 
-/// A name: `text` without control characters (C0, DEL, C1, bidirectional overrides).
+/// A name: `text` without the characters `validate::is_unprintable` refuses.
 fn name(max: usize) -> Value {
-    const ALLOWED: &str = r"[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]";
-    const VISIBLE: &str = r"[^\s\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]";
+    const ALLOWED: &str = r"[^\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069]";
+    const VISIBLE: &str = r"[^\s\x00-\x1F\x7F-\x9F\u061C\u200E\u200F\u2028-\u202E\u2066-\u2069]";
     json!({ "type": "string", "minLength": 1, "maxLength": max,
             "pattern": format!("^{ALLOWED}*{VISIBLE}{ALLOWED}*$"),
             "description": format!("1-{max} characters after trimming surrounding whitespace; no control characters") })

@@ -10,11 +10,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use dashmap::DashMap;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,6 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::net::ClientCounts;
+
+/// Over-limit connections being answered 429 at once (each for at most a second).
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let config = app.config.server.clone();
@@ -36,7 +37,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         .max_headers(config.max_headers)
         .keep_alive(true);
 
-    let per_client = Arc::new(ConnectionCounts::default());
+    let per_client = Arc::new(ClientCounts::default());
+    // Refusals answered gracefully at once; past this many, an over-limit connection is just
+    // closed, so refusing cannot itself use up file descriptors.
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
     tokio::pin!(shutdown);
     loop {
@@ -62,7 +66,9 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
             match per_client.open(peer.ip(), config.max_connections_per_ip) {
                 Some(slot) => Some(slot),
                 None => {
-                    refuse_connection(stream, config.max_connections_per_ip);
+                    if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                        refuse_connection(stream, config.max_connections_per_ip, refusal);
+                    }
                     continue;
                 }
             }
@@ -109,47 +115,15 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     crate::log::flush();
 }
 
-/// Open connections per client key (`net::client_key`): entries exist only while connections do.
-#[derive(Default)]
-struct ConnectionCounts {
-    open: DashMap<IpAddr, usize>,
-}
-
-/// One open connection of a client; closing it (dropping this) gives the place back.
-struct ConnectionSlot {
-    counts: Arc<ConnectionCounts>,
-    key: IpAddr,
-}
-
-impl ConnectionCounts {
-    fn open(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<ConnectionSlot> {
-        let key = crate::net::client_key(peer);
-        let mut open = self.open.entry(key).or_insert(0);
-        if *open >= max {
-            return None;
-        }
-        *open += 1;
-        Some(ConnectionSlot {
-            counts: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.counts.open.remove_if_mut(&self.key, |_, open| {
-            *open -= 1;
-            *open == 0
-        });
-    }
-}
-
 /// Answers a connection over its client's limit with a 429 and closes it: the answer, then our
 /// end shut, then whatever the client still sends read and dropped until it closes too (closing
 /// with its request unread would reset the connection and lose the answer). At most a second:
 /// such a connection holds no permit, only its descriptor, that long.
-fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
+fn refuse_connection(
+    mut stream: tokio::net::TcpStream,
+    max: usize,
+    refusal: tokio::sync::OwnedSemaphorePermit,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = format!(
         "{{\"error\":\"too many open connections from your address (at most {max}); close some and retry\",\
@@ -169,6 +143,7 @@ fn refuse_connection(mut stream: tokio::net::TcpStream, max: usize) {
             Ok::<_, std::io::Error>(())
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+        drop(refusal);
     });
 }
 

@@ -79,10 +79,19 @@ pub fn name(field: &str, value: String, max: usize) -> Result<String, Error> {
     text(field, value, max)
 }
 
-/// A control character, or a bidirectional override or isolate (invisible, they reorder what a
-/// terminal shows).
+/// A control character, a line or paragraph separator, or a bidirectional mark, override or
+/// isolate (invisible, they reorder what a terminal shows). Zero-width joiners stay allowed: emoji
+/// sequences are made of them.
 pub fn is_unprintable(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// Up to 100,000 characters, kept as given (whitespace in a description may be meaningful).
@@ -154,6 +163,7 @@ mod tests {
     fn names_refuse_control_characters() {
         assert_eq!(name("name", " Zapier ".into(), 200).unwrap(), "Zapier");
         assert!(name("name", "VS Code · plugin ✓".into(), 200).is_ok());
+        assert!(name("name", "family 👨\u{200D}👩\u{200D}👧".into(), 200).is_ok());
         for bad in [
             "red\u{1b}[31mtext",
             "a\nb",
@@ -162,6 +172,8 @@ mod tests {
             "del\u{7f}",
             "c1\u{9b}31m",
             "bidi\u{202E}gnp.exe",
+            "mark\u{200F}",
+            "line\u{2028}separator",
         ] {
             let error = name("name", bad.into(), 200).unwrap_err();
             assert_eq!(error.field(), Some("name"), "{bad:?}");

@@ -46,6 +46,7 @@ const SESSION_COOKIE: &str = "ktasks_session";
 /// is `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
 const HOST_SESSION_COOKIE: &str = "__Host-ktasks_session";
 const LOGIN_CSRF_COOKIE: &str = "ktasks_login_csrf";
+const HOST_LOGIN_CSRF_COOKIE: &str = "__Host-ktasks_login_csrf";
 /// How long a token made on the page waits for the page that shows it.
 const SHOW_NEW_TOKEN_FOR: Duration = Duration::from_secs(5 * 60);
 const EXPIRY_CHOICES: [(&str, Option<u32>); 4] = [
@@ -82,48 +83,44 @@ impl LoginThrottle {
 }
 
 /// Tokens just minted on the page, held in memory (never on disk) for the one page view that
-/// shows them, by the session's hash.
+/// shows them, by the session's hash: every token minted since that session's last view (two
+/// tabs may each make one).
 #[derive(Default)]
 pub struct NewTokens {
-    waiting: DashMap<[u8; 32], (String, Instant)>,
+    waiting: DashMap<[u8; 32], Vec<(String, Instant)>>,
 }
 
 impl NewTokens {
     fn put(&self, session: [u8; 32], secret: String) {
-        self.waiting.insert(session, (secret, Instant::now()));
+        self.waiting
+            .entry(session)
+            .or_default()
+            .push((secret, Instant::now()));
     }
 
-    fn take(&self, session: &[u8; 32]) -> Option<String> {
-        let (_, (secret, made)) = self.waiting.remove(session)?;
-        (made.elapsed() < SHOW_NEW_TOKEN_FOR).then_some(secret)
+    fn take(&self, session: &[u8; 32]) -> Vec<String> {
+        let Some((_, waiting)) = self.waiting.remove(session) else {
+            return Vec::new();
+        };
+        waiting
+            .into_iter()
+            .filter(|(_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR)
+            .map(|(secret, _)| secret)
+            .collect()
     }
 
     /// Forgets tokens nobody came to see.
     pub fn sweep(&self) {
-        self.waiting
-            .retain(|_, (_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR);
+        self.waiting.retain(|_, waiting| {
+            waiting.retain(|(_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR);
+            !waiting.is_empty()
+        });
     }
 }
 
 pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
-    if request
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("bearer"))
-    {
-        return Ok(message_page(
-            StatusCode::FORBIDDEN,
-            "Tokens cannot manage tokens",
-            "API tokens are not accepted on these pages. Sign in with your password instead.",
-        ));
-    }
-    if request.method == Method::POST && !origin_is_ours(app, &request.headers) {
-        return Ok(message_page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form was sent from another site.",
-        ));
+    if let Some(refused) = refused_outright(app, request) {
+        return Ok(refused);
     }
     match &request.route {
         Route::SettingsScript => Ok(asset("text/javascript; charset=utf-8", SCRIPT)),
@@ -139,8 +136,7 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
             ))
         }),
         Route::SecurityPage => with_session(app, request, |session, id_hash, _| {
-            let created = app.new_tokens.take(&id_hash).map(Ok);
-            settings_page(app, &session, created)
+            settings_page(app, &session, Ok(&app.new_tokens.take(&id_hash)))
         }),
         Route::CreateTokenForm => with_session(app, request, |session, id_hash, form| {
             create_token(app, &form, &session, id_hash)
@@ -164,6 +160,31 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         }),
         _ => Err(Error::NotFound),
     }
+}
+
+/// The answer to a request no page may serve: one with a Bearer token (tokens cannot manage
+/// tokens), or a form posted from another site.
+fn refused_outright(app: &App, request: &ApiRequest) -> Option<Reply> {
+    if request
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("bearer"))
+    {
+        return Some(message_page(
+            StatusCode::FORBIDDEN,
+            "Tokens cannot manage tokens",
+            "API tokens are not accepted on these pages. Sign in with your password instead.",
+        ));
+    }
+    if request.method == Method::POST && !origin_is_ours(app, &request.headers) {
+        return Some(message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form was sent from another site.",
+        ));
+    }
+    None
 }
 
 /// Runs `page` for a signed-in user (303 to `/login` otherwise) with the posted form (empty for
@@ -243,66 +264,118 @@ fn login_form(app: &App, status: StatusCode, problem: &str) -> Result<Reply, Err
     );
     Ok(page(status, "Sign in", &body).with_header(
         header::SET_COOKIE,
-        &cookie(app, LOGIN_CSRF_COOKIE, &csrf, "/login", 3600),
+        &cookie(
+            app,
+            login_csrf_cookie(app),
+            &csrf,
+            login_csrf_path(app),
+            3600,
+        ),
     ))
 }
 
-fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+/// The posted sign-in form when its CSRF token is right, or the page saying the form expired.
+fn sign_in_form(app: &App, request: &ApiRequest) -> Result<Result<Query, Reply>, Error> {
     let form = form(request, &["csrf", "email", "password"])?;
-    let expected = cookie_value(&request.headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let expected = cookie_value(&request.headers, login_csrf_cookie(app)).unwrap_or("");
     if expected.is_empty() || !same_secret(form.get("csrf").unwrap_or(""), expected) {
-        return login_form(
+        let expired = login_form(
             app,
             StatusCode::FORBIDDEN,
             "The form expired. Please try again.",
-        );
+        )?;
+        return Ok(Err(expired));
     }
+    Ok(Ok(form))
+}
+
+/// The form's email, normalised, and its throttle key: its hash, and only for something that can
+/// be an email (anything else cannot have an account, so only the address pays for it).
+fn sign_in_email(form: &Query) -> (String, Option<[u8; 32]>) {
     let email = form.get("email").unwrap_or("").trim().to_lowercase();
-    let password = form.get("password").unwrap_or("");
+    let key = users::is_valid_email(&email).then(|| *blake3::hash(email.as_bytes()).as_bytes());
+    (email, key)
+}
+
+/// The cheap half of a sign-in, run by `App` before the request queues for a password thread:
+/// the outright refusals, the CSRF token, and a throttle slot per address and per email, taken
+/// before any password is checked so that parallel guesses cannot all pass. `Err` is the answer
+/// (refused sign-ins never wait behind Argon2); anything `dispatch` would refuse on its own
+/// (a malformed form) is left to it.
+pub fn admit_sign_in(app: &App, request: &ApiRequest) -> Result<(), Reply> {
+    if let Some(refused) = refused_outright(app, request) {
+        return Err(refused);
+    }
+    let form = match sign_in_form(app, request) {
+        Ok(Ok(form)) => form,
+        Ok(Err(expired)) => return Err(expired),
+        Err(_) => return Ok(()),
+    };
+    let (_, email_key) = sign_in_email(&form);
     let now = Instant::now();
     let throttle = &app.login_throttle;
-    let address = crate::net::client_key(request.client_ip);
-    // An email that cannot exist is not a throttle key (and needs no password check): only the
-    // address pays for it.
-    let email_key =
-        users::is_valid_email(&email).then(|| *blake3::hash(email.as_bytes()).as_bytes());
-    let admitted = throttle.by_address.check(&address, now);
+    let admitted = throttle
+        .by_address
+        .check(&crate::net::client_key(request.client_ip), now);
     let admitted = match (&email_key, admitted.allowed) {
         (Some(key), true) => throttle.by_email.check(key, now),
         _ => admitted,
     };
-    if !admitted.allowed {
-        // The same answer whether or not the account exists.
-        let wait = admitted.reset_after_secs();
-        let reply = login_form(
-            app,
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many sign-in attempts. Try again in {wait} seconds."),
-        )?;
-        return Ok(reply.with_header(header::RETRY_AFTER, &wait.to_string()));
+    if admitted.allowed {
+        return Ok(());
     }
+    crate::log_warn!(
+        "web sign-in refused: reason=throttled client={}",
+        request.client_ip
+    );
+    // The same answer whether or not the account exists.
+    let wait = admitted.reset_after_secs();
+    let message = format!("Too many sign-in attempts. Try again in {wait} seconds.");
+    match login_form(app, StatusCode::TOO_MANY_REQUESTS, &message) {
+        Ok(page) => Err(page.with_header(header::RETRY_AFTER, &wait.to_string())),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The expensive half, on a password thread, after `admit_sign_in`: the password check and the
+/// session.
+fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+    let form = match sign_in_form(app, request)? {
+        Ok(form) => form,
+        Err(expired) => return Ok(expired),
+    };
+    let (email, email_key) = sign_in_email(&form);
+    let password = form.get("password").unwrap_or("");
     let login = match email_key {
         Some(_) => app.store.read(|conn| users::find_login(conn, &email))?,
         None => None,
     };
-    let user: Option<User> = match login {
-        Some((user, Some(hash))) if password::verify(password, &hash) => Some(user),
-        Some((_, Some(_))) => None,
-        _ if email_key.is_none() => None,
-        _ => {
+    let signed_in: Result<User, &str> = match login {
+        Some((user, Some(hash))) if password::verify(password, &hash) => Ok(user),
+        Some((_, Some(_))) => Err("wrong_password"),
+        _ if email_key.is_none() => Err("not_an_email"),
+        found => {
             password::verify_nothing(password);
-            None
+            Err(if found.is_some() {
+                "no_password_set"
+            } else {
+                "no_such_user"
+            })
         }
     };
-    let Some(user) = user else {
-        crate::log_warn!(
-            "web sign-in refused: client={} (wrong email or password)",
-            request.client_ip
-        );
-        return login_form(app, StatusCode::UNAUTHORIZED, "Wrong email or password.");
+    let user = match signed_in {
+        Ok(user) => user,
+        Err(reason) => {
+            // For the operator's log only; the page says the same in every case.
+            crate::log_warn!(
+                "web sign-in refused: reason={reason} client={}",
+                request.client_ip
+            );
+            return login_form(app, StatusCode::UNAUTHORIZED, "Wrong email or password.");
+        }
     };
     if let Some(key) = &email_key {
-        throttle.by_email.forget(key);
+        app.login_throttle.by_email.forget(key);
     }
     let session = random_hex()?;
     let csrf = random_hex()?;
@@ -317,7 +390,7 @@ fn login(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         )
         .with_header(
             header::SET_COOKIE,
-            &cookie(app, LOGIN_CSRF_COOKIE, "", "/login", 0),
+            &cookie(app, login_csrf_cookie(app), "", login_csrf_path(app), 0),
         ))
 }
 
@@ -330,7 +403,7 @@ fn create_token(
     id_hash: [u8; 32],
 ) -> Result<Reply, Error> {
     if session.user.plan == Plan::Free {
-        return settings_page(app, session, None);
+        return settings_page(app, session, Ok(&[]));
     }
     let name = match validate::name(
         "name",
@@ -338,7 +411,7 @@ fn create_token(
         validate::MAX_NAME_CHARS,
     ) {
         Ok(name) => name,
-        Err(error) => return settings_page(app, session, Some(Err(error.to_string()))),
+        Err(error) => return settings_page(app, session, Err(error.to_string())),
     };
     let scope = match form.get("scope") {
         Some("read") => Scope::Read,
@@ -346,11 +419,7 @@ fn create_token(
     };
     let expiry = form.get("expiry").unwrap_or("never");
     let Some((_, days)) = EXPIRY_CHOICES.iter().find(|(value, _)| *value == expiry) else {
-        return settings_page(
-            app,
-            session,
-            Some(Err("Choose an expiry from the list.".into())),
-        );
+        return settings_page(app, session, Err("Choose an expiry from the list.".into()));
     };
     let user_id = session.user.id.clone();
     let max_active = app.config.tokens.max_active_per_user;
@@ -363,17 +432,17 @@ fn create_token(
             Ok(redirect("/settings/security"))
         }
         Err(refused @ Error::Conflict { .. }) => {
-            settings_page(app, session, Some(Err(refused.to_string())))
+            settings_page(app, session, Err(refused.to_string()))
         }
         Err(error) => Err(error),
     }
 }
 
-/// The settings page; `created` is a token just minted (shown this once) or a form problem.
+/// The settings page, with the tokens just minted (shown this once) or a form's problem.
 fn settings_page(
     app: &App,
     session: &Session,
-    created: Option<Result<String, String>>,
+    shown: Result<&[String], String>,
 ) -> Result<Reply, Error> {
     let user = &session.user;
     let mut tokens = app
@@ -393,26 +462,33 @@ fn settings_page(
         escape(&user.email),
         user.plan
     );
-    match created {
-        Some(Ok(secret)) => {
-            let _ = write!(
-                body,
-                "<section class=\"card new-token\" aria-labelledby=\"new-token-title\">\
-                 <h3 id=\"new-token-title\">Your new token</h3>\
-                 <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
-                 <div class=\"copy\"><input id=\"new-token\" readonly value=\"{}\" aria-label=\"New token\">\
-                 <button type=\"button\" id=\"copy\" data-copy=\"new-token\">Copy</button></div></section>",
-                escape(&secret)
-            );
+    match shown {
+        Ok(new_tokens) => {
+            for (i, secret) in new_tokens.iter().enumerate() {
+                // The first keeps the plain ids; tokens made in two tabs get numbered ones.
+                let suffix = if i == 0 {
+                    String::new()
+                } else {
+                    format!("-{}", i + 1)
+                };
+                let _ = write!(
+                    body,
+                    "<section class=\"card new-token\" aria-labelledby=\"new-token-title{suffix}\">\
+                     <h3 id=\"new-token-title{suffix}\">Your new token</h3>\
+                     <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
+                     <div class=\"copy\"><input id=\"new-token{suffix}\" readonly value=\"{}\" aria-label=\"New token\">\
+                     <button type=\"button\" id=\"copy{suffix}\" data-copy=\"new-token{suffix}\">Copy</button></div></section>",
+                    escape(secret)
+                );
+            }
         }
-        Some(Err(problem)) => {
+        Err(problem) => {
             let _ = write!(
                 body,
                 "<p class=\"problem\" role=\"alert\">{}</p>",
                 escape(&problem)
             );
         }
-        None => {}
     }
     if user.plan == Plan::Free {
         body.push_str(
@@ -594,6 +670,20 @@ fn session_cookie(app: &App) -> &'static str {
     } else {
         SESSION_COOKIE
     }
+}
+
+/// The sign-in form's CSRF cookie: `__Host-` prefixed over https too (which needs `Path=/`), so
+/// that a sibling subdomain cannot plant a second one and make every sign-in "expire".
+fn login_csrf_cookie(app: &App) -> &'static str {
+    if is_https(app) {
+        HOST_LOGIN_CSRF_COOKIE
+    } else {
+        LOGIN_CSRF_COOKIE
+    }
+}
+
+fn login_csrf_path(app: &App) -> &'static str {
+    if is_https(app) { "/" } else { "/login" }
 }
 
 fn cookie(app: &App, name: &str, value: &str, path: &str, max_age: u64) -> String {

@@ -228,6 +228,23 @@ fn arrays_and_the_labels_of_a_space_are_capped() {
         .post(&path, &team.owner, &json!({"name": "one more"}))
         .assert_error(409, "conflict");
     assert_eq!(error["field"], "name");
+    // A task holds at most 50 labels, however they are added.
+    let full: Vec<String> = (0..50).map(|i| format!("label 0-{i}")).collect();
+    let crowded = team.server.create(
+        "/api/tasks",
+        &team.owner,
+        &json!({"projectId": team.project, "title": "crowded", "labels": full}),
+    );
+    let crowded_path = format!("/api/tasks/{}/labels", crowded["id"].as_str().unwrap());
+    let error = team
+        .server
+        .post(&crowded_path, &team.owner, &json!({"name": "label 1-0"}))
+        .assert_error(409, "conflict");
+    assert_eq!(error["field"], "name");
+    let again = team
+        .server
+        .post(&crowded_path, &team.owner, &json!({"name": "label 0-7"}));
+    assert_eq!(again.status, 200, "one it already has is still fine");
     // An existing label, by name in any case, is still found.
     let found = team
         .server

@@ -137,7 +137,7 @@ fn slow_bodies_are_cut_at_the_deadline_and_cannot_crowd_out_other_clients() {
         "a normal client waited {:?}",
         before.elapsed()
     );
-    let (mut timed_out, mut refused) = (0, 0);
+    let (mut timed_out, mut refused, mut closed) = (0, 0, 0);
     for handle in slow {
         let (answer, closed_after) = handle.join().unwrap();
         if answer.starts_with("HTTP/1.1 408") {
@@ -151,10 +151,16 @@ fn slow_bodies_are_cut_at_the_deadline_and_cannot_crowd_out_other_clients() {
             assert!(answer.contains("\"code\":\"rate_limited\""), "{answer}");
             refused += 1;
         } else {
-            panic!("a slow body got {answer:?}");
+            // Past 64 refusals being answered at once, an over-limit connection is closed
+            // without an answer, so that refusing cannot use up descriptors.
+            assert_eq!(answer, "", "a slow body got {answer:?}");
+            assert!(closed_after < Duration::from_secs(2), "closed after {closed_after:?}");
+            closed += 1;
         }
     }
-    assert_eq!((timed_out, refused), (64, 136));
+    assert_eq!(timed_out, 64, "every admitted slow body was cut at the deadline");
+    assert_eq!(refused + closed, 136, "every connection past 64 was refused");
+    assert!(refused >= 64, "only {refused} refusals were answered 429");
 }
 
 /// A body that keeps coming, but slower than `body_min_bytes_per_sec`, is cut after the grace.
@@ -357,4 +363,46 @@ fn the_old_proxy_switch_is_refused_with_its_replacement_named() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("server.trusted_proxies"), "{stderr}");
+}
+
+/// Behind a trusted proxy every client shares the proxy's connections, so the per-address cap
+/// applies to each forwarded client's requests in flight instead.
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_cap_on_requests_in_flight() {
+    let env = Env::new();
+    let server = env.serve_with_config(
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\nmax_connections_per_ip = 2\nbody_read_timeout_secs = 3\n",
+    );
+    let slow_body = |client: &str| {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let head = format!(
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+    };
+    let held: Vec<TcpStream> = (0..2).map(|_| slow_body("198.51.100.7")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let headers = [("X-Forwarded-For", "198.51.100.7")];
+    let third = server.try_raw("GET", "/healthz", &headers, b"").unwrap();
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.header("retry-after"), Some("1"));
+    let someone_else = [("X-Forwarded-For", "198.51.100.8")];
+    assert_eq!(
+        server.raw("GET", "/healthz", &someone_else, b"").status,
+        200
+    );
+    // The proxy itself is not capped: many connections from it are fine.
+    let from_proxy: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    assert_eq!(server.request("GET", "/healthz", None, None).status, 200);
+    drop(from_proxy);
+    // Once the slow ones are cut (408), the client has its places back.
+    for mut stream in held {
+        let answer = wait_for_close(&mut stream, Duration::from_secs(10)).unwrap();
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"));
+    }
+    assert_eq!(server.raw("GET", "/healthz", &headers, b"").status, 200);
 }

@@ -718,3 +718,34 @@ fn a_user_cannot_hold_more_than_the_active_token_cap() {
     let listed: Value = serde_json::from_str(&env.cli_ok(&["token", "list", "--json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 4);
 }
+
+/// Two tokens made before the page is viewed (two tabs) are both shown, once.
+#[test]
+fn tokens_made_in_two_tabs_are_both_shown_once() {
+    let (_env, server) = ann_with_a_password();
+    let mut browser = Browser::new(&server);
+    browser.sign_in("ann@example.com", PASSWORD);
+    let (_, csrf) = browser.settings();
+    for name in ["first tab", "second tab"] {
+        let created = browser.post(
+            "/settings/security/tokens",
+            &[("csrf", &csrf), ("name", name), ("expiry", "never")],
+        );
+        assert_eq!(created.status, 303);
+    }
+    let (page, _) = browser.settings();
+    let first = new_token_on(&page.body).unwrap();
+    let second = page
+        .body
+        .split("id=\"new-token-2\" readonly value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second);
+    for token in [&first, &second] {
+        assert_eq!(server.get("/api/me", token).status, 200);
+    }
+    let (again, _) = browser.settings();
+    assert!(!again.body.contains(&first[8..]) && !again.body.contains(&second[8..]));
+}

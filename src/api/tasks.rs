@@ -418,6 +418,10 @@ pub fn add_assignee(
             "userId",
             std::slice::from_ref(&user_id),
         )?;
+        let assignees = &visible.task.assignees;
+        if assignees.len() >= validate::MAX_ASSIGNEES && !assignees.contains(&user_id) {
+            return Err(full("userId", "assignees", validate::MAX_ASSIGNEES));
+        }
         tasks::add_assignee(tx, task_id, &user_id)
     })
 }
@@ -494,6 +498,15 @@ pub fn add_label(
             }
             (None, None) => unreachable!("checked above"),
         };
+        let labels = &visible.task.labels;
+        if labels.len() >= validate::MAX_LABELS && !labels.iter().any(|l| l.id == label.id) {
+            let field = if label_id.is_some() {
+                "labelId"
+            } else {
+                "name"
+            };
+            return Err(full(field, "labels", validate::MAX_LABELS));
+        }
         tasks::add_label(tx, task_id, &label.id)
     })
 }
@@ -583,6 +596,15 @@ fn visible_task(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<Vis
 
 fn reload(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<Task, Error> {
     Ok(visible_task(tx, principal, task_id)?.task)
+}
+
+/// A task already holding the most it may of `what` (the same cap as the arrays of its body, so
+/// that a task read back can always be written back).
+fn full(field: &str, what: &str, max: usize) -> Error {
+    Error::Conflict {
+        field: Some(field.to_string()),
+        message: format!("this task already has {max} {what}, the most it can hold"),
+    }
 }
 
 fn not_a_status() -> Error {
