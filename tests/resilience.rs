@@ -154,12 +154,22 @@ fn slow_bodies_are_cut_at_the_deadline_and_cannot_crowd_out_other_clients() {
             // Past 64 refusals being answered at once, an over-limit connection is closed
             // without an answer, so that refusing cannot use up descriptors.
             assert_eq!(answer, "", "a slow body got {answer:?}");
-            assert!(closed_after < Duration::from_secs(2), "closed after {closed_after:?}");
+            assert!(
+                closed_after < Duration::from_secs(2),
+                "closed after {closed_after:?}"
+            );
             closed += 1;
         }
     }
-    assert_eq!(timed_out, 64, "every admitted slow body was cut at the deadline");
-    assert_eq!(refused + closed, 136, "every connection past 64 was refused");
+    assert_eq!(
+        timed_out, 64,
+        "every admitted slow body was cut at the deadline"
+    );
+    assert_eq!(
+        refused + closed,
+        136,
+        "every connection past 64 was refused"
+    );
     assert!(refused >= 64, "only {refused} refusals were answered 429");
 }
 
