@@ -25,7 +25,12 @@ code { background: var(--card); padding: .1em .3em; border-radius: 4px; overflow
 pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; overflow-x: auto; }
 pre code { background: none; padding: 0; }
 nav ul { columns: 2 16rem; padding-left: 1.2rem; }
-.op { border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 1rem 0; }
+.op { border: 1px solid var(--line); border-radius: 8px; padding: .5rem 1rem; margin: .5rem 0; }
+.op h3 a { color: inherit; text-decoration: none; display: flex; flex-wrap: wrap; gap: .5rem; align-items: baseline; }
+.op h3 a::before { content: '▸'; color: var(--muted); } .op:target h3 a::before { content: '▾'; }
+/* Folded to its title line until linked to (#createTask), or all at once with #all: no script. */
+.op .more { display: none; } .op:target .more, body:has(#all:target) .op .more { display: block; }
+.index { padding-left: 1.2rem; margin: .25rem 0 .75rem; }
 .method { font: 700 .8rem ui-monospace, monospace; padding: .15rem .45rem; border-radius: 4px; color: #fff;
           text-transform: uppercase; }
 .get { background: #1a7f37; } .post { background: #0969da; } .patch { background: #9a6700; }
@@ -61,40 +66,70 @@ pub fn render(document: &Value) -> String {
     }
     html.push_str(GETTING_STARTED);
 
+    // One group per tag, in the document's order of tags: each resource once, with its
+    // endpoints listed first and each endpoint folded until opened (or linked to).
     let operations = operations(document);
-    html.push_str("<nav><h2 id=\"endpoints\">Endpoints</h2><ul>");
-    for (path, method, operation) in &operations {
+    let tags: Vec<&str> = document["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| tag["name"].as_str())
+        .collect();
+    html.push_str(
+        "<nav><h2 id=\"endpoints\">Endpoints</h2><p class=\"muted\">Each endpoint is folded to its title: \
+         follow it to unfold it, or <a id=\"all\" href=\"#all\">unfold them all</a>.</p><ul>",
+    );
+    for tag in &tags {
         let _ = write!(
             html,
-            "<li><a href=\"#{}\"><code>{} {}</code></a> {}</li>",
-            escape(operation["operationId"].as_str().unwrap_or("")),
-            method.to_uppercase(),
-            escape(path),
-            escape(operation["summary"].as_str().unwrap_or(""))
+            "<li><a href=\"#tag-{}\">{}</a></li>",
+            slug(tag),
+            escape(tag)
         );
     }
     html.push_str("</ul></nav>");
-
-    let mut current_tag = "";
-    for (path, method, operation) in &operations {
-        let tag = operation["tags"][0].as_str().unwrap_or("");
-        if tag != current_tag {
-            let _ = write!(html, "<h2>{}</h2>", escape(tag));
-            current_tag = tag;
+    for tag in &tags {
+        let _ = write!(
+            html,
+            "<h2 id=\"tag-{}\">{}</h2><ul class=\"index\">",
+            slug(tag),
+            escape(tag)
+        );
+        let in_tag: Vec<_> = operations
+            .iter()
+            .filter(|(_, _, operation)| operation["tags"][0] == *tag)
+            .collect();
+        for (path, method, operation) in &in_tag {
+            let _ = write!(
+                html,
+                "<li><a href=\"#{}\"><code>{} {}</code></a> {}</li>",
+                escape(operation["operationId"].as_str().unwrap_or("")),
+                method.to_uppercase(),
+                escape(path),
+                escape(operation["summary"].as_str().unwrap_or(""))
+            );
         }
-        render_operation(&mut html, document, path, method, operation);
+        html.push_str("</ul>");
+        for (path, method, operation) in in_tag {
+            render_operation(&mut html, document, path, method, operation);
+        }
     }
 
     html.push_str("<h2 id=\"objects\">Objects</h2>");
     for name in [
         "Space", "Member", "Project", "Status", "Task", "LabelRef", "Label", "Error",
     ] {
-        let _ = write!(html, "<h3 id=\"object-{name}\">{name}</h3>");
+        let _ = write!(
+            html,
+            "<section class=\"op\" id=\"object-{name}\"><h3><a href=\"#object-{name}\">{name}</a></h3>\
+             <div class=\"more\">"
+        );
         fields_table(
             &mut html,
             document,
             &document["components"]["schemas"][name],
         );
+        html.push_str("</div></section>");
     }
     html.push_str("</main></body></html>");
     html
@@ -124,11 +159,21 @@ request on.</p>\
 <tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads</td></tr>\
 <tr><td>404</td><td><code>not_found</code></td><td>no such route or resource, or one you cannot see</td></tr>\
 <tr><td>405</td><td><code>method_not_allowed</code></td><td>with an <code>Allow</code> header</td></tr>\
-<tr><td>409</td><td><code>conflict</code></td><td>slug taken</td></tr>\
+<tr><td>408</td><td><code>request_timeout</code></td><td>the body arrived too slowly (the connection is closed)</td></tr>\
+<tr><td>409</td><td><code>conflict</code></td><td>slug taken; a space full of labels; a task full of labels or assignees</td></tr>\
 <tr><td>413</td><td><code>payload_too_large</code></td><td>body over the limit (1 MiB by default)</td></tr>\
 <tr><td>415</td><td><code>unsupported_media_type</code></td><td>a body without <code>Content-Type: application/json</code></td></tr>\
-<tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit</td></tr>\
+<tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit, too many refused tokens, or too many open connections from your address</td></tr>\
 <tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div>";
+
+/// A tag as an anchor: lower-case words joined by `-`.
+fn slug(tag: &str) -> String {
+    tag.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join("-")
+}
 
 fn operations(document: &Value) -> Vec<(String, String, Value)> {
     let mut operations = Vec::new();
@@ -150,8 +195,8 @@ fn render_operation(
     let id = operation["operationId"].as_str().unwrap_or("");
     let _ = write!(
         html,
-        "<section class=\"op\" id=\"{}\"><h3><span class=\"method {method}\">{method}</span><code>{}</code>\
-         <span>{}</span></h3><p>{}</p>",
+        "<section class=\"op\" id=\"{0}\"><h3><a href=\"#{0}\"><span class=\"method {method}\">{method}</span>\
+         <code>{1}</code> <span>{2}</span></a></h3><div class=\"more\"><p>{3}</p>",
         escape(id),
         escape(path),
         escape(operation["summary"].as_str().unwrap_or("")),
@@ -184,20 +229,20 @@ fn render_operation(
         html.push_str("<p><strong>Body</strong> (JSON; unknown fields are refused)</p>");
         fields_table(html, document, &body["schema"]);
     }
-    html.push_str("<p><strong>Responses</strong></p><ul>");
+    html.push_str("<p><strong>Responses</strong></p><div class=\"table\"><table>");
     for (status, response) in operation["responses"].as_object().into_iter().flatten() {
         let response = resolve(document, response);
         let _ = write!(
             html,
-            "<li><code>{}</code> {}</li>",
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
             escape(status),
             inline_markdown(response["description"].as_str().unwrap_or(""))
         );
     }
-    html.push_str("</ul>");
+    html.push_str("</table></div>");
     let _ = write!(
         html,
-        "<pre><code>{}</code></pre></section>",
+        "<pre><code>{}</code></pre></div></section>",
         escape(&curl_example(path, method, operation))
     );
 }
@@ -252,12 +297,8 @@ fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
 
 fn fields_table(html: &mut String, document: &Value, schema: &Value) {
     let schema = resolve(document, schema);
-    if let Some(alternatives) = schema["oneOf"].as_array() {
-        html.push_str("<p>One of:</p>");
-        for alternative in alternatives {
-            fields_table(html, document, alternative);
-        }
-        return;
+    if let Some(description) = schema["description"].as_str() {
+        let _ = write!(html, "<p>{}</p>", inline_markdown(description));
     }
     let required: Vec<&str> = schema["required"]
         .as_array()
@@ -292,8 +333,9 @@ fn type_of(schema: &Value) -> String {
         let name = reference.rsplit('/').next().unwrap_or("");
         return format!("<a href=\"#object-{0}\">{0}</a>", escape(name));
     }
-    if let Some(all) = schema["allOf"].as_array().and_then(|a| a.first()) {
-        return type_of(all);
+    if let Some(any) = schema["anyOf"].as_array() {
+        let kinds: Vec<String> = any.iter().map(type_of).collect();
+        return kinds.join(" or ");
     }
     if let Some(values) = schema["enum"].as_array() {
         let values: Vec<String> = values
@@ -394,6 +436,33 @@ mod tests {
             "no external styles"
         );
         assert!(html.contains("name=\"viewport\""), "readable on a phone");
+    }
+
+    #[test]
+    fn each_tag_is_one_section_in_the_documents_order_and_gets_list_only_their_responses() {
+        let document = crate::openapi::document();
+        let html = render(&document);
+        let mut at = 0;
+        for tag in document["tags"].as_array().unwrap() {
+            let heading = format!(">{}</h2>", escape(tag["name"].as_str().unwrap()));
+            assert_eq!(html.matches(&heading).count(), 1, "{heading} once");
+            let found = html.find(&heading).unwrap();
+            assert!(found > at, "{heading} in the document's order");
+            at = found;
+        }
+        let get_task = &html[html.find("id=\"getTask\"").unwrap()..];
+        let get_task = &get_task[..get_task.find("</section>").unwrap()];
+        assert!(
+            !get_task.contains("Malformed body"),
+            "a GET has no body to be malformed"
+        );
+        assert!(
+            !get_task.contains("insufficient_scope"),
+            "a GET needs no write scope"
+        );
+        assert!(get_task.contains("invalid_query"));
+        let create_task = &html[html.find("id=\"createTask\"").unwrap()..];
+        assert!(create_task[..create_task.find("</section>").unwrap()].contains("Malformed body"));
     }
 
     #[test]

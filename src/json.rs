@@ -332,10 +332,44 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn required(&self, name: &str) -> Result<&str, Error> {
-        self.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+    /// An id parameter: absent, or a UUID (an empty or malformed one is `invalid_query`, as the
+    /// document's `format: uuid` says; an id that names nothing the caller can see is a 404 later).
+    pub fn id(&self, name: &str) -> Result<Option<&str>, Error> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(value) if uuid::Uuid::try_parse(value).is_ok() => Ok(Some(value)),
+            Some(_) => Err(Error::invalid_query(
+                name,
+                format!("`{name}` must be an id (a UUID)"),
+            )),
+        }
+    }
+
+    /// A required id parameter.
+    pub fn required_id(&self, name: &str) -> Result<&str, Error> {
+        self.id(name)?.ok_or_else(|| {
             Error::invalid_query(name, format!("the query parameter `{name}` is required"))
         })
+    }
+
+    /// A boolean parameter: absent, `true` or `false` (anything else, an empty value included,
+    /// is `invalid_query`).
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, Error> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(Error::invalid_query(
+                name,
+                format!("`{name}` must be true or false"),
+            )),
+        }
+    }
+
+    /// A parameter that is not free text: an empty value is given, not absent (and so it is
+    /// refused by whatever checks the value).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.raw(name)
     }
 
     /// `limit`: default 50, 1 to 200.

@@ -156,9 +156,10 @@ fn schemas() -> Value {
         ),
         "NewProject": object(&["spaceId", "name", "slug"], json!({
             "spaceId": id("the space to create the project in"), "name": name(MAX_NAME_CHARS),
-            "slug": { "allOf": [slug()], "description": "unique within the space" },
+            "slug": { "type": "string", "pattern": "^[a-z0-9-]{3,50}$",
+                      "description": "3-50 characters of a-z, 0-9 and -; unique within the space" },
             "description": nullable(description()),
-            "defaultView": { "type": "string", "enum": View::ALL, "default": "kanban" },
+            "defaultView": { "type": "string", "enum": View::ALL, "description": "`kanban` when not given" },
             "color": nullable(color()),
         })),
         "ProjectPatch": object(&[], json!({
@@ -190,18 +191,27 @@ fn schemas() -> Value {
         "NewTask": object(&["projectId", "title"], task_fields(true)),
         "TaskPatch": object(&[], task_fields(false)),
         "AssigneeBody": object(&["userId"], json!({ "userId": id("a member of the task's space") })),
+        // Plain objects, not `oneOf` unions: generators turn those into unions of empty-looking
+        // models. Each field given names a label; at least one must be.
         "LabelBody": {
-            "oneOf": [
-                object(&["labelId"], json!({ "labelId": id("a label of the task's space") })),
-                object(&["name"], json!({ "name": name(100), "color": color() })),
-            ],
-            "description": "a label by id, or by name: found case-insensitively in the space, or created with `color`",
+            "type": "object", "additionalProperties": false, "minProperties": 1,
+            "dependentRequired": { "color": ["name"] },
+            "properties": {
+                "labelId": id("a label of the task's space"),
+                "name": name(100),
+                "color": color(),
+            },
+            "description": "a label by `labelId` and/or by `name` (found case-insensitively in the space, or \
+                            created with `color`); each names a label to add, and `color` goes only with `name`",
         },
         "LabelDeleteBody": {
-            "oneOf": [
-                object(&["labelId"], json!({ "labelId": { "type": "string" } })),
-                object(&["name"], json!({ "name": { "type": "string" } })),
-            ],
+            "type": "object", "additionalProperties": false, "minProperties": 1,
+            "properties": {
+                "labelId": id("a label of the task's space"),
+                "name": { "type": "string", "minLength": 1, "pattern": "\\S",
+                          "description": "a label's name, compared case-insensitively" },
+            },
+            "description": "`labelId` and/or `name`: each names a label to remove",
         },
     })
 }
@@ -215,7 +225,8 @@ fn task_fields(for_create: bool) -> Value {
         "title": text(MAX_TITLE_CHARS),
         "description": nullable(description),
         "statusId": id("a status of the task's project (default on create: its first todo status)"),
-        "priority": { "type": "string", "enum": Priority::ALL, "default": "none" },
+        "priority": { "type": "string", "enum": Priority::ALL,
+                      "description": if for_create { "`none` when not given" } else { "absent: unchanged" } },
         "dueDate": nullable(date()),
         "startDate": nullable(json!({ "type": "string", "format": "date", "description": "not after dueDate" })),
         "position": { "type": "number", "description": "default on create: the end of the project's order" },
@@ -236,54 +247,35 @@ fn task_fields(for_create: bool) -> Value {
     fields
 }
 
-fn header(description: &str, schema: Value) -> Value {
-    json!({ "description": description, "schema": schema })
+/// A response header, inline rather than a `$ref`: generators read `required` only there, and
+/// a header that some responses lack (`Link` on the last page) must not be typed as always there.
+fn header(description: &str, schema: Value, required: bool) -> Value {
+    json!({ "description": description, "schema": schema, "required": required })
 }
 
-fn headers() -> Value {
+/// The rate-limit headers: on every answer to an authenticated token (`required`), and on an
+/// error only when the token got that far.
+fn rate_limit_headers(required: bool) -> Value {
+    let integer = || json!({ "type": "integer" });
+    let string = || json!({ "type": "string" });
     json!({
-        "X-RateLimit-Limit": header("requests allowed per token in any sliding 60-second window", json!({ "type": "integer" })),
-        "X-RateLimit-Remaining": header("requests left in the window after this one", json!({ "type": "integer" })),
-        "X-RateLimit-Reset": header("Unix time (seconds) when the next slot frees", json!({ "type": "integer" })),
-        "RateLimit-Policy": header("IETF draft: `\"default\";q=<limit>;w=60`", json!({ "type": "string" })),
-        "RateLimit": header("IETF draft: `\"default\";r=<remaining>;t=<seconds until a slot frees>`", json!({ "type": "string" })),
-        "Retry-After": header("whole seconds (at least 1) after which a request will be accepted", json!({ "type": "integer", "minimum": 1 })),
-        "WWW-Authenticate": header("always `Bearer`", json!({ "const": "Bearer" })),
-        "Location": header("URL of the created resource", json!({ "type": "string", "format": "uri-reference" })),
-        "Link": header("`<URL of the next page>; rel=\"next\"`, only when more items exist", json!({ "type": "string" })),
+        "X-RateLimit-Limit": header("requests allowed per token in any sliding 60-second window", integer(), required),
+        "X-RateLimit-Remaining": header("requests left in the window after this one", integer(), required),
+        "X-RateLimit-Reset": header("Unix time (seconds) when the next slot frees", integer(), required),
+        "RateLimit-Policy": header("IETF draft: `\"default\";q=<limit>;w=60`", string(), required),
+        "RateLimit": header("IETF draft: `\"default\";r=<remaining>;t=<seconds until a slot frees>`", string(), required),
     })
-}
-
-fn rate_limit_headers() -> Value {
-    let names = [
-        "X-RateLimit-Limit",
-        "X-RateLimit-Remaining",
-        "X-RateLimit-Reset",
-        "RateLimit-Policy",
-        "RateLimit",
-    ];
-    Value::Object(
-        names
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    json!({ "$ref": format!("#/components/headers/{n}") }),
-                )
-            })
-            .collect(),
-    )
 }
 
 fn error_response(
     description: &str,
     example_code: &str,
     example_message: &str,
-    extra_headers: &[&str],
+    extra_headers: Value,
 ) -> Value {
-    let mut headers = rate_limit_headers();
-    for name in extra_headers {
-        headers[*name] = json!({ "$ref": format!("#/components/headers/{name}") });
+    let mut headers = rate_limit_headers(false);
+    for (name, header) in extra_headers.as_object().into_iter().flatten() {
+        headers[name] = header.clone();
     }
     json!({
         "description": description,
@@ -300,37 +292,46 @@ fn responses() -> Value {
         "BadRequest": error_response(
             "Malformed body (`invalid_json`), a field out of its rules (`validation_failed`, with `field`), \
              an unknown field (`unknown_field`) or a bad query parameter (`invalid_query`).",
-            "validation_failed", "`title` must not be empty", &[]),
+            "validation_failed", "`title` must not be empty", json!({})),
         "Unauthorized": {
             "description": "Missing, malformed, unknown, revoked or expired token.",
-            "headers": { "WWW-Authenticate": { "$ref": "#/components/headers/WWW-Authenticate" } },
+            "headers": { "WWW-Authenticate": header("always `Bearer`", json!({ "const": "Bearer" }), true) },
             "content": { "application/json": { "schema": reference("Error"),
                 "example": { "error": "this token has been revoked", "code": "unauthorized" } } },
         },
+        "BadQuery": error_response(
+            "A query parameter that is unknown or out of its rules (`invalid_query`, with `field`).",
+            "invalid_query", "`limit` must be a whole number from 1 to 200", json!({})),
+        "PlanRequired": error_response(
+            "`plan_required`: the token's user is on the free plan.",
+            "plan_required", "API access requires a Pro or Team plan; this account is on the free plan", json!({})),
         "Forbidden": error_response(
             "`plan_required` (the token's user is on the free plan), `insufficient_scope` (a read-only token \
              on a non-GET request) or `forbidden` (your role in the space only allows reading).",
-            "forbidden", "your role in this space (viewer) only allows reading", &[]),
+            "forbidden", "your role in this space (viewer) only allows reading", json!({})),
         "NotFound": error_response(
             "No such resource, or one in a space you are not a member of: the two are never told apart.",
-            "not_found", "not found", &[]),
+            "not_found", "not found", json!({})),
         "Conflict": error_response("A uniqueness clash (the slug is taken), or a limit reached (a space already \
-            holds 1,000 labels, so a new label name is refused).", "conflict", "the slug \"acme\" is taken", &[]),
+            holds 1,000 labels, so a new label name is refused).", "conflict", "the slug \"acme\" is taken", json!({})),
         "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",
-            "payload_too_large", "request body is larger than the limit of 1048576 bytes", &[]),
+            "payload_too_large", "request body is larger than the limit of 1048576 bytes", json!({})),
         "RequestTimeout": {
             "description": "The body did not all arrive within `server.body_read_timeout_secs` (30 s by default), or \
                             arrived slower than `server.body_min_bytes_per_sec` on average after its first 5 s. \
                             The connection is closed.",
-            "headers": { "Connection": { "description": "`close`", "schema": { "type": "string", "enum": ["close"] } } },
+            "headers": { "Connection": header("`close`", json!({ "const": "close" }), true) },
             "content": { "application/json": { "schema": reference("Error"),
                 "example": { "error": "the request body did not arrive in time (too slow, or shorter than announced)",
                              "code": "request_timeout" } } },
         },
         "UnsupportedMediaType": error_response("A body sent without `Content-Type: application/json`.",
-            "unsupported_media_type", "request body must be JSON, sent with Content-Type: application/json", &[]),
+            "unsupported_media_type", "request body must be JSON, sent with Content-Type: application/json", json!({})),
         "RateLimited": error_response("Over the token's rate limit, or too many refused tokens from your address; retry after `Retry-After` seconds.",
-            "rate_limited", "rate limit exceeded; retry in 12 s", &["Retry-After"]),
+            "rate_limited", "rate limit exceeded; retry in 12 s", json!({
+                "Retry-After": header("whole seconds (at least 1) after which a request will be accepted",
+                    json!({ "type": "integer", "minimum": 1 }), true),
+            })),
         "Unavailable": {
             "description": "The request ran past the server's deadline (`server.request_timeout_secs`); try again.",
             "content": { "application/json": { "schema": reference("Error"),
@@ -367,8 +368,8 @@ fn paging() -> Vec<Value> {
         query_parameter(
             "limit",
             false,
-            json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT }),
-            "items per page",
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }),
+            &format!("items per page ({DEFAULT_LIMIT} when not given)"),
         ),
         query_parameter(
             "cursor",
@@ -384,7 +385,7 @@ fn space_id_parameter() -> Value {
     let mut parameter = query_parameter(
         "spaceId",
         true,
-        json!({ "type": "string", "minLength": 1 }),
+        json!({ "type": "string", "format": "uuid" }),
         "the space",
     );
     parameter["example"] = json!(SPACE_ID);
@@ -392,12 +393,12 @@ fn space_id_parameter() -> Value {
 }
 
 fn path_id(example: &str) -> Value {
-    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "the id",
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" }, "description": "the id",
             "example": example })
 }
 
 fn ok(description: &str, schema: Value, example: Value) -> Value {
-    json!({ "description": description, "headers": rate_limit_headers(),
+    json!({ "description": description, "headers": rate_limit_headers(true),
             "content": { "application/json": { "schema": schema, "example": example } } })
 }
 
@@ -407,13 +408,33 @@ fn list(description: &str, item: &str, example: Value) -> Value {
         json!({ "type": "array", "items": reference(item) }),
         json!([example]),
     );
-    response["headers"]["Link"] = json!({ "$ref": "#/components/headers/Link" });
+    response["headers"]["Link"] = header(
+        "`<URL of the next page>; rel=\"next\"`, only when more items exist",
+        json!({ "type": "string" }),
+        false,
+    );
+    response["headers"]["Next-Cursor"] = header(
+        "the next page's `cursor`, only when more items exist (the same as in `Link`)",
+        json!({ "type": "string" }),
+        false,
+    );
     response
 }
 
 fn created(description: &str, item: &str, example: Value, links: Value) -> Value {
     let mut response = ok(description, reference(item), example);
-    response["headers"]["Location"] = json!({ "$ref": "#/components/headers/Location" });
+    response["headers"]["Location"] = header(
+        "URL of the created resource",
+        json!({ "type": "string", "format": "uri-reference" }),
+        true,
+    );
+    response["links"] = links;
+    response
+}
+
+/// `response` with OpenAPI links (what to call next with what it returned: tools such as
+/// Schemathesis follow them).
+fn with_links(mut response: Value, links: Value) -> Value {
     response["links"] = links;
     response
 }
@@ -568,19 +589,21 @@ fn operations() -> Vec<Operation> {
             parameters: [
                 vec![
                     {
-                        let mut parameter = query_parameter("projectId", false, json!({ "type": "string" }),
+                        let mut parameter = query_parameter("projectId", false, json!({ "type": "string", "format": "uuid" }),
                             "tasks of this project (required unless `assigneeId` is given)");
                         parameter["example"] = json!(PROJECT_ID);
                         parameter
                     },
-                    query_parameter("statusId", false, json!({ "type": "string" }), "tasks in this status"),
-                    query_parameter("assigneeId", false, json!({ "type": "string" }), "tasks assigned to this user id, or `me`"),
-                    query_parameter("labelId", false, json!({ "type": "string" }), "tasks with this label"),
+                    query_parameter("statusId", false, json!({ "type": "string", "format": "uuid" }), "tasks in this status"),
+                    query_parameter("assigneeId", false,
+                        json!({ "anyOf": [{ "type": "string", "format": "uuid" }, { "type": "string", "enum": ["me"] }] }),
+                        "tasks assigned to this user id, or `me`"),
+                    query_parameter("labelId", false, json!({ "type": "string", "format": "uuid" }), "tasks with this label"),
                     query_parameter("priority", false, one_of(Priority::ALL), "tasks of this priority"),
-                    query_parameter("completed", false, json!({ "type": "string", "enum": ["true", "false"] }), "done (`completedAt` set) or not"),
+                    query_parameter("completed", false, json!({ "type": "boolean" }), "done (`completedAt` set) or not"),
                     query_parameter("dueBefore", false, date(), "due on or before this date"),
                     query_parameter("dueAfter", false, date(), "due on or after this date"),
-                    query_parameter("parentId", false, json!({ "type": "string" }), "subtasks of this task"),
+                    query_parameter("parentId", false, json!({ "type": "string", "format": "uuid" }), "subtasks of this task"),
                     query_parameter("updatedSince", false, json!({ "type": "string", "format": "date-time" }),
                         "changed at or after this RFC 3339 time (for incremental sync; deleted tasks are not reported)"),
                     query_parameter("q", false, json!({ "type": "string" }), "case-insensitive substring of the title"),
@@ -603,7 +626,11 @@ fn operations() -> Vec<Operation> {
                 "GetTask": link("getTask", "the new task"),
                 "UpdateTask": link("updateTask", "change it"),
                 "DeleteTask": link("deleteTask", "delete it"),
-                "AddTaskAssignee": link("addTaskAssignee", "assign someone"),
+                "AddTaskAssignee": {
+                    "operationId": "addTaskAssignee", "parameters": { "id": "$response.body#/id" },
+                    "requestBody": { "userId": "$response.body#/createdBy" },
+                    "description": "assign its creator (a member of its space)",
+                },
                 "AddTaskLabel": link("addTaskLabel", "label it"),
             }))),
             errors: &["400", "404", "409", "413", "415"],
@@ -634,7 +661,7 @@ fn operations() -> Vec<Operation> {
             summary: "Delete a task",
             description: "Deletes the task and all its subtasks.",
             parameters: vec![path_id(TASK_ID)], body: None,
-            success: ("204", json!({ "description": "Deleted.", "headers": rate_limit_headers() })),
+            success: ("204", json!({ "description": "Deleted.", "headers": rate_limit_headers(true) })),
             errors: &["400", "404"],
         },
         Operation {
@@ -643,14 +670,22 @@ fn operations() -> Vec<Operation> {
             description: "The user must be a member of the task's space. Idempotent. Returns the task.",
             parameters: vec![path_id(TASK_ID)],
             body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
-            success: ("200", task_ok("The task.")),
+            success: ("200", with_links(task_ok("The task."), json!({
+                "RemoveTaskAssignee": {
+                    "operationId": "removeTaskAssignee",
+                    "parameters": { "id": "$response.body#/id" },
+                    "requestBody": { "userId": "$response.body#/assignees/0" },
+                    "description": "unassign the first assignee again",
+                },
+            }))),
             errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "delete", path: "/api/tasks/{id}/assignees", id: "removeTaskAssignee", tag: "Assignees and labels", auth: true,
             summary: "Unassign a user",
-            description: "`userId` in the body or the query (in both, the values must agree). Idempotent. Returns the task.",
-            parameters: vec![path_id(TASK_ID), query_parameter("userId", false, json!({ "type": "string" }), "instead of a body")],
+            description: "`userId` in the query, in a JSON body, or both: each names a user to unassign, and at least \
+                          one must be given. Idempotent. Returns the task.",
+            parameters: vec![path_id(TASK_ID), query_parameter("userId", false, json!({ "type": "string", "format": "uuid" }), "when there is no body")],
             body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
             success: ("200", task_ok("The task.")),
             errors: &["400", "404", "413", "415"],
@@ -658,22 +693,30 @@ fn operations() -> Vec<Operation> {
         Operation {
             method: "post", path: "/api/tasks/{id}/labels", id: "addTaskLabel", tag: "Assignees and labels", auth: true,
             summary: "Add a label",
-            description: "By `labelId`, or by `name`: the space's label is found case-insensitively, or created with `color`. \
-                          Idempotent. Returns the task.",
+            description: "By `labelId` and/or by `name`: the space's label is found case-insensitively, or created \
+                          with `color`. Idempotent. Returns the task.",
             parameters: vec![path_id(TASK_ID)],
             body: Some((reference("LabelBody"), json!({ "name": "Urgent", "color": "#ef4444" }))),
-            success: ("200", task_ok("The task.")),
+            success: ("200", with_links(task_ok("The task."), json!({
+                "RemoveTaskLabel": {
+                    "operationId": "removeTaskLabel",
+                    "parameters": { "id": "$response.body#/id" },
+                    "requestBody": { "labelId": "$response.body#/labels/0/id" },
+                    "description": "remove the first label again",
+                },
+            }))),
             errors: &["400", "404", "409", "413", "415"],
         },
         Operation {
             method: "delete", path: "/api/tasks/{id}/labels", id: "removeTaskLabel", tag: "Assignees and labels", auth: true,
             summary: "Remove a label",
-            description: "Exactly one of `labelId` or `name` (case-insensitive), in the body or the query (in both, the \
-                          values must agree). Idempotent. Returns the task.",
+            description: "`labelId` and `name` (case-insensitive), in the query, in a JSON body, or both: each \
+                          names a label to remove, and at least one must be given. Idempotent. Returns the task.",
             parameters: vec![
                 path_id(TASK_ID),
-                query_parameter("labelId", false, json!({ "type": "string" }), "instead of a body"),
-                query_parameter("name", false, json!({ "type": "string" }), "instead of a body; case-insensitive"),
+                query_parameter("labelId", false, json!({ "type": "string", "format": "uuid" }), "when there is no body"),
+                query_parameter("name", false, json!({ "type": "string", "minLength": 1, "pattern": "\\S" }),
+                    "when there is no body; case-insensitive"),
             ],
             body: Some((reference("LabelDeleteBody"), json!({ "name": "urgent" }))),
             success: ("200", task_ok("The task.")),
@@ -704,12 +747,15 @@ response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Rese
 `RateLimit`. Over the limit: 429 with `Retry-After`.
 
 **Errors.** `{\"error\": \"…\", \"code\": \"…\", \"field\": \"…\"}`; `field` only when one input field is at \
-fault. Unknown body fields and query parameters are refused; an empty text query parameter (`?q=`) \
-counts as not given. A resource in a space you are not a member of is \
+fault. Unknown body fields and query parameters are refused. A resource in a space you are not a member of is \
 404, exactly like one that does not exist. A method a path does not support is 405 with `Allow`.
 
 **Pagination.** Lists take `limit` (1-200, default 50) and `cursor`. When more items exist, the response has \
-`Link: <URL of the next page>; rel=\"next\"`. Order is stable and every item is returned exactly once.";
+`Link: <URL of the next page>; rel=\"next\"` and `Next-Cursor: <cursor>` (the same cursor, for clients that do not \
+parse links); the last page has neither. Order is stable and every item is returned exactly once.
+
+**Query parameters** are checked as typed: ids are UUIDs, booleans are `true` or `false`, and an empty value is a \
+value (`?completed=` is 400); only the free-text `q` treats empty as not given.";
 
 /// The whole document.
 pub fn document() -> Value {
@@ -722,6 +768,8 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         responses.insert(operation.success.0.to_string(), operation.success.1);
         let named = |status: &str| match status {
+            // A GET has no body to be malformed, and a read needs no scope or writing role.
+            "400" if operation.method == "get" => "BadQuery",
             "400" => "BadRequest",
             "404" => "NotFound",
             "409" => "Conflict",
@@ -745,7 +793,14 @@ pub fn document() -> Value {
         if operation.auth {
             for (status, name) in [
                 ("401", "Unauthorized"),
-                ("403", "Forbidden"),
+                (
+                    "403",
+                    if operation.method == "get" {
+                        "PlanRequired"
+                    } else {
+                        "Forbidden"
+                    },
+                ),
                 ("429", "RateLimited"),
             ] {
                 responses.insert(
@@ -808,7 +863,6 @@ pub fn document() -> Value {
                 "description": "A personal API token: `kt_` + 40 hex characters." } },
             "schemas": schemas(),
             "responses": responses(),
-            "headers": headers(),
         },
     })
 }

@@ -70,13 +70,32 @@ fn only_members_of_the_space_can_be_assigned() {
         .assert_error(400, "validation_failed");
     let both = format!("{path}?userId={}", team.owner_id);
     let body = json!({"userId": team.member_id}).to_string();
-    let disagree = team
+    // The query and a body together: each names a user to unassign.
+    for user in [&team.owner_id, &team.member_id] {
+        let added = team
+            .server
+            .post(&path, &team.owner, &json!({ "userId": user }));
+        assert_eq!(added.status, 200, "{}", added.body);
+    }
+    let unassigned = team
         .server
         .request("DELETE", &both, Some(&team.owner), Some(&body));
-    assert_eq!(
-        disagree.assert_error(400, "validation_failed")["field"],
-        "userId"
-    );
+    assert_eq!(unassigned.status, 200, "{}", unassigned.body);
+    assert_eq!(unassigned.json()["assignees"], json!([]));
+    for bad in [
+        json!({"userId": null}),
+        json!({"userId": 7}),
+        json!({"userId": "nobody"}),
+    ] {
+        let error = team
+            .server
+            .request("DELETE", &path, Some(&team.owner), Some(&bad.to_string()))
+            .assert_error(400, "validation_failed");
+        assert_eq!(error["field"], "userId", "{bad}");
+    }
+    team.server
+        .delete(&format!("{path}?userId=nobody"), &team.owner)
+        .assert_error(400, "invalid_query");
     let create = json!({"projectId": team.project, "title": "x", "assignees": [team.outsider_id]});
     let body = team
         .server

@@ -327,3 +327,45 @@ fn a_token_name_cannot_run_script_on_the_settings_page() {
         "no dialog after the revocation"
     );
 }
+
+/// Issue 17: `/developers` is one section per resource with its endpoints folded, not one long
+/// scroll (it was over 12,000 px); a link to an endpoint unfolds it.
+#[test]
+fn the_reference_page_is_short_and_opens_the_endpoint_a_link_names() {
+    let env = Env::new();
+    let server = env.serve();
+    let base = format!("http://{}", server.addr);
+    let browser = Driver::start();
+    browser.open(&format!("{base}/developers"));
+    browser.find("#endpoints");
+    let height = |browser: &Driver| {
+        browser
+            .session_call(
+                "POST",
+                "/execute/sync",
+                Some(
+                    json!({ "script": "return document.documentElement.scrollHeight", "args": [] }),
+                ),
+            )
+            .as_u64()
+            .unwrap()
+    };
+    let folded = height(&browser);
+    eprintln!("/developers is {folded} px tall");
+    assert!(folded < 6000, "{folded} px");
+    // A link to an endpoint opens its section.
+    browser.open(&format!("{base}/developers#createTask"));
+    browser.find("#createTask");
+    let open = browser.session_call(
+        "POST",
+        "/execute/sync",
+        Some(json!({ "script": "return getComputedStyle(document.querySelector('#createTask .more')).display", "args": [] })),
+    );
+    assert_eq!(open, json!("block"));
+    let other = browser.session_call(
+        "POST",
+        "/execute/sync",
+        Some(json!({ "script": "return getComputedStyle(document.querySelector('#getTask .more')).display", "args": [] })),
+    );
+    assert_eq!(other, json!("none"), "the others stay folded");
+}

@@ -75,6 +75,16 @@ pub fn check_response(method: &str, path_and_query: &str, response: &Response) {
                 response.body
             );
             let documented = contract.resolve(documented);
+            // Every header the document calls required is there; the others may be missing.
+            for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+                if contract.resolve(header)["required"] == true {
+                    assert!(
+                        response.header(name).is_some(),
+                        "{method} {documented_path} {} lacks its required header {name}",
+                        response.status
+                    );
+                }
+            }
             let content = documented["content"].as_object();
             match content {
                 None => {
@@ -166,6 +176,16 @@ fn a_response_that_breaks_the_document_is_caught() {
     };
     let caught = std::panic::catch_unwind(|| check_response("GET", "/healthz", &wrong));
     assert!(caught.is_err());
+    let without_location = Response {
+        status: 201,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: String::new(),
+    };
+    assert!(
+        std::panic::catch_unwind(|| check_response("POST", "/api/spaces", &without_location))
+            .is_err(),
+        "a required header missing is caught"
+    );
     let undocumented = Response {
         status: 418,
         headers: vec![],

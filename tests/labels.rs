@@ -252,3 +252,111 @@ fn arrays_and_the_labels_of_a_space_are_capped() {
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(found.json()["labels"][0]["name"], "label 3-7");
 }
+
+/// Issue 17: each `labelId` and `name` given, in the query or a JSON body, names a label to
+/// remove; a body field of the wrong type is 400 whatever else is given (Schemathesis found
+/// `{"name": null}` with `?labelId=` accepted); naming none is 400.
+#[test]
+fn removing_labels_takes_the_query_and_a_body_and_refuses_bad_types_either_way() {
+    let team = Team::new();
+    let task = team.task("t");
+    let task_path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+    let path = format!("{task_path}/labels");
+    let add = |name: &str| {
+        let added = team
+            .server
+            .post(&path, &team.owner, &json!({ "name": name }));
+        assert_eq!(added.status, 200, "{}", added.body);
+        added.json()["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let bug = add("bug");
+    let delete = |query: &str, body: Option<&str>| {
+        team.server
+            .request("DELETE", &format!("{path}{query}"), Some(&team.owner), body)
+    };
+    let with_id = format!("?labelId={bug}");
+    for (query, body, code, field) in [
+        (
+            with_id.as_str(),
+            Some(r#"{"name": null}"#),
+            "validation_failed",
+            "name",
+        ),
+        (
+            with_id.as_str(),
+            Some(r#"{"labelId": "x"}"#),
+            "validation_failed",
+            "labelId",
+        ),
+        (with_id.as_str(), Some("[]"), "invalid_json", ""),
+        ("", Some("{}"), "validation_failed", "labelId"),
+        ("", Some(r#"{"name": 3}"#), "validation_failed", "name"),
+        (
+            "",
+            Some(r#"{"labelId": "not-an-id"}"#),
+            "validation_failed",
+            "labelId",
+        ),
+        ("", Some(r#"{"name": "  "}"#), "validation_failed", "name"),
+        ("?name=", None, "invalid_query", "name"),
+        ("?labelId=nope", None, "invalid_query", "labelId"),
+        ("", None, "validation_failed", "labelId"),
+    ] {
+        let error = delete(query, body).assert_error(400, code);
+        if !field.is_empty() {
+            assert_eq!(error["field"], field, "{query} {body:?}");
+        }
+    }
+    // A well-formed request about a task that does not exist is a 404, whatever its parameters.
+    let missing = "/api/tasks/01a21edd-ac5f-72f8-b787-000000000000/labels";
+    team.server
+        .request("DELETE", missing, Some(&team.owner), Some("{}"))
+        .assert_error(404, "not_found");
+    let labels = |task: &serde_json::Value| {
+        let mut names: Vec<String> = task["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        labels(&team.server.get_ok(&task_path, &team.owner)),
+        ["bug"],
+        "nothing was removed"
+    );
+    // Each label named goes: by query and body together, by id and name together.
+    add("docs");
+    add("ux");
+    let removed = delete(
+        &format!("?labelId={bug}&name=DOCS"),
+        Some(r#"{"name": "ux"}"#),
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(labels(&removed.json()), Vec::<String>::new());
+    // Adding takes an id and a name at once too.
+    let both = team.server.post(
+        &path,
+        &team.owner,
+        &json!({"labelId": bug, "name": "new", "color": "#123"}),
+    );
+    assert_eq!(both.status, 200, "{}", both.body);
+    assert_eq!(labels(&both.json()), ["bug", "new"]);
+    team.server
+        .post(
+            &path,
+            &team.owner,
+            &json!({"labelId": bug, "color": "#123"}),
+        )
+        .assert_error(400, "validation_failed");
+}

@@ -66,6 +66,14 @@ fn paging_250_tasks_with_inserts_between_pages_sees_each_once() {
             url.contains("limit=100") && url.contains("projectId="),
             "{url}"
         );
+        // `Next-Cursor` is the cursor of the `Link` URL, for clients that do not parse links.
+        let cursor = response
+            .header("next-cursor")
+            .expect("Next-Cursor beside Link");
+        assert!(
+            url.ends_with(&format!("&cursor={cursor}")),
+            "{url} {cursor}"
+        );
         path = url
             .split(&team.server.addr.to_string())
             .nth(1)
@@ -101,13 +109,14 @@ fn the_last_full_page_has_no_next_link() {
         &team.owner,
     );
     assert!(first.header("link").is_some());
+    assert!(first.header("next-cursor").is_some());
     let all = team.server.get(
         &format!("/api/tasks?projectId={}&limit=4", team.project),
         &team.owner,
     );
     assert_eq!(all.json().as_array().unwrap().len(), 4);
     assert!(
-        all.header("link").is_none(),
+        all.header("link").is_none() && all.header("next-cursor").is_none(),
         "no next page when exactly `limit` items exist"
     );
     let default = team.server.get(

@@ -143,8 +143,17 @@ fn listing_needs_a_visible_space() {
             &team.outsider,
         )
         .assert_error(404, "not_found");
-    team.server
+    // Not an id at all: a bad query parameter. An id of nothing: not found.
+    let error = team
+        .server
         .get("/api/projects?spaceId=nope", &team.owner)
+        .assert_error(400, "invalid_query");
+    assert_eq!(error["field"], "spaceId");
+    team.server
+        .get(
+            "/api/projects?spaceId=01a21edd-ac5f-72f8-b787-000000000000",
+            &team.owner,
+        )
         .assert_error(404, "not_found");
     team.server
         .get(&format!("/api/projects/{}", team.project), &team.outsider)

@@ -417,6 +417,9 @@ fn every_list_filter() {
     let b = post(
         json!({"title": "Fix login", "priority": "low", "dueDate": "2027-03-10", "statusId": statuses[2]["id"]}),
     );
+    // Timestamps have milliseconds: c must not share b's, or `updatedSince` of c's would
+    // include b (the suite running in parallel made that happen now and then).
+    std::thread::sleep(std::time::Duration::from_millis(5));
     let c = post(json!({"title": "Sub of a", "parentId": a["id"], "assignees": [team.owner_id]}));
     let list = |query: &str| -> Vec<String> {
         let tasks = team.server.get_ok(
@@ -552,4 +555,52 @@ fn dates_and_times_past_the_ends_of_the_calendar_are_400_not_a_panic() {
     let log = team.server.log();
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains(" 500 "), "{log}");
+}
+
+/// Issue 17: query parameters are checked as the document types them: ids are UUIDs, `completed`
+/// is a boolean (`?completed=` is not "absent"), `assigneeId` is an id or `me`.
+#[test]
+fn list_filters_are_checked_as_the_document_types_them() {
+    let team = Team::new();
+    let base = format!("/api/tasks?projectId={}", team.project);
+    for (query, field) in [
+        ("&completed=", "completed"),
+        ("&completed=yes", "completed"),
+        ("&statusId=abc", "statusId"),
+        ("&labelId=", "labelId"),
+        ("&parentId=42", "parentId"),
+        ("&assigneeId=bob", "assigneeId"),
+        ("&priority=", "priority"),
+        ("&dueBefore=", "dueBefore"),
+        ("&updatedSince=", "updatedSince"),
+    ] {
+        let error = team
+            .server
+            .get(&format!("{base}{query}"), &team.owner)
+            .assert_error(400, "invalid_query");
+        assert_eq!(error["field"], field, "{query}");
+    }
+    let error = team
+        .server
+        .get("/api/tasks?projectId=nope", &team.owner)
+        .assert_error(400, "invalid_query");
+    assert_eq!(error["field"], "projectId");
+    team.task("t");
+    for query in ["&completed=false", "&q=", "&assigneeId=me"] {
+        assert_eq!(
+            team.server
+                .get(&format!("{base}{query}"), &team.owner)
+                .status,
+            200,
+            "{query}"
+        );
+    }
+    assert_eq!(
+        team.server
+            .get_ok(&format!("{base}&completed=false"), &team.owner)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

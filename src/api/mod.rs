@@ -122,7 +122,7 @@ fn list_in_space<T: serde::Serialize + HasId>(
     fetch: impl FnOnce(&Connection, &str, Option<&str>, usize) -> crate::store::Result<Vec<T>>,
 ) -> Result<Reply, Error> {
     let query = query(request, &["spaceId", "limit", "cursor"])?;
-    let space_id = query.required("spaceId")?;
+    let space_id = query.required_id("spaceId")?;
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = app.store.read(|conn| {
@@ -168,9 +168,14 @@ fn require_write(role: Role) -> Result<(), Error> {
     }
 }
 
+/// The next page's `cursor` alone, beside `Link`: a generated client reads a declared header more
+/// easily than it parses a `Link` URL.
+const NEXT_CURSOR: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("next-cursor");
+
 /// A list response from `rows` fetched with `limit + 1`: the JSON array of at most `limit` items
 /// and, when more exist, `Link: <next>; rel="next"`, whose URL repeats the request's query with
-/// `cursor` set to the key of the last item. `body` makes the reply of the items.
+/// `cursor` set to the key of the last item, and `Next-Cursor: <that cursor>`. `body` makes the reply of the items.
 fn page<T>(
     app: &App,
     request: &ApiRequest,
@@ -193,6 +198,9 @@ fn page<T>(
             percent_encode(value)
         ));
     }
-    url.push_str(&format!("cursor={}", encode_cursor(&cursor_key(last))));
-    reply.with_header(LINK, &format!("<{url}>; rel=\"next\""))
+    let cursor = encode_cursor(&cursor_key(last));
+    url.push_str(&format!("cursor={cursor}"));
+    reply
+        .with_header(LINK, &format!("<{url}>; rel=\"next\""))
+        .with_header(NEXT_CURSOR, &cursor)
 }

@@ -53,26 +53,34 @@ const MAX_LABEL_NAME_CHARS: usize = 100;
 /// GET: filtered, paged by `(position, id)`.
 pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
     let query = super::query(request, LIST_PARAMETERS)?;
-    let text = |name: &str| query.get(name).map(str::to_string);
+    // Every parameter but the free-text `q` is checked as given: `?completed=` is not "absent".
+    let id = |name: &str| Ok::<_, Error>(query.id(name)?.map(str::to_string));
     // In a query string a bad date is `invalid_query`, not `validation_failed`.
     let date = |name: &str| {
-        text(name)
-            .map(|d| validate::date(name, d).map_err(|e| Error::invalid_query(name, e.to_string())))
+        query
+            .value(name)
+            .map(|d| {
+                validate::date(name, d.to_string())
+                    .map_err(|e| Error::invalid_query(name, e.to_string()))
+            })
             .transpose()
     };
     let filter = TaskFilter {
-        project_id: text("projectId"),
-        status_id: text("statusId"),
-        assignee_id: text("assigneeId").map(|a| {
-            if a == "me" {
-                principal.user.id.clone()
-            } else {
-                a
-            }
-        }),
-        label_id: text("labelId"),
+        project_id: id("projectId")?,
+        status_id: id("statusId")?,
+        assignee_id: match query.value("assigneeId") {
+            Some("me") => Some(principal.user.id.clone()),
+            Some(_) => query
+                .id("assigneeId")
+                .map_err(|_| {
+                    Error::invalid_query("assigneeId", "`assigneeId` must be a user id or `me`")
+                })?
+                .map(str::to_string),
+            None => None,
+        },
+        label_id: id("labelId")?,
         priority: query
-            .get("priority")
+            .value("priority")
             .map(|p| {
                 Priority::parse(p).ok_or_else(|| {
                     Error::invalid_query(
@@ -82,23 +90,14 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
                 })
             })
             .transpose()?,
-        completed: match query.get("completed") {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                return Err(Error::invalid_query(
-                    "completed",
-                    "`completed` must be true or false",
-                ));
-            }
-        },
+        completed: query.boolean("completed")?,
         due_before: date("dueBefore")?,
         due_after: date("dueAfter")?,
-        parent_id: text("parentId"),
-        updated_since: text("updatedSince")
+        parent_id: id("parentId")?,
+        updated_since: query
+            .value("updatedSince")
             .map(|since| {
-                crate::time::parse_timestamp(&since).ok_or_else(|| {
+                crate::time::parse_timestamp(since).ok_or_else(|| {
                     Error::invalid_query(
                         "updatedSince",
                         "`updatedSince` must be an RFC 3339 timestamp",
@@ -106,7 +105,7 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
                 })
             })
             .transpose()?,
-        q: text("q"),
+        q: query.get("q").map(str::to_string),
     };
     if filter.project_id.is_none() && filter.assignee_id.is_none() {
         return Err(Error::invalid_query(
@@ -180,7 +179,6 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         .optional_string("startDate")?
         .map(|d| validate::date("startDate", d))
         .transpose()?;
-    check_date_order(start_date.as_deref(), due_date.as_deref())?;
     let position = body.optional_number("position")?;
     let parent_id = body.optional_string("parentId")?;
     let assignees = dedup(
@@ -196,6 +194,10 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
+        // Rules across fields and rows, which the document cannot state, come after the
+        // project is found: a request the document allows, about nothing the caller can see,
+        // is a 404 like any other.
+        check_date_order(start_date.as_deref(), due_date.as_deref())?;
         let (status_id, category) = match status_id {
             Some(id) => {
                 let category =
@@ -426,24 +428,27 @@ pub fn add_assignee(
     })
 }
 
-/// DELETE assignees: `{"userId"}` or `?userId=`. Idempotent.
+/// DELETE assignees: `?userId=`, `{"userId"}`, or both (each names a user to unassign).
+/// Idempotent.
 pub fn remove_assignee(
     app: &App,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
-    let user_id = delete_parameters(request, &["userId"])?
-        .remove(0)
-        .ok_or_else(|| {
-            Error::validation("userId", "`userId` is required, in the body or the query")
-        })?;
+    let named = delete_parameters(request, &["userId"])?;
     change_task(app, principal, task_id, |tx, _| {
-        tasks::remove_assignee(tx, task_id, &user_id)
+        let user_ids = named_at_least_once(&named, "userId")?;
+        let mut changed = false;
+        for user_id in user_ids {
+            changed |= tasks::remove_assignee(tx, task_id, user_id)?;
+        }
+        Ok(changed)
     })
 }
 
-/// POST labels: `{"labelId"}`, or `{"name", "color"?}` (found case-insensitively or created).
+/// POST labels: `{"labelId"}` and/or `{"name", "color"?}` (found case-insensitively or created):
+/// each names a label to add.
 pub fn add_label(
     app: &App,
     principal: &Principal,
@@ -465,77 +470,78 @@ pub fn add_label(
         .optional_string("color")?
         .map(|c| validate::color("color", c))
         .transpose()?;
-    match (&label_id, &name) {
-        (Some(_), Some(_)) => {
-            return Err(Error::validation(
-                "name",
-                "give either `labelId` or `name`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(Error::validation(
-                "labelId",
-                "`labelId` or `name` is required",
-            ));
-        }
-        (Some(_), None) if color.is_some() => {
-            return Err(Error::validation(
-                "color",
-                "`color` goes with `name`, for a label created by name",
-            ));
-        }
-        _ => {}
+    if label_id.is_none() && name.is_none() {
+        return Err(Error::validation(
+            "labelId",
+            "`labelId` or `name` is required",
+        ));
+    }
+    if color.is_some() && name.is_none() {
+        return Err(Error::validation(
+            "color",
+            "`color` goes with `name`, for a label created by name",
+        ));
     }
     change_task(app, principal, task_id, |tx, visible| {
-        let label = match (&label_id, &name) {
-            (Some(id), _) => {
-                labels::find_label_in_space(tx, &visible.space_id, id)?.ok_or_else(|| {
+        let mut wanted = Vec::with_capacity(2);
+        if let Some(id) = &label_id {
+            let label = labels::find_label_in_space(tx, &visible.space_id, id)?;
+            wanted.push((
+                "labelId",
+                label.ok_or_else(|| {
                     Error::validation("labelId", "no label with this id in the task's space")
-                })?
-            }
-            (None, Some(name)) => {
-                labels::find_or_create_label(tx, &visible.space_id, name, color.as_deref(), "name")?
-            }
-            (None, None) => unreachable!("checked above"),
-        };
-        let labels = &visible.task.labels;
-        if labels.len() >= validate::MAX_LABELS && !labels.iter().any(|l| l.id == label.id) {
-            let field = if label_id.is_some() {
-                "labelId"
-            } else {
-                "name"
-            };
-            return Err(full(field, "labels", validate::MAX_LABELS));
+                })?,
+            ));
         }
-        tasks::add_label(tx, task_id, &label.id)
+        if let Some(name) = &name {
+            let label = labels::find_or_create_label(
+                tx,
+                &visible.space_id,
+                name,
+                color.as_deref(),
+                "name",
+            )?;
+            wanted.push(("name", label));
+        }
+        let mut labels: Vec<&str> = visible.task.labels.iter().map(|l| l.id.as_str()).collect();
+        let mut changed = false;
+        for (field, label) in &wanted {
+            if labels.contains(&label.id.as_str()) {
+                continue;
+            }
+            if labels.len() >= validate::MAX_LABELS {
+                return Err(full(field, "labels", validate::MAX_LABELS));
+            }
+            labels.push(&label.id);
+            changed |= tasks::add_label(tx, task_id, &label.id)?;
+        }
+        Ok(changed)
     })
 }
 
-/// DELETE labels: `{"labelId"}`, `{"name"}`, `?labelId=` or `?name=`. Idempotent.
+/// DELETE labels: `labelId` and `name`, in the query, in the body, or both: each names a label
+/// (by id, or by name case-insensitively) to remove. Idempotent.
 pub fn remove_label(
     app: &App,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
-    let mut parameters = delete_parameters(request, &["labelId", "name"])?.into_iter();
-    let (label_id, name) = (parameters.next().flatten(), parameters.next().flatten());
-    if label_id.is_some() == name.is_some() {
-        return Err(Error::validation(
-            "labelId",
-            "give exactly one of `labelId` or `name`",
-        ));
-    }
+    let named = delete_parameters(request, &["labelId", "name"])?;
     change_task(app, principal, task_id, |tx, visible| {
-        let label = match (&label_id, &name) {
-            (Some(id), _) => labels::find_label_in_space(tx, &visible.space_id, id)?,
-            (None, Some(name)) => labels::find_label_by_name(tx, &visible.space_id, name.trim())?,
-            (None, None) => unreachable!("checked above"),
-        };
-        match label {
-            Some(label) => tasks::remove_label(tx, task_id, &label.id),
-            None => Ok(false),
+        named_at_least_once(&named, "labelId")?;
+        let mut changed = false;
+        for (field, value) in &named {
+            let label = if *field == "labelId" {
+                labels::find_label_in_space(tx, &visible.space_id, value)?
+            } else {
+                labels::find_label_by_name(tx, &visible.space_id, value.trim())?
+            };
+            if let Some(label) = label {
+                changed |= tasks::remove_label(tx, task_id, &label.id)?;
+            }
         }
+        Ok(changed)
     })
 }
 
@@ -559,35 +565,78 @@ fn change_task(
     Ok(task_reply(StatusCode::OK, &task))
 }
 
-/// A DELETE's parameters, from its JSON body (optional) and its query string together: each may be
-/// given in either, and a value given in both must agree.
-fn delete_parameters(request: &ApiRequest, names: &[&str]) -> Result<Vec<Option<String>>, Error> {
+/// A DELETE's parameters, `(name, value)` for every one given in the query string and in the
+/// JSON body (the body is optional; the two add up). Ids must be UUIDs and names must not be
+/// blank; a value of the wrong type, `null` included, is refused wherever it is.
+fn delete_parameters<'n>(
+    request: &ApiRequest,
+    names: &[&'n str],
+) -> Result<Vec<(&'n str, String)>, Error> {
     let query = super::query(request, names)?;
-    let body = if request.body.is_empty() {
-        None
-    } else {
-        Some(Body::parse(&request.headers, &request.body, names)?)
-    };
-    names
+    let from_query: Vec<Option<String>> = names
         .iter()
-        .map(|name| {
-            let from_body = body
-                .as_ref()
-                .map(|b| b.optional_string(name))
-                .transpose()?
-                .flatten();
-            match (query.get(name), from_body) {
-                (Some(q), Some(b)) if q != b => Err(Error::validation(
-                    *name,
-                    format!(
-                        "`{name}` is given in both the query and the body, with different values"
-                    ),
-                )),
-                (Some(q), _) => Ok(Some(q.to_string())),
-                (None, b) => Ok(b),
+        .map(|name| query.value(name).map(str::to_string))
+        .collect();
+    check_parameters(names, &from_query, Error::invalid_query)?;
+    let from_body: Vec<Option<String>> = if request.body.is_empty() {
+        Vec::new()
+    } else {
+        let body = Body::parse(&request.headers, &request.body, names)?;
+        let values: Vec<Option<String>> = names
+            .iter()
+            .map(|name| body.patch_required_string(name))
+            .collect::<Result<_, _>>()?;
+        check_parameters(names, &values, Error::validation)?;
+        values
+    };
+    Ok(names
+        .iter()
+        .cycle()
+        .zip(from_query.into_iter().chain(from_body))
+        .filter_map(|(name, value)| Some((*name, value?)))
+        .collect())
+}
+
+/// The values of a DELETE's parameters, of which there must be at least one. Checked once the
+/// task is known to exist (the document cannot state a rule across the query and the body, so a
+/// request it allows about a task that does not exist is a 404, as any other).
+fn named_at_least_once<'a>(
+    named: &'a [(&str, String)],
+    field: &str,
+) -> Result<Vec<&'a str>, Error> {
+    if named.is_empty() {
+        return Err(Error::validation(
+            field,
+            format!("name at least one, in the query (`?{field}=`) or in a JSON body"),
+        ));
+    }
+    Ok(named.iter().map(|(_, value)| value.as_str()).collect())
+}
+
+/// Ids are UUIDs, names are not blank; `refuse` makes the error of where they came from.
+fn check_parameters(
+    names: &[&str],
+    values: &[Option<String>],
+    refuse: fn(String, String) -> Error,
+) -> Result<(), Error> {
+    for (name, value) in names.iter().zip(values) {
+        match value.as_deref() {
+            Some(id) if name.ends_with("Id") && uuid::Uuid::try_parse(id).is_err() => {
+                return Err(refuse(
+                    name.to_string(),
+                    format!("`{name}` must be an id (a UUID)"),
+                ));
             }
-        })
-        .collect()
+            Some(text) if text.trim().is_empty() => {
+                return Err(refuse(
+                    name.to_string(),
+                    format!("`{name}` must not be empty"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn visible_task(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<VisibleTask, Error> {
