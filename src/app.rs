@@ -221,9 +221,13 @@ impl App {
                 }
             }
         };
-        let body = match read_body(body, &self.body_limits).await {
-            Ok(body) => body,
-            Err(error) => return Outcome::error(error),
+        let body = if route.takes_body() {
+            match read_body(body, &self.body_limits).await {
+                Ok(body) => body,
+                Err(error) => return Outcome::error(error),
+            }
+        } else {
+            Bytes::new()
         };
         let request = ApiRequest {
             route,

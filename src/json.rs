@@ -334,19 +334,18 @@ impl Query {
 
     /// An id parameter: absent, or a UUID (an empty or malformed one is `invalid_query`, as the
     /// document's `format: uuid` says; an id that names nothing the caller can see is a 404 later).
-    pub fn id(&self, name: &str) -> Result<Option<&str>, Error> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(value) if uuid::Uuid::try_parse(value).is_ok() => Ok(Some(value)),
-            Some(_) => Err(Error::invalid_query(
-                name,
-                format!("`{name}` must be an id (a UUID)"),
-            )),
-        }
+    pub fn id(&self, name: &str) -> Result<Option<String>, Error> {
+        self.raw(name)
+            .map(|value| {
+                crate::validate::uuid(value).ok_or_else(|| {
+                    Error::invalid_query(name, format!("`{name}` must be an id (a UUID)"))
+                })
+            })
+            .transpose()
     }
 
     /// A required id parameter.
-    pub fn required_id(&self, name: &str) -> Result<&str, Error> {
+    pub fn required_id(&self, name: &str) -> Result<String, Error> {
         self.id(name)?.ok_or_else(|| {
             Error::invalid_query(name, format!("the query parameter `{name}` is required"))
         })
@@ -367,7 +366,7 @@ impl Query {
     }
 
     /// A parameter that is not free text: an empty value is given, not absent (and so it is
-    /// refused by whatever checks the value).
+    /// refused by whatever checks the value). Only `q` and `cursor` read theirs with `get`.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.raw(name)
     }

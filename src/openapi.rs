@@ -51,8 +51,17 @@ fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
+/// `schema`, or `null`. A reference becomes `anyOf` the two (its target's type cannot be widened
+/// in place), keeping the description beside it.
 fn nullable(schema: Value) -> Value {
     let mut schema = schema;
+    if let Some(target) = schema.get("$ref").cloned() {
+        let mut either = json!({ "anyOf": [{ "$ref": target }, { "type": "null" }] });
+        if let Some(description) = schema.get("description") {
+            either["description"] = description.clone();
+        }
+        return either;
+    }
     let kind = schema["type"].take();
     schema["type"] = json!([kind, "null"]);
     schema
@@ -111,6 +120,10 @@ fn schemas() -> Value {
             "field": { "type": "string", "description": "the input field at fault, when there is exactly one" },
         })),
         "Health": object(&["status"], json!({ "status": { "const": "ok" } })),
+        // Named enums, so that a generated client has one `Priority` and one `View` type for
+        // requests and responses alike.
+        "Priority": one_of(Priority::ALL),
+        "View": one_of(View::ALL),
         "Me": object(&["user", "token"], json!({
             "user": object(&["id", "email", "name", "plan"], json!({
                 "id": id("user id"), "email": { "type": "string" }, "name": { "type": "string" },
@@ -148,7 +161,7 @@ fn schemas() -> Value {
             &["id", "spaceId", "name", "slug", "description", "defaultView", "color", "statuses", "createdAt", "updatedAt"],
             json!({
                 "id": id("project id"), "spaceId": id("space id"), "name": { "type": "string" }, "slug": slug(),
-                "description": nullable(json!({ "type": "string" })), "defaultView": one_of(View::ALL),
+                "description": nullable(json!({ "type": "string" })), "defaultView": reference("View"),
                 "color": nullable(color()),
                 "statuses": { "type": "array", "items": reference("Status"), "description": "in board order" },
                 "createdAt": timestamp(), "updatedAt": timestamp(),
@@ -159,12 +172,12 @@ fn schemas() -> Value {
             "slug": { "type": "string", "pattern": "^[a-z0-9-]{3,50}$",
                       "description": "3-50 characters of a-z, 0-9 and -; unique within the space" },
             "description": nullable(description()),
-            "defaultView": { "type": "string", "enum": View::ALL, "description": "`kanban` when not given" },
+            "defaultView": { "$ref": "#/components/schemas/View", "description": "`kanban` when not given" },
             "color": nullable(color()),
         })),
         "ProjectPatch": object(&[], json!({
             "name": name(MAX_NAME_CHARS), "slug": slug(), "description": nullable(description()),
-            "defaultView": one_of(View::ALL), "color": nullable(color()),
+            "defaultView": reference("View"), "color": nullable(color()),
         })),
         "LabelRef": object(&["id", "name", "color"], json!({
             "id": id("label id"), "name": { "type": "string" }, "color": nullable(color()),
@@ -178,7 +191,7 @@ fn schemas() -> Value {
             json!({
                 "id": id("task id"), "projectId": id("project id"), "statusId": id("status id"),
                 "title": { "type": "string" }, "description": nullable(json!({ "type": "string" })),
-                "priority": one_of(Priority::ALL), "dueDate": nullable(date()), "startDate": nullable(date()),
+                "priority": reference("Priority"), "dueDate": nullable(date()), "startDate": nullable(date()),
                 "position": { "type": "number", "description": "order within the project; lists sort by position, then id" },
                 "parentId": nullable(id("parent task id")),
                 "assignees": { "type": "array", "items": id("user id") },
@@ -208,8 +221,7 @@ fn schemas() -> Value {
             "type": "object", "additionalProperties": false, "minProperties": 1,
             "properties": {
                 "labelId": id("a label of the task's space"),
-                "name": { "type": "string", "minLength": 1, "pattern": "\\S",
-                          "description": "a label's name, compared case-insensitively" },
+                "name": name(100),
             },
             "description": "`labelId` and/or `name`: each names a label to remove",
         },
@@ -225,7 +237,7 @@ fn task_fields(for_create: bool) -> Value {
         "title": text(MAX_TITLE_CHARS),
         "description": nullable(description),
         "statusId": id("a status of the task's project (default on create: its first todo status)"),
-        "priority": { "type": "string", "enum": Priority::ALL,
+        "priority": { "$ref": "#/components/schemas/Priority",
                       "description": if for_create { "`none` when not given" } else { "absent: unchanged" } },
         "dueDate": nullable(date()),
         "startDate": nullable(json!({ "type": "string", "format": "date", "description": "not after dueDate" })),
@@ -375,8 +387,8 @@ fn paging() -> Vec<Value> {
             "cursor",
             false,
             json!({ "type": "string" }),
-            "opaque; take it from the `Link: <…>; rel=\"next\"` header of the previous page \
-             (a cursor the server did not issue is `400 invalid_query`)",
+            "opaque; take it from the `Next-Cursor` header of the previous page (or the URL in its \
+             `Link: <…>; rel=\"next\"`; a cursor the server did not issue is `400 invalid_query`)",
         ),
     ]
 }
@@ -505,7 +517,7 @@ fn operations() -> Vec<Operation> {
                 "user": { "id": UUID, "email": "you@example.com", "name": "You", "plan": "pro" },
                 "token": { "id": "01a21edd-ac64-763d-9dc7-e3c59c70bd5b", "name": "Zapier", "prefix": "kt_1a2b3",
                            "scope": "write", "expiresAt": null } }))),
-            errors: &[],
+            errors: &["400"],
         },
         Operation {
             method: "get", path: "/api/spaces", id: "listSpaces", tag: "Spaces", auth: true,
@@ -599,7 +611,7 @@ fn operations() -> Vec<Operation> {
                         json!({ "anyOf": [{ "type": "string", "format": "uuid" }, { "type": "string", "enum": ["me"] }] }),
                         "tasks assigned to this user id, or `me`"),
                     query_parameter("labelId", false, json!({ "type": "string", "format": "uuid" }), "tasks with this label"),
-                    query_parameter("priority", false, one_of(Priority::ALL), "tasks of this priority"),
+                    query_parameter("priority", false, reference("Priority"), "tasks of this priority"),
                     query_parameter("completed", false, json!({ "type": "boolean" }), "done (`completedAt` set) or not"),
                     query_parameter("dueBefore", false, date(), "due on or before this date"),
                     query_parameter("dueAfter", false, date(), "due on or after this date"),
@@ -685,7 +697,7 @@ fn operations() -> Vec<Operation> {
             summary: "Unassign a user",
             description: "`userId` in the query, in a JSON body, or both: each names a user to unassign, and at least \
                           one must be given. Idempotent. Returns the task.",
-            parameters: vec![path_id(TASK_ID), query_parameter("userId", false, json!({ "type": "string", "format": "uuid" }), "when there is no body")],
+            parameters: vec![path_id(TASK_ID), query_parameter("userId", false, json!({ "type": "string", "format": "uuid" }), "a user to unassign (besides any in the body)")],
             body: Some((reference("AssigneeBody"), json!({ "userId": UUID }))),
             success: ("200", task_ok("The task.")),
             errors: &["400", "404", "413", "415"],
@@ -714,9 +726,9 @@ fn operations() -> Vec<Operation> {
                           names a label to remove, and at least one must be given. Idempotent. Returns the task.",
             parameters: vec![
                 path_id(TASK_ID),
-                query_parameter("labelId", false, json!({ "type": "string", "format": "uuid" }), "when there is no body"),
-                query_parameter("name", false, json!({ "type": "string", "minLength": 1, "pattern": "\\S" }),
-                    "when there is no body; case-insensitive"),
+                query_parameter("labelId", false, json!({ "type": "string", "format": "uuid" }), "a label to remove (besides any in the body)"),
+                query_parameter("name", false, name(100),
+                    "a label to remove by name, case-insensitively (besides any in the body)"),
             ],
             body: Some((reference("LabelDeleteBody"), json!({ "name": "urgent" }))),
             success: ("200", task_ok("The task.")),
@@ -755,7 +767,7 @@ fault. Unknown body fields and query parameters are refused. A resource in a spa
 parse links); the last page has neither. Order is stable and every item is returned exactly once.
 
 **Query parameters** are checked as typed: ids are UUIDs, booleans are `true` or `false`, and an empty value is a \
-value (`?completed=` is 400); only the free-text `q` treats empty as not given.";
+value (`?completed=` is 400); only the free-text `q` and `cursor` treat empty as not given.";
 
 /// The whole document.
 pub fn document() -> Value {
@@ -896,6 +908,24 @@ mod tests {
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed);
+    }
+
+    /// A route reads a body exactly when its operation documents one, so an operation without
+    /// one can never answer 408 or 413 for a body it was sent.
+    #[test]
+    fn routes_read_a_body_exactly_when_the_document_says_they_take_one() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let concrete = path.replace("{id}", "01a21edd-ac5f-72f8-b787-6977a0249d57");
+                let method = hyper::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let route = crate::router::route(&method, &concrete).unwrap();
+                let documented = operation.get("requestBody").is_some();
+                assert_eq!(route.takes_body(), documented, "{method} {path}");
+                let limits = operation["responses"].get("413").is_some();
+                assert_eq!(limits, documented, "{method} {path}: 413 with a body only");
+            }
+        }
     }
 
     #[test]

@@ -155,6 +155,28 @@ impl Route {
         )
     }
 
+    /// Whether the route reads a request body. Any other ignores one it is sent (it is never
+    /// read, so it can neither be too large nor too slow).
+    pub fn takes_body(&self) -> bool {
+        use Route::*;
+        matches!(
+            self,
+            CreateSpace
+                | CreateProject
+                | UpdateProject(_)
+                | CreateTask
+                | UpdateTask(_)
+                | AddAssignee(_)
+                | RemoveAssignee(_)
+                | AddLabel(_)
+                | RemoveLabel(_)
+                | Login
+                | Logout
+                | CreateTokenForm
+                | RevokeTokenForm(_)
+        )
+    }
+
     /// Routes anyone may call without a token.
     pub fn is_public(&self) -> bool {
         matches!(self, Route::Health | Route::OpenApi | Route::Developers)
@@ -168,7 +190,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
     if !path.starts_with('/') || segments.iter().any(|s| s.is_empty()) {
         return Err(Error::NotFound);
     }
-    let id = |s: &str| s.to_string();
+    // Ids are stored in lower case; a client may write a UUID in either.
+    let id = |s: &str| s.to_ascii_lowercase();
     let (pattern, route) = match (segments.as_slice(), method) {
         (["healthz"], m) => ("/healthz", (m == Method::GET).then_some(Health)),
         (["api", "openapi.json"], m) => {

@@ -105,6 +105,14 @@ pub fn description(field: &str, value: String) -> Result<String, Error> {
     Ok(value)
 }
 
+/// An id as the API writes them: a UUID in its hyphenated form (any case accepted), returned in
+/// lower case, the form stored. `Uuid::try_parse` alone also takes the braced, URN and
+/// hyphen-less forms, which the document's `format: uuid` does not.
+pub fn uuid(text: &str) -> Option<String> {
+    let parsed = uuid::Uuid::try_parse(text).ok()?;
+    (text.len() == 36).then(|| parsed.hyphenated().to_string())
+}
+
 /// A real calendar date, `YYYY-MM-DD`.
 pub fn date(field: &str, value: String) -> Result<String, Error> {
     if crate::time::is_date(&value) {
@@ -156,6 +164,22 @@ mod tests {
         assert_eq!(color("color", "#3b82f6".into()).unwrap(), "#3b82f6");
         for bad in ["3b82f6", "#3b82f", "#ggg", "#", "red", "#3b82f6ff"] {
             assert!(color("color", bad.into()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn uuids_are_the_hyphenated_form_in_lower_case() {
+        let id = "01a21edd-ac5f-72f8-b787-6977a0249d57";
+        assert_eq!(uuid(id).as_deref(), Some(id));
+        assert_eq!(uuid(&id.to_uppercase()).as_deref(), Some(id));
+        for bad in [
+            "01a21eddac5f72f8b7876977a0249d57",
+            "{01a21edd-ac5f-72f8-b787-6977a0249d57}",
+            "urn:uuid:01a21edd-ac5f-72f8-b787-6977a0249d57",
+            "01a21edd-ac5f-72f8-b787-6977a0249d5",
+            "",
+        ] {
+            assert_eq!(uuid(bad), None, "{bad}");
         }
     }
 

@@ -122,7 +122,7 @@ fn list_in_space<T: serde::Serialize + HasId>(
     fetch: impl FnOnce(&Connection, &str, Option<&str>, usize) -> crate::store::Result<Vec<T>>,
 ) -> Result<Reply, Error> {
     let query = query(request, &["spaceId", "limit", "cursor"])?;
-    let space_id = query.required_id("spaceId")?;
+    let space_id = &query.required_id("spaceId")?;
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = app.store.read(|conn| {

@@ -54,7 +54,7 @@ const MAX_LABEL_NAME_CHARS: usize = 100;
 pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
     let query = super::query(request, LIST_PARAMETERS)?;
     // Every parameter but the free-text `q` is checked as given: `?completed=` is not "absent".
-    let id = |name: &str| Ok::<_, Error>(query.id(name)?.map(str::to_string));
+    let id = |name: &str| query.id(name);
     // In a query string a bad date is `invalid_query`, not `validation_failed`.
     let date = |name: &str| {
         query
@@ -70,12 +70,9 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
         status_id: id("statusId")?,
         assignee_id: match query.value("assigneeId") {
             Some("me") => Some(principal.user.id.clone()),
-            Some(_) => query
-                .id("assigneeId")
-                .map_err(|_| {
-                    Error::invalid_query("assigneeId", "`assigneeId` must be a user id or `me`")
-                })?
-                .map(str::to_string),
+            Some(_) => query.id("assigneeId").map_err(|_| {
+                Error::invalid_query("assigneeId", "`assigneeId` must be a user id or `me`")
+            })?,
             None => None,
         },
         label_id: id("labelId")?,
@@ -566,35 +563,62 @@ fn change_task(
 }
 
 /// A DELETE's parameters, `(name, value)` for every one given in the query string and in the
-/// JSON body (the body is optional; the two add up). Ids must be UUIDs and names must not be
-/// blank; a value of the wrong type, `null` included, is refused wherever it is.
+/// JSON body (the body is optional, and when there is one it names at least one; the two add up).
+/// Ids must be UUIDs (kept in lower case), names must not be blank or hold control characters; a
+/// value of the wrong type, `null` included, is refused wherever it is.
 fn delete_parameters<'n>(
     request: &ApiRequest,
     names: &[&'n str],
 ) -> Result<Vec<(&'n str, String)>, Error> {
     let query = super::query(request, names)?;
-    let from_query: Vec<Option<String>> = names
-        .iter()
-        .map(|name| query.value(name).map(str::to_string))
-        .collect();
-    check_parameters(names, &from_query, Error::invalid_query)?;
-    let from_body: Vec<Option<String>> = if request.body.is_empty() {
-        Vec::new()
-    } else {
-        let body = Body::parse(&request.headers, &request.body, names)?;
-        let values: Vec<Option<String>> = names
-            .iter()
-            .map(|name| body.patch_required_string(name))
-            .collect::<Result<_, _>>()?;
-        check_parameters(names, &values, Error::validation)?;
-        values
-    };
-    Ok(names
-        .iter()
-        .cycle()
-        .zip(from_query.into_iter().chain(from_body))
-        .filter_map(|(name, value)| Some((*name, value?)))
-        .collect())
+    let mut named = Vec::new();
+    for name in names {
+        if let Some(value) = query.value(name) {
+            named.push((*name, checked_parameter(name, value, Error::invalid_query)?));
+        }
+    }
+    if request.body.is_empty() {
+        return Ok(named);
+    }
+    let body = Body::parse(&request.headers, &request.body, names)?;
+    let from_body = named.len();
+    for name in names {
+        if let Some(value) = body.patch_required_string(name)? {
+            named.push((*name, checked_parameter(name, &value, Error::validation)?));
+        }
+    }
+    if named.len() == from_body {
+        return Err(Error::validation(
+            names[0],
+            format!("a body must name at least one of: {}", names.join(", ")),
+        ));
+    }
+    Ok(named)
+}
+
+/// An id as a lower-case UUID, or a name that is not blank and holds no control characters;
+/// `refuse` makes the error of where the value came from.
+fn checked_parameter(
+    name: &str,
+    value: &str,
+    refuse: fn(String, String) -> Error,
+) -> Result<String, Error> {
+    if name.ends_with("Id") {
+        return validate::uuid(value)
+            .ok_or_else(|| refuse(name.to_string(), format!("`{name}` must be an id (a UUID)")));
+    }
+    if value.trim().is_empty()
+        || value.chars().any(validate::is_unprintable)
+        || value.chars().count() > MAX_LABEL_NAME_CHARS
+    {
+        return Err(refuse(
+            name.to_string(),
+            format!(
+                "`{name}` must be 1-{MAX_LABEL_NAME_CHARS} characters, not blank, without control characters"
+            ),
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// The values of a DELETE's parameters, of which there must be at least one. Checked once the
@@ -611,32 +635,6 @@ fn named_at_least_once<'a>(
         ));
     }
     Ok(named.iter().map(|(_, value)| value.as_str()).collect())
-}
-
-/// Ids are UUIDs, names are not blank; `refuse` makes the error of where they came from.
-fn check_parameters(
-    names: &[&str],
-    values: &[Option<String>],
-    refuse: fn(String, String) -> Error,
-) -> Result<(), Error> {
-    for (name, value) in names.iter().zip(values) {
-        match value.as_deref() {
-            Some(id) if name.ends_with("Id") && uuid::Uuid::try_parse(id).is_err() => {
-                return Err(refuse(
-                    name.to_string(),
-                    format!("`{name}` must be an id (a UUID)"),
-                ));
-            }
-            Some(text) if text.trim().is_empty() => {
-                return Err(refuse(
-                    name.to_string(),
-                    format!("`{name}` must not be empty"),
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn visible_task(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<VisibleTask, Error> {

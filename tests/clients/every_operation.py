@@ -7,6 +7,7 @@ The server's rate limit must be low enough for the last step to reach it (`.ci/c
 a minute). Any failure is an AssertionError or an exception: exit code non-zero.
 """
 
+import datetime
 import os
 import uuid
 from http import HTTPStatus
@@ -36,16 +37,13 @@ from ktasks_api_client.models import (
     NewProject,
     NewSpace,
     NewTask,
-    NewTaskPriority,
     Project,
-    ProjectDefaultView,
+    Priority,
     ProjectPatch,
-    ProjectPatchDefaultView,
     Space,
     Task,
     TaskPatch,
-    TaskPatchPriority,
-    TaskPriority,
+    View,
 )
 from ktasks_api_client.types import UNSET, Response, Unset
 
@@ -101,24 +99,36 @@ project = ok(
     Project,
     HTTPStatus.CREATED,
 )
-assert project.default_view == ProjectDefaultView.KANBAN
+assert project.default_view == View.KANBAN
 projects = ok(list_projects.sync_detailed(client=client, space_id=space.id), list)
 assert project.id in [p.id for p in projects]
 assert ok(get_project.sync_detailed(project.id, client=client), Project).slug == "website"
 renamed = ok(
     update_project.sync_detailed(
-        project.id, client=client, body=ProjectPatch(default_view=ProjectPatchDefaultView.LIST)
+        project.id, client=client, body=ProjectPatch(default_view=View.LIST)
     ),
     Project,
 )
-assert renamed.default_view == ProjectDefaultView.LIST and renamed.name == "Website"
+assert renamed.default_view == View.LIST and renamed.name == "Website"
 
-# Tasks: a partial PATCH leaves every other field alone.
+# Tasks: a partial PATCH leaves every other field alone, the nullable ones included.
+parent = ok(
+    create_task.sync_detailed(client=client, body=NewTask(project_id=project.id, title="Epic")),
+    Task,
+    HTTPStatus.CREATED,
+)
 task = ok(
     create_task.sync_detailed(
         client=client,
         body=NewTask(
-            project_id=project.id, title="Launch", priority=NewTaskPriority.HIGH, labels=["release"]
+            project_id=project.id,
+            title="Launch",
+            description="Ship it",
+            priority=Priority.HIGH,
+            start_date=datetime.date(2027, 1, 10),
+            due_date=datetime.date(2027, 1, 15),
+            parent_id=parent.id,
+            labels=["release"],
         ),
     ),
     Task,
@@ -126,13 +136,16 @@ task = ok(
 )
 retitled = ok(update_task.sync_detailed(task.id, client=client, body=TaskPatch(title="Launch v2")), Task)
 assert retitled.title == "Launch v2"
-assert retitled.priority == TaskPriority.HIGH, "a PATCH without priority keeps it"
+assert retitled.priority == Priority.HIGH, "a PATCH without priority keeps it"
+assert retitled.description == "Ship it" and retitled.parent_id == parent.id
+assert retitled.start_date == datetime.date(2027, 1, 10) and retitled.due_date == datetime.date(2027, 1, 15)
 assert [label.name for label in retitled.labels] == ["release"]
 urgent = ok(
-    update_task.sync_detailed(task.id, client=client, body=TaskPatch(priority=TaskPatchPriority.URGENT)),
+    update_task.sync_detailed(task.id, client=client, body=TaskPatch(priority=Priority.URGENT, due_date=None)),
     Task,
 )
-assert urgent.title == "Launch v2" and urgent.priority == TaskPriority.URGENT
+assert urgent.title == "Launch v2" and urgent.priority == Priority.URGENT
+assert urgent.due_date is None and urgent.description == "Ship it", "null clears only what it names"
 assert ok(get_task.sync_detailed(task.id, client=client), Task).updated_at == urgent.updated_at
 
 # Assignees and labels: removed by query and by body.
@@ -172,7 +185,7 @@ while True:
     if isinstance(cursor, Unset):
         assert "Link" not in page.headers
         break
-assert pages == 3 and len(seen) == 6 and set(seen) == made | {task.id}, (pages, seen)
+assert pages == 4 and len(seen) == 7 and set(seen) == made | {task.id, parent.id}, (pages, seen)
 
 # Typed errors.
 empty_title = create_task.sync_detailed(client=client, body=NewTask(project_id=project.id, title=" "))
