@@ -33,16 +33,14 @@ use crate::store::{Commit, Store};
 use crate::token::TokenHash;
 
 /// Threads for requests that may write. While one commits (an fsync), the others wait for the
-/// writer connection, so writes must not share threads with reads. Since writes stopped holding
-/// their thread until the commit (`Store::defer_commits`), the count hardly matters: POST
-/// /api/tasks at 64 connections on 2 cores measured 11.1k-12.4k req/s with 3, 4, 8 and 16.
+/// writer connection, so writes must not share threads with reads. Writes do not hold their thread
+/// until the commit (`Store::defer_commits`), so the count hardly matters (docs/performance.md).
 pub const WRITE_LANE_THREADS: usize = 8;
 pub const MAX_READ_LANE_THREADS: usize = 8;
 
 /// Threads for GET requests: one more than the cores, at most `MAX_READ_LANE_THREADS`. A read
-/// never waits for a commit, so more threads than cores only add wake-ups and context switches:
-/// on 2 cores (bench/run.sh, GET /api/tasks/:id at 64 connections) 2 or 3 threads served about
-/// 20% more requests than 8, with a lower p99.
+/// never waits for a commit, so more threads than cores only add wake-ups and context switches
+/// (docs/performance.md).
 pub fn read_lane_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     (cores + 1).min(MAX_READ_LANE_THREADS)

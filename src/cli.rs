@@ -200,10 +200,13 @@ fn serve(config: Config) -> Result<(), Failure> {
     let store = Store::open(&config.database)?;
     if store.read(users::count_users)? == 0 {
         let db = config.database.path.display();
+        // The program as it was started (`target/release/ktasks` under `cargo run`, `ktasks` when
+        // installed), so the commands work as printed, pasted into the same directory.
+        let program = std::env::args().next().unwrap_or_else(|| "ktasks".into());
         eprintln!(
             "No users yet. Create one and mint a token for it:\n\n  \
-             ktasks --db {db} user create --email you@example.com --name \"Your Name\"\n  \
-             ktasks --db {db} token create --user you@example.com --name \"my script\"\n"
+             {program} --db {db} user create --email you@example.com --name \"Your Name\"\n  \
+             {program} --db {db} token create --user you@example.com --name \"my script\"\n"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

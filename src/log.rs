@@ -5,8 +5,8 @@
 //! Nothing that is logged may contain a token (see `auth`: only the token id is ever named).
 //!
 //! Info and debug lines (one per request) are batched: appended to a buffer that a background
-//! thread writes out every `FLUSH_EVERY`, or sooner when it fills. One `write` per request cost
-//! about 10% of GET throughput (bench/run.sh). Warnings and errors are written at once, after
+//! thread writes out every `FLUSH_EVERY`, or sooner when it fills: a `write` system call per
+//! request costs more than the rest of the line's work. Warnings and errors are written at once, after
 //! whatever is buffered, so order is kept; `flush` runs at shutdown.
 
 use std::io::Write;

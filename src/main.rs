@@ -7,9 +7,8 @@ use clap::Parser;
 use ktasks::cli::{Cli, Failure, run};
 
 /// GETs build their reply on a read thread and the async worker frees it, so with glibc every
-/// allocation on a read thread took malloc's slow path (18% of a read thread's CPU). mimalloc
-/// hands cross-thread frees back to the owning thread's heap. Alternated pairs of 5 s runs
-/// (bench/wrk.lua, 64 connections): GET /api/tasks/:id +18% (median of 6), a page of 50 +21%.
+/// allocation on a read thread takes malloc's slow path. mimalloc hands cross-thread frees back
+/// to the owning thread's heap (docs/performance.md has the measurements).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -8,8 +8,8 @@
 //! that long always suffices. Refused requests are not recorded.
 //!
 //! Memory is at most 600 slices of 16 bytes per key active in the last window, whatever the
-//! limit. An exact log of instants needed 8 bytes per admitted request: with the limit raised for
-//! bench/run.sh, 2.4 million instants (19 MB) per minute at 40k requests/s. `sweep` drops keys idle
+//! limit, where an exact log of instants would need 8 bytes per admitted request, growing with the
+//! limit and the traffic. `sweep` drops keys idle
 //! for a whole window and gives back room a burst left behind.
 //!
 //! Plain synchronous code that takes `now`, so tests drive the clock. The dashmap shard lock is

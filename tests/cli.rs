@@ -269,3 +269,33 @@ fn backup_writes_a_consistent_copy_and_refuses_to_overwrite() {
         Some(1)
     );
 }
+
+/// The hint `serve` prints on an empty database works as printed: pasted into a shell in the
+/// same directory, its two commands make a user and a token.
+#[test]
+fn the_first_run_hint_works_as_printed() {
+    let env = Env::new();
+    let server = env.serve();
+    let log = server.log();
+    let commands: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains(" user create ") || line.contains(" token create "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{log}");
+    for command in &commands {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let token = env.cli_ok(&["token", "list", "--json"]);
+    assert!(token.contains("my script"), "{token}");
+}

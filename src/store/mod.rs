@@ -95,7 +95,7 @@ thread_local! {
 }
 
 /// Makes this thread's snapshots reuse one pooled reader instead of checking one out of the pool
-/// and back for each (the pool's lock, 1% of a GET's instructions, and five of its clock reads),
+/// and back for each (the pool's lock and its clock reads),
 /// until the thread ends. For the server's read lane only: its threads are few
 /// (`app::MAX_READ_LANE_THREADS`, half of `READER_CONNECTIONS`), so the pool keeps enough for
 /// everyone else.
@@ -290,7 +290,7 @@ impl Store {
             // SQLite keeps a connection's implicit read transaction open while any statement on
             // it is unfinished, and ends it when the last one is reset. So the epoch's row is
             // read and its statement left unfinished while `f` runs: `f`'s reads join that
-            // transaction, and dropping `rows` ends it (BEGIN and ROLLBACK cost 3.7% of a GET).
+            // transaction, and dropping `rows` ends it: no BEGIN and ROLLBACK statements.
             let mut statement = snapshot.conn.prepare_cached(tokens::AUTH_EPOCH)?;
             let mut rows = statement.query([])?;
             let row = rows
@@ -484,7 +484,7 @@ fn configure(conn: &Connection, pragmas: &str) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(128);
     // Without the query planner stability guarantee, SQLite plans `LIMIT ?` (and some other
     // parameters) by their bound value and so recompiles a cached statement every time one is
-    // bound again: 9% of a page request's CPU. Our plans come from indexes, not from values.
+    // bound again. Our plans come from indexes, not from values.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // `rarray(?)`: a page's task ids as one bound array (`tasks::load_relations`).
     rusqlite::vtab::array::load_module(conn)?;
