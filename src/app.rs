@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::json::Reply;
 use crate::ratelimit::{Decision, RateLimiter};
-use crate::router::{self, Route};
+use crate::router::{self, ApiRoute, Route, WebRoute};
 use crate::store::users::Plan;
 use crate::store::{Commit, Store};
 use crate::token::TokenHash;
@@ -106,8 +106,12 @@ struct Outcome {
 
 impl Outcome {
     fn reply(reply: Reply) -> Outcome {
+        Outcome::reply_or_error(Ok(reply))
+    }
+
+    fn reply_or_error(result: Result<Reply, Error>) -> Outcome {
         Outcome {
-            result: Ok(reply),
+            result,
             decision: None,
             token_prefix: None,
             commit: None,
@@ -115,16 +119,11 @@ impl Outcome {
     }
 
     fn error(error: Error) -> Outcome {
-        Outcome {
-            result: Err(error),
-            decision: None,
-            token_prefix: None,
-            commit: None,
-        }
+        Outcome::reply_or_error(Err(error))
     }
 }
 
-pub type HttpResponse = Response<Full<Bytes>>;
+pub use crate::error::HttpResponse;
 
 impl App {
     pub fn new(store: Store, config: Config, lanes: Lanes) -> App {
@@ -237,7 +236,7 @@ impl App {
         };
         let deadline = self.config.request_timeout();
         let app = Arc::clone(self);
-        if request.route == Route::Login {
+        if request.route == Route::Web(WebRoute::Login) {
             // Refused sign-ins are answered here, without queueing behind password checks, and a
             // sign-in that waited past its deadline is dropped unchecked.
             if let Err(refused) = crate::web::admit_sign_in(self, &request) {
@@ -262,46 +261,36 @@ impl App {
         run_guarded(lane, deadline, move || app.respond(&request)).await
     }
 
-    /// Everything after routing, on a blocking thread: auth, limits, the handler. A GET reads
-    /// everything from one snapshot (see `Store::snapshot`). API writes do not hold the thread
-    /// while their commit is pending: `run_guarded` waits for it before the answer goes out.
+    /// Everything after routing, on a blocking thread, by audience. A GET reads everything from
+    /// one snapshot (see `Store::snapshot`). API writes do not hold the thread while their commit
+    /// is pending: `run_guarded` waits for it before the answer goes out. A page shows what it
+    /// just wrote (a new token in the list), so it reads after its writes: they are committed
+    /// first.
     fn respond(&self, request: &ApiRequest) -> Outcome {
-        let respond = || {
+        let in_snapshot_if_get = |work: &dyn Fn() -> Outcome| {
             if request.method == Method::GET {
-                self.store
-                    .snapshot(|| self.respond_inner(request))
-                    .unwrap_or_else(Outcome::error)
+                self.store.snapshot(work).unwrap_or_else(Outcome::error)
             } else {
-                self.respond_inner(request)
+                work()
             }
         };
-        if request.route.is_web() {
-            // A page shows what it just wrote (a new token in the list), so it reads after its
-            // writes: they must be committed first.
-            return respond();
+        match &request.route {
+            Route::Public(route) => Outcome::reply_or_error(api::dispatch_public(self, route)),
+            Route::Web(route) => in_snapshot_if_get(&|| {
+                Outcome::reply_or_error(crate::web::dispatch(self, route, request))
+            }),
+            Route::Api(route) => {
+                let (mut outcome, commit) = self
+                    .store
+                    .defer_commits(|| in_snapshot_if_get(&|| self.respond_api(route, request)));
+                outcome.commit = Some(commit);
+                outcome
+            }
         }
-        let (mut outcome, commit) = self.store.defer_commits(respond);
-        outcome.commit = Some(commit);
-        outcome
     }
 
-    fn respond_inner(&self, request: &ApiRequest) -> Outcome {
-        if request.route.is_web() {
-            return Outcome {
-                result: crate::web::dispatch(self, request),
-                decision: None,
-                token_prefix: None,
-                commit: None,
-            };
-        }
-        if request.route.is_public() {
-            return Outcome {
-                result: api::dispatch_public(self, request),
-                decision: None,
-                token_prefix: None,
-                commit: None,
-            };
-        }
+    /// An API request: auth (401) -> rate limit (429) -> plan and scope (403) -> the handler.
+    fn respond_api(&self, route: &ApiRoute, request: &ApiRequest) -> Outcome {
         let now = Instant::now();
         let principal = match auth::bearer_token(&request.headers)
             .and_then(|token| auth::authenticate(&self.store, &self.token_cache, token))
@@ -312,7 +301,7 @@ impl App {
         let decision = self.limiter.check(&principal.token_hash, now);
         let result = self
             .authorize(&principal, request, &decision)
-            .and_then(|()| api::dispatch(self, &principal, request));
+            .and_then(|()| api::dispatch(self, &principal, route, request));
         if let Err(Error::PlanRequired) = &result {
             crate::log_warn!(
                 "authentication refused: reason=plan client={} token_id={}",
@@ -550,39 +539,10 @@ fn build_response(
             }
             response
         }
-        Err(error) => error_response(error),
+        Err(error) => error.to_response(),
     };
     if let Some(decision) = decision {
         rate_limit_headers(response.headers_mut(), &decision, rate_limit_policy);
-    }
-    response
-}
-
-pub fn error_response(error: &Error) -> HttpResponse {
-    let body = serde_json::to_vec(&error.to_json()).expect("error bodies serialize");
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    match error {
-        Error::Unauthorized(_) => {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        Error::MethodNotAllowed { allow } => {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        Error::RateLimited { retry_after_secs } => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-        }
-        // The rest of the body may still be on its way: this connection cannot carry another
-        // request, and hyper closes it after this answer.
-        Error::RequestTimeout => {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        _ => {}
     }
     response
 }
@@ -630,7 +590,7 @@ mod tests {
             panic!("expected a 500")
         };
         assert!(detail.contains("boom"), "{detail}");
-        let response = error_response(&Error::internal(detail));
+        let response = Error::internal(detail).to_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let fine = run_guarded(&lane, Duration::from_secs(5), || {
             Outcome::error(Error::NotFound)

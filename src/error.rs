@@ -1,12 +1,18 @@
 //! The one error type of ktasks and its single mapping to HTTP (SPEC section 2).
 //!
-//! Handlers, auth and the store return `Result<_, Error>`; `App` turns an `Error` into a JSON
-//! response in exactly one place (`Error::into_response`). What a client reads (`message`) is kept
+//! Handlers, auth and the store return `Result<_, Error>`; an `Error` becomes the whole HTTP
+//! response, status, JSON body and headers, in exactly one place (`Error::to_response`). What a client reads (`message`) is kept
 //! apart from what the operator needs (`Internal`'s detail, logged once, never sent).
 
 use std::fmt;
 
-use hyper::StatusCode;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+/// The one response type of the server.
+pub type HttpResponse = Response<Full<Bytes>>;
 
 #[derive(Debug)]
 pub enum Error {
@@ -129,6 +135,36 @@ impl Error {
         }
     }
 
+    /// The whole response: status, JSON body and the headers some errors carry.
+    pub fn to_response(&self) -> HttpResponse {
+        let body = serde_json::to_vec(&self.to_json()).expect("error bodies serialize");
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        match self {
+            Error::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            // The rest of the body may still be on its way: this connection cannot carry another
+            // request, and hyper closes it after this answer.
+            Error::RequestTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+
     /// The JSON error body: `{"error", "code", "field"?}`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = serde_json::json!({ "error": self.to_string(), "code": self.code() });
@@ -195,6 +231,45 @@ impl From<r2d2::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_becomes_the_whole_response_headers_included() {
+        let header = |error: Error, name: header::HeaderName| {
+            let response = error.to_response();
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{error:?}"
+            );
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let unauthorized = Error::Unauthorized("invalid token");
+        assert_eq!(
+            header(unauthorized, header::WWW_AUTHENTICATE).as_deref(),
+            Some("Bearer")
+        );
+        let not_allowed = Error::MethodNotAllowed { allow: "GET, POST" };
+        assert_eq!(
+            header(not_allowed, header::ALLOW).as_deref(),
+            Some("GET, POST")
+        );
+        let limited = Error::RateLimited {
+            retry_after_secs: 7,
+        };
+        assert_eq!(header(limited, header::RETRY_AFTER).as_deref(), Some("7"));
+        assert_eq!(
+            header(Error::RequestTimeout, header::CONNECTION).as_deref(),
+            Some("close")
+        );
+        assert_eq!(header(Error::NotFound, header::RETRY_AFTER), None);
+        assert_eq!(
+            Error::NotFound.to_response().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 
     #[test]
     fn internal_detail_never_reaches_the_client() {

@@ -7,7 +7,8 @@
 //! - `config`: `Config` from TOML, environment and flags, with defaults and validation.
 //! - `server`: the accept loop, connection limits, timeouts, graceful shutdown.
 //! - `app`: `App` (store, limiter, config) and `App::handle`, the request pipeline.
-//! - `router`: `(method, path)` -> `Route`, 404, or 405 with `Allow`; lists every endpoint.
+//! - `router`: `(method, path)` -> `Route` (public, API or web), 404, or 405 with `Allow`; lists
+//!   every endpoint.
 //! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`, with the epoch-checked cache.
 //! - `ratelimit`: the sliding-window limiter, keyed by token hash.
 //! - `token`: token generation, format check, hashing (shared by CLI and auth).
@@ -17,16 +18,18 @@
 //! - `web`, `password`: the Settings -> Security pages (sessions, CSRF, token forms), Argon2id.
 //! - `api`: one file per resource; validates, authorizes, calls the store.
 //! - `store`: the only place that speaks SQL; one file per table group.
-//! - `error`: the one error enum and its mapping to HTTP.
+//! - `error`: the one error enum and its mapping to a whole HTTP response.
 //! - `time`, `log`: timestamps and dates in the API's formats; the stderr logger.
 //! - `net`: client addresses behind trusted proxies, and the key per-client limits count under.
 //!
 //! # Request path
 //!
-//! `server` accepts -> `App::handle`: `router` -> body read within its limit -> on a blocking
-//! thread (of the read lane for GETs, of the write lane otherwise): `auth` -> `ratelimit` -> plan
-//! and scope -> `api::<resource>` -> `store` -> `Reply` -> (a write's commit awaited) -> HTTP
-//! response with rate-limit headers. Any error leaves through `Error` as JSON.
+//! `server` accepts -> `App::handle`: `router` -> body read within its limits (routes that take
+//! one) -> on a blocking thread (of the read lane for GETs, the password lane for sign-ins, the
+//! write lane otherwise), by the route's audience: public -> `api::dispatch_public`; web ->
+//! `web::dispatch`; API -> `auth` -> `ratelimit` -> plan and scope -> `api::dispatch` ->
+//! `api::<resource>` -> `store` -> `Reply` -> (a write's commit awaited) -> HTTP response with
+//! rate-limit headers. Any error leaves through `Error::to_response` as JSON.
 
 pub mod api;
 pub mod app;

@@ -46,11 +46,26 @@ use hyper::Method;
 
 use crate::error::Error;
 
+/// A routed request, by audience. Each audience has its own dispatcher, which matches its enum
+/// exhaustively: `api::dispatch_public`, `api::dispatch` (after authentication), `web::dispatch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    Public(PublicRoute),
+    Api(ApiRoute),
+    Web(WebRoute),
+}
+
+/// Anyone may call these, without a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicRoute {
     Health,
     OpenApi,
     Developers,
+}
+
+/// The Bearer-token API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRoute {
     Me,
     ListSpaces,
     CreateSpace,
@@ -70,6 +85,11 @@ pub enum Route {
     AddLabel(String),
     RemoveLabel(String),
     ListLabels,
+}
+
+/// The settings pages: session cookies and HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebRoute {
     LoginPage,
     Login,
     Logout,
@@ -113,78 +133,70 @@ pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
 impl Route {
     /// The path pattern, for logs and documentation (never the concrete path with its ids).
     pub fn pattern(&self) -> &'static str {
-        use Route::*;
+        use ApiRoute::*;
+        use PublicRoute::*;
+        use WebRoute::*;
         match self {
-            Health => "/healthz",
-            OpenApi => "/api/openapi.json",
-            Developers => "/developers",
-            Me => "/api/me",
-            ListSpaces | CreateSpace => "/api/spaces",
-            GetSpace(_) => "/api/spaces/:id",
-            ListSpaceMembers(_) => "/api/spaces/:id/members",
-            ListProjects | CreateProject => "/api/projects",
-            GetProject(_) | UpdateProject(_) => "/api/projects/:id",
-            ListTasks | CreateTask => "/api/tasks",
-            GetTask(_) | UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
-            AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
-            AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
-            ListLabels => "/api/labels",
-            LoginPage | Login => "/login",
-            Logout => "/logout",
-            SecurityPage => "/settings/security",
-            CreateTokenForm => "/settings/security/tokens",
-            RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
-            SettingsScript => "/assets/settings.js",
-            SettingsStyle => "/assets/settings.css",
+            Route::Public(route) => match route {
+                Health => "/healthz",
+                OpenApi => "/api/openapi.json",
+                Developers => "/developers",
+            },
+            Route::Api(route) => match route {
+                Me => "/api/me",
+                ListSpaces | CreateSpace => "/api/spaces",
+                GetSpace(_) => "/api/spaces/:id",
+                ListSpaceMembers(_) => "/api/spaces/:id/members",
+                ListProjects | CreateProject => "/api/projects",
+                GetProject(_) | UpdateProject(_) => "/api/projects/:id",
+                ListTasks | CreateTask => "/api/tasks",
+                GetTask(_) | UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
+                AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
+                AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
+                ListLabels => "/api/labels",
+            },
+            Route::Web(route) => match route {
+                LoginPage | Login => "/login",
+                Logout => "/logout",
+                SecurityPage => "/settings/security",
+                CreateTokenForm => "/settings/security/tokens",
+                RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
+                SettingsScript => "/assets/settings.js",
+                SettingsStyle => "/assets/settings.css",
+            },
         }
-    }
-
-    /// The web settings pages (session cookies, HTML), as opposed to the Bearer-token API.
-    pub fn is_web(&self) -> bool {
-        use Route::*;
-        matches!(
-            self,
-            LoginPage
-                | Login
-                | Logout
-                | SecurityPage
-                | CreateTokenForm
-                | RevokeTokenForm(_)
-                | SettingsScript
-                | SettingsStyle
-        )
     }
 
     /// Whether the route reads a request body. Any other ignores one it is sent (it is never
     /// read, so it can neither be too large nor too slow).
     pub fn takes_body(&self) -> bool {
-        use Route::*;
-        matches!(
-            self,
-            CreateSpace
-                | CreateProject
-                | UpdateProject(_)
-                | CreateTask
-                | UpdateTask(_)
-                | AddAssignee(_)
-                | RemoveAssignee(_)
-                | AddLabel(_)
-                | RemoveLabel(_)
-                | Login
-                | Logout
-                | CreateTokenForm
-                | RevokeTokenForm(_)
-        )
-    }
-
-    /// Routes anyone may call without a token.
-    pub fn is_public(&self) -> bool {
-        matches!(self, Route::Health | Route::OpenApi | Route::Developers)
+        use ApiRoute::*;
+        use WebRoute::*;
+        match self {
+            Route::Public(_) => false,
+            Route::Api(route) => matches!(
+                route,
+                CreateSpace
+                    | CreateProject
+                    | UpdateProject(_)
+                    | CreateTask
+                    | UpdateTask(_)
+                    | AddAssignee(_)
+                    | RemoveAssignee(_)
+                    | AddLabel(_)
+                    | RemoveLabel(_)
+            ),
+            Route::Web(route) => {
+                matches!(route, Login | Logout | CreateTokenForm | RevokeTokenForm(_))
+            }
+        }
     }
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
-    use Route::*;
+    use ApiRoute::*;
+    use PublicRoute::*;
+    use WebRoute::*;
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     // An empty segment (`//`, a trailing `/`, an empty id) never names a resource.
     if !path.starts_with('/') || segments.iter().any(|s| s.is_empty()) {
@@ -193,106 +205,116 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
     // Ids are stored in lower case; a client may write a UUID in either.
     let id = |s: &str| s.to_ascii_lowercase();
     let (pattern, route) = match (segments.as_slice(), method) {
-        (["healthz"], m) => ("/healthz", (m == Method::GET).then_some(Health)),
-        (["api", "openapi.json"], m) => {
-            ("/api/openapi.json", (m == Method::GET).then_some(OpenApi))
-        }
-        (["developers"], m) => ("/developers", (m == Method::GET).then_some(Developers)),
-        (["api", "me"], m) => ("/api/me", (m == Method::GET).then_some(Me)),
+        (["healthz"], m) => (
+            "/healthz",
+            (m == Method::GET).then_some(Route::Public(Health)),
+        ),
+        (["api", "openapi.json"], m) => (
+            "/api/openapi.json",
+            (m == Method::GET).then_some(Route::Public(OpenApi)),
+        ),
+        (["developers"], m) => (
+            "/developers",
+            (m == Method::GET).then_some(Route::Public(Developers)),
+        ),
+        (["api", "me"], m) => ("/api/me", (m == Method::GET).then_some(Route::Api(Me))),
         (["api", "spaces"], m) => (
             "/api/spaces",
             match *m {
-                Method::GET => Some(ListSpaces),
-                Method::POST => Some(CreateSpace),
+                Method::GET => Some(Route::Api(ListSpaces)),
+                Method::POST => Some(Route::Api(CreateSpace)),
                 _ => None,
             },
         ),
         (["api", "spaces", space], m) => (
             "/api/spaces/:id",
-            (m == Method::GET).then(|| GetSpace(id(space))),
+            (m == Method::GET).then(|| Route::Api(GetSpace(id(space)))),
         ),
         (["api", "spaces", space, "members"], m) => (
             "/api/spaces/:id/members",
-            (m == Method::GET).then(|| ListSpaceMembers(id(space))),
+            (m == Method::GET).then(|| Route::Api(ListSpaceMembers(id(space)))),
         ),
         (["api", "projects"], m) => (
             "/api/projects",
             match *m {
-                Method::GET => Some(ListProjects),
-                Method::POST => Some(CreateProject),
+                Method::GET => Some(Route::Api(ListProjects)),
+                Method::POST => Some(Route::Api(CreateProject)),
                 _ => None,
             },
         ),
         (["api", "projects", project], m) => (
             "/api/projects/:id",
             match *m {
-                Method::GET => Some(GetProject(id(project))),
-                Method::PATCH => Some(UpdateProject(id(project))),
+                Method::GET => Some(Route::Api(GetProject(id(project)))),
+                Method::PATCH => Some(Route::Api(UpdateProject(id(project)))),
                 _ => None,
             },
         ),
         (["api", "tasks"], m) => (
             "/api/tasks",
             match *m {
-                Method::GET => Some(ListTasks),
-                Method::POST => Some(CreateTask),
+                Method::GET => Some(Route::Api(ListTasks)),
+                Method::POST => Some(Route::Api(CreateTask)),
                 _ => None,
             },
         ),
         (["api", "tasks", task], m) => (
             "/api/tasks/:id",
             match *m {
-                Method::GET => Some(GetTask(id(task))),
-                Method::PATCH => Some(UpdateTask(id(task))),
-                Method::DELETE => Some(DeleteTask(id(task))),
+                Method::GET => Some(Route::Api(GetTask(id(task)))),
+                Method::PATCH => Some(Route::Api(UpdateTask(id(task)))),
+                Method::DELETE => Some(Route::Api(DeleteTask(id(task)))),
                 _ => None,
             },
         ),
         (["api", "tasks", task, "assignees"], m) => (
             "/api/tasks/:id/assignees",
             match *m {
-                Method::POST => Some(AddAssignee(id(task))),
-                Method::DELETE => Some(RemoveAssignee(id(task))),
+                Method::POST => Some(Route::Api(AddAssignee(id(task)))),
+                Method::DELETE => Some(Route::Api(RemoveAssignee(id(task)))),
                 _ => None,
             },
         ),
         (["api", "tasks", task, "labels"], m) => (
             "/api/tasks/:id/labels",
             match *m {
-                Method::POST => Some(AddLabel(id(task))),
-                Method::DELETE => Some(RemoveLabel(id(task))),
+                Method::POST => Some(Route::Api(AddLabel(id(task)))),
+                Method::DELETE => Some(Route::Api(RemoveLabel(id(task)))),
                 _ => None,
             },
         ),
-        (["api", "labels"], m) => ("/api/labels", (m == Method::GET).then_some(ListLabels)),
+        (["api", "labels"], m) => (
+            "/api/labels",
+            (m == Method::GET).then_some(Route::Api(ListLabels)),
+        ),
         (["login"], m) => (
             "/login",
             match *m {
-                Method::GET => Some(LoginPage),
-                Method::POST => Some(Login),
+                Method::GET => Some(Route::Web(LoginPage)),
+                Method::POST => Some(Route::Web(Login)),
                 _ => None,
             },
         ),
-        (["logout"], m) => ("/logout", (m == Method::POST).then_some(Logout)),
+        (["logout"], m) => ("/logout", (m == Method::POST).then_some(Route::Web(Logout))),
         (["settings", "security"], m) => (
             "/settings/security",
-            (m == Method::GET).then_some(SecurityPage),
+            (m == Method::GET).then_some(Route::Web(SecurityPage)),
         ),
         (["settings", "security", "tokens"], m) => (
             "/settings/security/tokens",
-            (m == Method::POST).then_some(CreateTokenForm),
+            (m == Method::POST).then_some(Route::Web(CreateTokenForm)),
         ),
         (["settings", "security", "tokens", token, "revoke"], m) => (
             "/settings/security/tokens/:id/revoke",
-            (m == Method::POST).then(|| RevokeTokenForm(id(token))),
+            (m == Method::POST).then(|| Route::Web(RevokeTokenForm(id(token)))),
         ),
         (["assets", "settings.js"], m) => (
             "/assets/settings.js",
-            (m == Method::GET).then_some(SettingsScript),
+            (m == Method::GET).then_some(Route::Web(SettingsScript)),
         ),
         (["assets", "settings.css"], m) => (
             "/assets/settings.css",
-            (m == Method::GET).then_some(SettingsStyle),
+            (m == Method::GET).then_some(Route::Web(SettingsStyle)),
         ),
         _ => return Err(Error::NotFound),
     };
@@ -319,17 +341,20 @@ mod tests {
     fn routes_with_parameters() {
         assert_eq!(
             route(&Method::GET, "/api/tasks/abc").unwrap(),
-            Route::GetTask("abc".into())
+            Route::Api(ApiRoute::GetTask("abc".into()))
         );
         assert_eq!(
             route(&Method::DELETE, "/api/tasks/t1/labels").unwrap(),
-            Route::RemoveLabel("t1".into())
+            Route::Api(ApiRoute::RemoveLabel("t1".into()))
         );
         assert_eq!(
             route(&Method::GET, "/api/spaces/s1/members").unwrap(),
-            Route::ListSpaceMembers("s1".into())
+            Route::Api(ApiRoute::ListSpaceMembers("s1".into()))
         );
-        assert_eq!(route(&Method::GET, "/healthz").unwrap(), Route::Health);
+        assert_eq!(
+            route(&Method::GET, "/healthz").unwrap(),
+            Route::Public(PublicRoute::Health)
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::developers::escape;
 use crate::error::Error;
 use crate::json::{Query, Reply};
 use crate::ratelimit::RateLimiter;
-use crate::router::Route;
+use crate::router::WebRoute;
 use crate::store::sessions::{self, Session};
 use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::{self, Plan, User};
@@ -118,16 +118,16 @@ impl NewTokens {
     }
 }
 
-pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Reply, Error> {
     if let Some(refused) = refused_outright(app, request) {
         return Ok(refused);
     }
-    match &request.route {
-        Route::SettingsScript => Ok(asset("text/javascript; charset=utf-8", SCRIPT)),
-        Route::SettingsStyle => Ok(asset("text/css; charset=utf-8", STYLE)),
-        Route::LoginPage => login_page(app, request),
-        Route::Login => login(app, request),
-        Route::Logout => with_session(app, request, |_, id_hash, _| {
+    match route {
+        WebRoute::SettingsScript => Ok(asset("text/javascript; charset=utf-8", SCRIPT)),
+        WebRoute::SettingsStyle => Ok(asset("text/css; charset=utf-8", STYLE)),
+        WebRoute::LoginPage => login_page(app, request),
+        WebRoute::Login => login(app, request),
+        WebRoute::Logout => with_session(app, request, |_, id_hash, _| {
             app.store
                 .write(|tx| sessions::delete_session(tx, &id_hash))?;
             Ok(redirect("/login").with_header(
@@ -135,13 +135,13 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
                 &cookie(app, session_cookie(app), "", "/", 0),
             ))
         }),
-        Route::SecurityPage => with_session(app, request, |session, id_hash, _| {
+        WebRoute::SecurityPage => with_session(app, request, |session, id_hash, _| {
             settings_page(app, &session, Ok(&app.new_tokens.take(&id_hash)))
         }),
-        Route::CreateTokenForm => with_session(app, request, |session, id_hash, form| {
+        WebRoute::CreateTokenForm => with_session(app, request, |session, id_hash, form| {
             create_token(app, &form, &session, id_hash)
         }),
-        Route::RevokeTokenForm(id) => with_session(app, request, |session, _, _| {
+        WebRoute::RevokeTokenForm(id) => with_session(app, request, |session, _, _| {
             let user_id = session.user.id.clone();
             let revoked = app.store.write(|tx| match tokens::find_token(tx, id)? {
                 Some(token) if token.user_id == user_id => {
@@ -158,7 +158,6 @@ pub fn dispatch(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
             }
             Ok(redirect("/settings/security"))
         }),
-        _ => Err(Error::NotFound),
     }
 }
 

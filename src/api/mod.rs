@@ -19,60 +19,55 @@ use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Query, Reply, decode_cursor, encode_cursor, percent_encode, split_page};
-use crate::router::Route;
+use crate::router::{ApiRoute, PublicRoute};
 use crate::store::spaces::{Role, Space, find_space_for_user};
 use crate::validate;
 
-pub fn dispatch(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
-    match &request.route {
-        Route::Me => me::get(principal, request),
-        Route::ListSpaces => spaces::list(app, principal, request),
-        Route::CreateSpace => spaces::create(app, principal, request),
-        Route::GetSpace(id) => spaces::get(app, principal, request, id),
-        Route::ListSpaceMembers(id) => spaces::members(app, principal, request, id),
-        Route::ListProjects => projects::list(app, principal, request),
-        Route::CreateProject => projects::create(app, principal, request),
-        Route::GetProject(id) => projects::get(app, principal, request, id),
-        Route::UpdateProject(id) => projects::update(app, principal, request, id),
-        Route::ListTasks => tasks::list(app, principal, request),
-        Route::CreateTask => tasks::create(app, principal, request),
-        Route::GetTask(id) => tasks::get(app, principal, request, id),
-        Route::UpdateTask(id) => tasks::update(app, principal, request, id),
-        Route::DeleteTask(id) => tasks::delete(app, principal, request, id),
-        Route::AddAssignee(id) => tasks::add_assignee(app, principal, request, id),
-        Route::RemoveAssignee(id) => tasks::remove_assignee(app, principal, request, id),
-        Route::AddLabel(id) => tasks::add_label(app, principal, request, id),
-        Route::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
-        Route::ListLabels => labels::list(app, principal, request),
-        Route::Health | Route::OpenApi | Route::Developers => dispatch_public(app, request),
-        // The web pages are dispatched by `App::respond` before authentication.
-        Route::LoginPage
-        | Route::Login
-        | Route::Logout
-        | Route::SecurityPage
-        | Route::CreateTokenForm
-        | Route::RevokeTokenForm(_)
-        | Route::SettingsScript
-        | Route::SettingsStyle => crate::web::dispatch(app, request),
+/// The API's routes, after authentication.
+pub fn dispatch(
+    app: &App,
+    principal: &Principal,
+    route: &ApiRoute,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    match route {
+        ApiRoute::Me => me::get(principal, request),
+        ApiRoute::ListSpaces => spaces::list(app, principal, request),
+        ApiRoute::CreateSpace => spaces::create(app, principal, request),
+        ApiRoute::GetSpace(id) => spaces::get(app, principal, request, id),
+        ApiRoute::ListSpaceMembers(id) => spaces::members(app, principal, request, id),
+        ApiRoute::ListProjects => projects::list(app, principal, request),
+        ApiRoute::CreateProject => projects::create(app, principal, request),
+        ApiRoute::GetProject(id) => projects::get(app, principal, request, id),
+        ApiRoute::UpdateProject(id) => projects::update(app, principal, request, id),
+        ApiRoute::ListTasks => tasks::list(app, principal, request),
+        ApiRoute::CreateTask => tasks::create(app, principal, request),
+        ApiRoute::GetTask(id) => tasks::get(app, principal, request, id),
+        ApiRoute::UpdateTask(id) => tasks::update(app, principal, request, id),
+        ApiRoute::DeleteTask(id) => tasks::delete(app, principal, request, id),
+        ApiRoute::AddAssignee(id) => tasks::add_assignee(app, principal, request, id),
+        ApiRoute::RemoveAssignee(id) => tasks::remove_assignee(app, principal, request, id),
+        ApiRoute::AddLabel(id) => tasks::add_label(app, principal, request, id),
+        ApiRoute::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
+        ApiRoute::ListLabels => labels::list(app, principal, request),
     }
 }
 
 /// Routes that need no token.
-pub fn dispatch_public(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
-    match request.route {
-        Route::Health => {
+pub fn dispatch_public(app: &App, route: &PublicRoute) -> Result<Reply, Error> {
+    match route {
+        PublicRoute::Health => {
             if app.store.is_healthy() {
                 Ok(Reply::ok(&serde_json::json!({ "status": "ok" })))
             } else {
                 Err(Error::Unavailable("the database is not answering"))
             }
         }
-        Route::OpenApi => Ok(Reply::bytes("application/json", app.openapi.clone())),
-        Route::Developers => Ok(Reply::bytes(
+        PublicRoute::OpenApi => Ok(Reply::bytes("application/json", app.openapi.clone())),
+        PublicRoute::Developers => Ok(Reply::bytes(
             "text/html; charset=utf-8",
             app.developers.clone(),
         )),
-        _ => Err(Error::NotFound),
     }
 }
 
