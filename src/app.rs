@@ -292,9 +292,14 @@ impl App {
     /// An API request: auth (401) -> rate limit (429) -> plan and scope (403) -> the handler.
     fn respond_api(&self, route: &ApiRoute, request: &ApiRequest) -> Outcome {
         let now = Instant::now();
-        let principal = match auth::bearer_token(&request.headers)
-            .and_then(|token| auth::authenticate(&self.store, &self.token_cache, token))
-        {
+        let principal = match auth::bearer_token(&request.headers).and_then(|token| {
+            auth::authenticate(
+                &self.store,
+                &self.token_cache,
+                token,
+                time::OffsetDateTime::now_utc(),
+            )
+        }) {
             Ok(principal) => principal,
             Err(denied) => return Outcome::error(self.refuse(request, denied, now)),
         };

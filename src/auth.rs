@@ -186,7 +186,13 @@ const MALFORMED: &str = "malformed token: expected kt_ followed by 40 hex charac
 
 /// Looks the token (one that `bearer_token` passed) up, in `cache` or in the database, and checks
 /// it is live. Runs on a blocking thread (it reads SQLite).
-pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, Denied> {
+/// `now` is the request's time, passed in (like the rate limiter's) so that tests control it.
+pub fn authenticate(
+    store: &Store,
+    cache: &TokenCache,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Principal, Denied> {
     let token_hash = token::hash(token);
     // The epoch is read first and the lookup is cached under it: a change committed in between
     // moves the epoch past it, so the entry can only be trusted too little, never too long.
@@ -219,7 +225,6 @@ pub fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Pr
     if owner.token.revoked_at.is_some() {
         return Err(known(Refusal::Revoked, "this token has been revoked"));
     }
-    let now = OffsetDateTime::now_utc();
     if owner.expires.is_some_and(|expires| expires <= now) {
         return Err(known(Refusal::Expired, "this token has expired"));
     }
@@ -275,12 +280,12 @@ mod tests {
         let (_dir, server, cli, secret, id) = two_processes();
         let cache = TokenCache::default();
         for _ in 0..3 {
-            authenticate(&server, &cache, &secret).unwrap();
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         }
         assert_eq!(cache.entries.len(), 1, "the lookup is cached");
         cli.write(|tx| tokens::revoke_token(tx, &id)).unwrap();
         assert!(matches!(
-            authenticate(&server, &cache, &secret),
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Revoked,
                 token_id: Some(_),
@@ -294,13 +299,19 @@ mod tests {
         let (_dir, server, cli, secret, _) = two_processes();
         let cache = TokenCache::default();
         assert_eq!(
-            authenticate(&server, &cache, &secret).unwrap().user.plan,
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc())
+                .unwrap()
+                .user
+                .plan,
             Plan::Pro
         );
         cli.write(|tx| users::set_plan(tx, "a@example.com", Plan::Free))
             .unwrap();
         assert_eq!(
-            authenticate(&server, &cache, &secret).unwrap().user.plan,
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc())
+                .unwrap()
+                .user
+                .plan,
             Plan::Free
         );
     }
@@ -311,7 +322,7 @@ mod tests {
         let epoch = || server.read(tokens::auth_epoch).unwrap();
         let before = epoch();
         let cache = TokenCache::default();
-        authenticate(&server, &cache, &secret).unwrap();
+        authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         let used = server
             .read(|conn| tokens::find_token(conn, &id))
             .unwrap()
@@ -340,7 +351,7 @@ mod tests {
             "deleting the user (and its tokens) moves it"
         );
         assert!(matches!(
-            authenticate(&server, &cache, &secret),
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Unknown,
                 token_id: None,
@@ -362,14 +373,15 @@ mod tests {
             })
             .unwrap()
         };
+        let now = OffsetDateTime::now_utc();
         set_expiry(&crate::time::format_timestamp(
-            OffsetDateTime::now_utc() + time::Duration::milliseconds(300),
+            now + time::Duration::minutes(5),
         ));
-        authenticate(&server, &cache, &secret).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        authenticate(&server, &cache, &secret, now).unwrap();
+        let later = now + time::Duration::minutes(5);
         assert!(
             matches!(
-                authenticate(&server, &cache, &secret),
+                authenticate(&server, &cache, &secret, later),
                 Err(Denied::Refused {
                     refusal: Refusal::Expired,
                     ..
@@ -379,7 +391,7 @@ mod tests {
         );
         set_expiry("next tuesday");
         assert!(matches!(
-            authenticate(&server, &cache, &secret),
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Expired,
                 ..
@@ -402,13 +414,13 @@ mod tests {
         forged.replace_range(forged.len() - 1.., last);
         assert!(bearer_token(&with_authorization(&format!("Bearer {forged}"))).is_ok());
         for _ in 0..2 {
-            let error = authenticate(&server, &cache, &forged).err();
+            let error = authenticate(&server, &cache, &forged, OffsetDateTime::now_utc()).err();
             assert!(
                 matches!(error, Some(Denied::Refused { refusal: Refusal::BadChecksum, message, .. }) if message.starts_with("malformed token")),
                 "{error:?}"
             );
             // The real token, cached in between, does not make its forgery pass.
-            authenticate(&server, &cache, &secret).unwrap();
+            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         }
     }
 

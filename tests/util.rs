@@ -129,7 +129,7 @@ impl Env {
             }
         };
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in stderr.lines() {
                 let Ok(line) = line else { break };
                 let mut log = sink.lock().unwrap();
@@ -137,7 +137,12 @@ impl Env {
                 log.push('\n');
             }
         });
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+        }
     }
 }
 
@@ -145,21 +150,46 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Reads the server's stderr into `log` until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Every token minted by any test of this run: no server log may contain one.
 static MINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+impl Server {
+    /// Stops the server as an operator would (SIGTERM: it finishes in-flight requests and flushes
+    /// its log), or kills it after 20 s; then waits for the log reader to reach the end of the
+    /// server's stderr. Returns the whole log: what log assertions should read.
+    pub fn stop(&mut self) -> String {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let pid = i32::try_from(self.child.id()).expect("a pid fits an i32");
+            // SAFETY: kill(2) with a valid signal; the pid is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            if !wait_until(Duration::from_secs(20), || {
+                self.child.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = self.child.kill();
+            }
+        }
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
             return;
         }
-        // The reader thread may still be draining the pipe; the process is gone, so it ends soon.
-        std::thread::sleep(Duration::from_millis(20));
-        let log = self.log();
+        let log = self.stop();
         for token in MINTED.lock().unwrap().iter() {
             assert!(
                 !log.contains(&token[3..35]),
