@@ -199,3 +199,18 @@ fn page<T>(
         .with_header(LINK, &format!("<{url}>; rel=\"next\""))
         .with_header(NEXT_CURSOR, &cursor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_viewers_are_refused_a_change() {
+        for role in [Role::Owner, Role::Admin, Role::Member] {
+            assert!(require_write(role).is_ok(), "{role}");
+        }
+        let refused = require_write(Role::Viewer).unwrap_err();
+        assert_eq!(refused.code(), "forbidden");
+        assert!(refused.to_string().contains("viewer"), "{refused}");
+    }
+}

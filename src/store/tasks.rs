@@ -241,6 +241,7 @@ pub struct NewTask {
 }
 
 /// The whole new state of a changed task's columns (the handler merges the PATCH into it).
+#[derive(Debug)]
 pub struct TaskUpdate {
     pub project_id: String,
     pub status_id: String,
