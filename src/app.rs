@@ -38,6 +38,10 @@ use crate::token::TokenHash;
 pub const WRITE_LANE_THREADS: usize = 8;
 pub const MAX_READ_LANE_THREADS: usize = 8;
 
+/// The server's read-only database connections: one for every thread of both lanes at once, so
+/// no request waits for one (`Store::open_with_readers`).
+pub const READER_CONNECTIONS: u32 = (WRITE_LANE_THREADS + MAX_READ_LANE_THREADS) as u32;
+
 /// Threads for GET requests: one more than the cores, at most `MAX_READ_LANE_THREADS`. A read
 /// never waits for a commit, so more threads than cores only add wake-ups and context switches
 /// (docs/performance.md).

@@ -197,7 +197,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn serve(config: Config) -> Result<(), Failure> {
-    let store = Store::open(&config.database)?;
+    let store = Store::open_with_readers(&config.database, crate::app::READER_CONNECTIONS)?;
     if store.read(users::count_users)? == 0 {
         let db = config.database.path.display();
         // The program as it was started (`target/release/ktasks` under `cargo run`, `ktasks` when

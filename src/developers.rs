@@ -6,41 +6,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-const STYLE: &str = "
-:root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --bg: #fff; --card: #f6f8fa; --line: #d1d9e0;
-        --accent: #0550ae; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --card: #151b23; --line: #3d444d; --accent: #4493f8; } }
-* { box-sizing: border-box; }
-body { margin: 0; font: 16px/1.55 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: var(--fg);
-       background: var(--bg); }
-main { max-width: 64rem; margin: 0 auto; padding: 1rem 1.25rem 4rem; }
-h1 { font-size: 1.8rem; margin: 1.5rem 0 .25rem; }
-h2 { font-size: 1.35rem; margin: 2.5rem 0 .75rem; padding-top: .5rem; border-top: 1px solid var(--line); }
-h3 { font-size: 1.05rem; margin: 0; display: flex; flex-wrap: wrap; gap: .5rem; align-items: baseline; }
-p { margin: .5rem 0; }
-a { color: var(--accent); }
-code, pre { font: .9em/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-code { background: var(--card); padding: .1em .3em; border-radius: 4px; overflow-wrap: anywhere; }
-pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; overflow-x: auto; }
-pre code { background: none; padding: 0; }
-nav ul { columns: 2 16rem; padding-left: 1.2rem; }
-.op { border: 1px solid var(--line); border-radius: 8px; padding: .5rem 1rem; margin: .5rem 0; }
-.op h3 a { color: inherit; text-decoration: none; display: flex; flex-wrap: wrap; gap: .5rem; align-items: baseline; }
-.op h3 a::before { content: '▸'; color: var(--muted); } .op:target h3 a::before { content: '▾'; }
-/* Folded to its title line until linked to (#createTask), or all at once with #all: no script. */
-.op .more { display: none; } .op:target .more, body:has(#all:target) .op .more { display: block; }
-.index { padding-left: 1.2rem; margin: .25rem 0 .75rem; }
-.method { font: 700 .8rem ui-monospace, monospace; padding: .15rem .45rem; border-radius: 4px; color: #fff;
-          text-transform: uppercase; }
-.get { background: #1a7f37; } .post { background: #0969da; } .patch { background: #9a6700; }
-.delete { background: #cf222e; }
-.muted { color: var(--muted); }
-.table { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0; font-size: .93rem; }
-th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); }
-th { font-weight: 600; }
-";
+/// The page's stylesheet, inlined into the page (it loads nothing).
+const STYLE: &str = include_str!("developers.css");
 
 /// Renders the page from the OpenAPI document.
 pub fn render(document: &Value) -> String {

@@ -66,11 +66,10 @@ fn added_in(version: i64) -> &'static str {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Read-only connections in the pool: enough for every thread of both of the server's lanes at
-/// once, so no request waits for one. They are opened when first needed, and the pool hands out
-/// the most recently used.
-pub const READER_CONNECTIONS: u32 =
-    (crate::app::WRITE_LANE_THREADS + crate::app::MAX_READ_LANE_THREADS) as u32;
+/// Read-only connections in the pool of `Store::open` (the CLI's, the tests'); the server sizes
+/// its own (`Store::open_with_readers`). They are opened when first needed, and the pool hands
+/// out the most recently used.
+pub const DEFAULT_READERS: u32 = 16;
 
 /// At most this many writes share one commit, so that a long queue still commits regularly.
 const MAX_BATCH: usize = 64;
@@ -97,7 +96,7 @@ thread_local! {
 /// Makes this thread's snapshots reuse one pooled reader instead of checking one out of the pool
 /// and back for each (the pool's lock and its clock reads),
 /// until the thread ends. For the server's read lane only: its threads are few
-/// (`app::MAX_READ_LANE_THREADS`, half of `READER_CONNECTIONS`), so the pool keeps enough for
+/// (the server gives its pool a connection for every thread of both lanes), so the pool keeps enough for
 /// everyone else.
 pub fn keep_readers_on_this_thread() {
     KEEP_READER.set(true);
@@ -189,6 +188,11 @@ impl Deref for Tx<'_> {
 impl Store {
     /// Opens (creating if needed) the database file, applies the schema and migrations.
     pub fn open(config: &DatabaseConfig) -> Result<Store> {
+        Store::open_with_readers(config, DEFAULT_READERS)
+    }
+
+    /// `open`, with at most `readers` read-only connections in the pool.
+    pub fn open_with_readers(config: &DatabaseConfig, readers: u32) -> Result<Store> {
         let busy_timeout = Duration::from_millis(config.busy_timeout_ms);
         let synchronous = match config.synchronous {
             Synchronous::Full => "FULL",
@@ -219,7 +223,7 @@ impl Store {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |conn| configure(conn, &reader_pragmas));
         let readers = r2d2::Pool::builder()
-            .max_size(READER_CONNECTIONS)
+            .max_size(readers)
             .min_idle(Some(1))
             // A local file does not go stale; checking on every checkout cost a statement per read.
             .test_on_check_out(false)
@@ -729,7 +733,7 @@ mod tests {
         assert_eq!(users_seen(&store), 1, "no read is left in the old snapshot");
         // No pooled connection was left inside a transaction, or with an unfinished statement
         // (which would hold its implicit read transaction open).
-        let all: Vec<Reader> = (0..READER_CONNECTIONS)
+        let all: Vec<Reader> = (0..DEFAULT_READERS)
             .map(|_| store.readers.get().unwrap())
             .collect();
         assert!(

@@ -1,0 +1,229 @@
+//! The settings pages' HTML: the page frame and its headers, the sign-in form, the settings page
+//! with its token table, and the two files the pages load (`settings.css`, `settings.js`, served
+//! from the binary so that the policy can forbid inline script and style).
+
+use std::fmt::Write;
+
+use hyper::StatusCode;
+use hyper::header::{self, HeaderName};
+
+use super::{EXPIRY_CHOICES, cookie, login_csrf_cookie, login_csrf_path, random_hex};
+use crate::app::App;
+use crate::developers::escape;
+use crate::error::Error;
+use crate::json::Reply;
+use crate::store::sessions::Session;
+use crate::store::tokens::{self, Scope, TokenInfo};
+use crate::store::users::Plan;
+
+/// The pages' only script: a form with `data-confirm` asks first (the text is an attribute, so
+/// the browser never runs it), and a button with `data-copy` copies the named field.
+pub(super) const SCRIPT: &str = include_str!("settings.js");
+pub(super) const STYLE: &str = include_str!("settings.css");
+
+pub(super) fn login_form(app: &App, status: StatusCode, problem: &str) -> Result<Reply, Error> {
+    let csrf = random_hex()?;
+    let mut body = String::new();
+    if !problem.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"problem\" role=\"alert\">{}</p>",
+            escape(problem)
+        );
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/login\" class=\"card\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"muted\">No password yet? Your administrator sets one with \
+         <code>ktasks user set-password --email you@example.com</code>.</p>"
+    );
+    Ok(page(status, "Sign in", &body).with_header(
+        header::SET_COOKIE,
+        &cookie(
+            app,
+            login_csrf_cookie(app),
+            &csrf,
+            login_csrf_path(app),
+            3600,
+        ),
+    ))
+}
+
+/// The settings page, with the tokens just minted (shown this once) or a form's problem.
+pub(super) fn settings_page(
+    app: &App,
+    session: &Session,
+    shown: Result<&[String], String>,
+) -> Result<Reply, Error> {
+    let user = &session.user;
+    let mut tokens = app
+        .store
+        .read(|conn| tokens::list_tokens(conn, Some(&user.id)))?;
+    tokens.retain(|t| t.revoked_at.is_none());
+    tokens.reverse();
+    let csrf = escape(&session.csrf);
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p class=\"muted\">Signed in as {} · plan {}</p>\
+         <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" class=\"secondary\">Sign out</button></form>\
+         <h2>API Tokens</h2><p>Personal tokens let scripts and integrations use the API as you. \
+         Use one token per integration, so you can revoke one without breaking the others.</p>",
+        escape(&user.email),
+        user.plan
+    );
+    match shown {
+        Ok(new_tokens) => {
+            for (i, secret) in new_tokens.iter().enumerate() {
+                // The first keeps the plain ids; tokens made in two tabs get numbered ones.
+                let suffix = if i == 0 {
+                    String::new()
+                } else {
+                    format!("-{}", i + 1)
+                };
+                let _ = write!(
+                    body,
+                    "<section class=\"card new-token\" aria-labelledby=\"new-token-title{suffix}\">\
+                     <h3 id=\"new-token-title{suffix}\">Your new token</h3>\
+                     <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
+                     <div class=\"copy\"><input id=\"new-token{suffix}\" readonly value=\"{}\" aria-label=\"New token\">\
+                     <button type=\"button\" id=\"copy{suffix}\" data-copy=\"new-token{suffix}\">Copy</button></div></section>",
+                    escape(secret)
+                );
+            }
+        }
+        Err(problem) => {
+            let _ = write!(
+                body,
+                "<p class=\"problem\" role=\"alert\">{}</p>",
+                escape(&problem)
+            );
+        }
+    }
+    if user.plan == Plan::Free {
+        body.push_str(
+            "<p class=\"card\">API access needs a Pro or Team plan; this account is on the free plan, so it \
+             cannot create tokens. Ask your administrator to change the plan.</p>",
+        );
+    } else {
+        let mut expiry_options = String::new();
+        for (value, days) in EXPIRY_CHOICES {
+            let label = days.map_or("Never".to_string(), |d| format!("{d} days"));
+            let _ = write!(expiry_options, "<option value=\"{value}\">{label}</option>");
+        }
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/settings/security/tokens\" class=\"card\">\
+             <h3>New token</h3><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"name\">Name</label>\
+             <input id=\"name\" name=\"name\" required maxlength=\"200\" placeholder=\"Zapier, VS Code plugin, …\">\
+             <label for=\"scope\">Access</label>\
+             <select id=\"scope\" name=\"scope\"><option value=\"write\">Read and write</option>\
+             <option value=\"read\">Read only</option></select>\
+             <label for=\"expiry\">Expires</label><select id=\"expiry\" name=\"expiry\">{expiry_options}</select>\
+             <button type=\"submit\">Create token</button></form>"
+        );
+    }
+    body.push_str(&token_table(&tokens, &csrf));
+    Ok(page(StatusCode::OK, "Security", &body))
+}
+
+pub(super) fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
+    if tokens.is_empty() {
+        return "<p class=\"muted\">No active tokens.</p>".into();
+    }
+    let mut html = String::from(
+        "<div class=\"table\"><table><caption>Active tokens</caption><tr><th scope=\"col\">Name</th>\
+         <th scope=\"col\">Token</th><th scope=\"col\">Access</th><th scope=\"col\">Created</th>\
+         <th scope=\"col\">Last used</th><th scope=\"col\">Expires</th><th scope=\"col\"><span class=\"sr\">Actions</span></th></tr>",
+    );
+    let day = |t: &Option<String>, none: &str| {
+        t.as_deref()
+            .map_or(none.to_string(), |t| t[..10].to_string())
+    };
+    for token in tokens {
+        let name = escape(&token.name);
+        let _ = write!(
+            html,
+            "<tr><td>{name}</td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>\
+             <form method=\"post\" action=\"/settings/security/tokens/{}/revoke\" \
+             data-confirm=\"Revoke the token {name}? Anything using it stops working at once.\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" class=\"danger\" aria-label=\"Revoke {name}\">Revoke</button></form></td></tr>",
+            escape(&token.prefix),
+            if token.scope == Scope::Read {
+                "Read only"
+            } else {
+                "Read and write"
+            },
+            &token.created_at[..10],
+            day(&token.last_used_at, "Never"),
+            day(&token.expires_at, "Never"),
+            escape(&token.id),
+        );
+    }
+    html.push_str("</table></div>");
+    html
+}
+
+pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Reply {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · ktasks</title>\
+         <link rel=\"stylesheet\" href=\"/assets/settings.css\"><script src=\"/assets/settings.js\" defer></script>\
+         </head><body><main><p class=\"muted\">Settings</p><h1>{}</h1>{body}</main></body></html>",
+        escape(title),
+        escape(title)
+    );
+    let mut reply = Reply::bytes("text/html; charset=utf-8", html.into());
+    reply.status = status;
+    with_page_headers(reply)
+}
+
+/// The script or the stylesheet. Cached for an hour: they change only with the binary.
+pub(super) fn asset(content_type: &'static str, text: &'static str) -> Reply {
+    Reply::bytes(
+        content_type,
+        hyper::body::Bytes::from_static(text.as_bytes()),
+    )
+    .with_header(header::CACHE_CONTROL, "public, max-age=3600")
+    .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
+}
+
+pub(super) fn message_page(status: StatusCode, title: &str, message: &str) -> Reply {
+    page(
+        status,
+        title,
+        &format!(
+            "<p class=\"card\">{}</p><p><a href=\"/settings/security\">Back</a></p>",
+            escape(message)
+        ),
+    )
+}
+
+pub(super) fn redirect(location: &str) -> Reply {
+    let mut reply = Reply::no_content().with_header(header::LOCATION, location);
+    reply.status = StatusCode::SEE_OTHER;
+    with_page_headers(reply)
+}
+
+pub(super) fn with_page_headers(reply: Reply) -> Reply {
+    reply
+        .with_header(header::CACHE_CONTROL, "no-store")
+        .with_header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+        .with_header(header::X_FRAME_OPTIONS, "DENY")
+        // Not `no-referrer`: with it, browsers send `Origin: null` on our own form posts.
+        .with_header(header::REFERRER_POLICY, "same-origin")
+        .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
+}
