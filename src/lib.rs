@@ -16,7 +16,8 @@
 //! - `validate`: field rules (slugs, colours, text lengths).
 //! - `openapi`, `developers`: the OpenAPI document and the `/developers` page rendered from it.
 //! - `web`, `password`: the Settings -> Security pages (sessions, CSRF, token forms), Argon2id.
-//! - `api`: one file per resource; validates, authorizes, calls the store.
+//! - `api`: one file per resource (tasks also `task_patch`, `task_relations`); validates,
+//!   authorizes, calls the store.
 //! - `store`: the only place that speaks SQL; one file per table group.
 //! - `error`: the one error enum and its mapping to a whole HTTP response.
 //! - `time`, `log`: timestamps and dates in the API's formats; the stderr logger.

@@ -10,6 +10,8 @@ mod labels;
 mod me;
 mod projects;
 mod spaces;
+mod task_patch;
+mod task_relations;
 mod tasks;
 
 use hyper::header::LINK;
@@ -45,10 +47,12 @@ pub fn dispatch(
         ApiRoute::GetTask(id) => tasks::get(app, principal, request, id),
         ApiRoute::UpdateTask(id) => tasks::update(app, principal, request, id),
         ApiRoute::DeleteTask(id) => tasks::delete(app, principal, request, id),
-        ApiRoute::AddAssignee(id) => tasks::add_assignee(app, principal, request, id),
-        ApiRoute::RemoveAssignee(id) => tasks::remove_assignee(app, principal, request, id),
-        ApiRoute::AddLabel(id) => tasks::add_label(app, principal, request, id),
-        ApiRoute::RemoveLabel(id) => tasks::remove_label(app, principal, request, id),
+        ApiRoute::AddAssignee(id) => task_relations::add_assignee(app, principal, request, id),
+        ApiRoute::RemoveAssignee(id) => {
+            task_relations::remove_assignee(app, principal, request, id)
+        }
+        ApiRoute::AddLabel(id) => task_relations::add_label(app, principal, request, id),
+        ApiRoute::RemoveLabel(id) => task_relations::remove_label(app, principal, request, id),
         ApiRoute::ListLabels => labels::list(app, principal, request),
     }
 }
