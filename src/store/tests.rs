@@ -1,0 +1,321 @@
+//! The store's own tests: snapshots, kept readers, group commit, schema and migrations.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::snapshot::{KEPT, SNAPSHOT};
+use super::*;
+use crate::config::DatabaseConfig;
+
+fn add_user(store: &Store, email: &str) {
+    store
+        .write(|tx| users::create_user(tx, email, "U", users::Plan::Pro))
+        .unwrap();
+}
+
+fn users_seen(store: &Store) -> i64 {
+    store.read(users::count_users).unwrap()
+}
+
+#[test]
+fn reads_in_a_snapshot_see_one_state_and_later_reads_see_new_writes() {
+    let (_dir, store) = open_temp();
+    let (_other_dir, other) = open_temp();
+    add_user(&store, "a@example.com");
+    store
+        .snapshot(|| {
+            assert_eq!(users_seen(&store), 1);
+            add_user(&store, "b@example.com");
+            assert_eq!(users_seen(&store), 1, "the snapshot keeps its state");
+            assert_eq!(users_seen(&other), 0, "another store reads its own file");
+            // The snapshot's connection is out of the pool: reads on other threads get others.
+            let elsewhere = std::thread::scope(|s| s.spawn(|| users_seen(&store)).join());
+            assert_eq!(elsewhere.unwrap(), 2);
+        })
+        .unwrap();
+    assert_eq!(users_seen(&store), 2);
+}
+
+#[test]
+fn a_snapshot_has_the_auth_epoch_of_its_state() {
+    let (_dir, store) = open_temp();
+    let bump = || {
+        store
+            .write(|tx| Ok(tx.execute("UPDATE auth_epoch SET value = value + 1", [])?))
+            .unwrap()
+    };
+    bump();
+    store
+        .snapshot(|| {
+            assert_eq!(store.auth_epoch().unwrap(), 1);
+            bump();
+            assert_eq!(
+                store.auth_epoch().unwrap(),
+                1,
+                "the epoch the snapshot began with"
+            );
+            assert_eq!(
+                store.read(tokens::auth_epoch).unwrap(),
+                1,
+                "and its state's"
+            );
+        })
+        .unwrap();
+    assert_eq!(store.auth_epoch().unwrap(), 2);
+}
+
+#[test]
+fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
+    let (_dir, store) = open_temp();
+    let (_other_dir, other) = open_temp();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            keep_readers_on_this_thread();
+            // A mark only this connection carries, to recognise it in the next snapshot.
+            let cache_size = |conn: &Connection| {
+                Ok(conn.query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0))?)
+            };
+            store
+                .snapshot(|| {
+                    assert_eq!(users_seen(&store), 0);
+                    store.read(|conn| Ok(conn.execute_batch("PRAGMA cache_size = -4321")?))
+                })
+                .unwrap()
+                .unwrap();
+            let kept = KEPT.with_borrow(|kept| kept.as_ref().map(|(id, _)| *id));
+            assert_eq!(kept, Some(store.id), "kept after the snapshot");
+            let idle = |conn: &Reader| conn.is_autocommit() && !conn.is_busy();
+            assert!(KEPT.with_borrow(|kept| idle(&kept.as_ref().unwrap().1)));
+            add_user(&store, "a@example.com");
+            store
+                .snapshot(|| {
+                    assert_eq!(users_seen(&store), 1, "a kept reader sees new writes");
+                    assert_eq!(store.read(cache_size).unwrap(), -4321, "the same reader");
+                })
+                .unwrap();
+            // A snapshot of another store swaps the kept reader for one of its own.
+            other.snapshot(|| users_seen(&other)).unwrap();
+            let kept = KEPT.with_borrow(|kept| kept.as_ref().map(|(id, _)| *id));
+            assert_eq!(kept, Some(other.id));
+        })
+        .join()
+        .unwrap();
+    });
+    // Threads that did not ask keep nothing.
+    store.snapshot(|| users_seen(&store)).unwrap();
+    assert!(KEPT.with_borrow(Option::is_none));
+}
+
+#[test]
+fn a_panic_in_a_snapshot_ends_it() {
+    let (_dir, store) = open_temp();
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        store.snapshot(|| {
+            users_seen(&store);
+            panic!("handler bug")
+        })
+    }));
+    assert!(caught.is_err());
+    assert!(SNAPSHOT.with_borrow(Option::is_none));
+    add_user(&store, "a@example.com");
+    assert_eq!(users_seen(&store), 1, "no read is left in the old snapshot");
+    // No pooled connection was left inside a transaction, or with an unfinished statement
+    // (which would hold its implicit read transaction open).
+    let all: Vec<Reader> = (0..DEFAULT_READERS)
+        .map(|_| store.readers.get().unwrap())
+        .collect();
+    assert!(
+        all.iter()
+            .all(|conn| conn.is_autocommit() && !conn.is_busy())
+    );
+}
+
+#[test]
+fn open_applies_schema_once_and_sets_pragmas() {
+    let (dir, store) = open_temp();
+    store
+        .read(|conn| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            assert_eq!(version, SCHEMA_VERSION);
+            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            assert_eq!(mode, "wal");
+            let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+            assert_eq!(fk, 1);
+            let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            assert_eq!(sync, 2, "FULL");
+            let temp: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+            assert_eq!(temp, 2, "MEMORY: savepoint sub-journals stay off the disk");
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    // A second open of the same file must not re-run the schema (it would fail on CREATE TABLE).
+    let config = DatabaseConfig {
+        path: dir.path().join("test.db"),
+        ..DatabaseConfig::default()
+    };
+    Store::open(&config).unwrap();
+}
+
+/// A version-1 database (before sessions) is migrated to the same schema a new one gets.
+#[test]
+fn old_databases_are_migrated_to_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        let v1 = SCHEMA.split("-- Version 2:").next().unwrap();
+        conn.execute_batch(v1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let config = DatabaseConfig {
+        path,
+        ..DatabaseConfig::default()
+    };
+    let migrated = Store::open(&config).unwrap();
+    let (_fresh_dir, fresh) = open_temp();
+    let tables = |store: &Store| {
+        store
+            .read(|conn| {
+                let mut s = conn.prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")?;
+                let rows: Vec<(String, String)> = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                Ok(rows.into_iter().map(|(name, sql)| (name, sql.split_whitespace().collect::<Vec<_>>().join(" "))).collect::<Vec<_>>())
+            })
+            .unwrap()
+    };
+    assert_eq!(tables(&migrated), tables(&fresh));
+    assert_eq!(migrated.read(tokens::auth_epoch).unwrap(), 0);
+    let version: i64 = migrated
+        .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn readers_cannot_write() {
+    let (_dir, store) = open_temp();
+    let result = store.read(|conn| Ok(conn.execute("DELETE FROM users", [])?));
+    assert!(result.is_err());
+}
+
+/// A store with a table `t (n INTEGER PRIMARY KEY)`, shareable between threads.
+fn store_with_numbers() -> (tempfile::TempDir, Arc<Store>) {
+    let (dir, store) = open_temp();
+    store
+        .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+        .unwrap();
+    (dir, Arc::new(store))
+}
+
+/// Concurrent writes, some failing, some panicking: exactly the successful ones are stored,
+/// and every caller hears the truth about its own write.
+#[test]
+fn batched_writes_keep_each_write_atomic() {
+    let (_dir, store) = store_with_numbers();
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut stored = Vec::new();
+                for i in 0..200 {
+                    let n = thread * 1000 + i;
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        store.write(|tx| {
+                            tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                            match n % 7 {
+                                0 => Err(Error::NotFound),
+                                1 => panic!("a bug in write {n}"),
+                                _ => Ok(()),
+                            }
+                        })
+                    }));
+                    match result {
+                        Ok(Ok(())) => stored.push(n),
+                        Ok(Err(Error::NotFound)) => assert_eq!(n % 7, 0),
+                        Ok(Err(other)) => panic!("unexpected {other:?}"),
+                        Err(_) => assert_eq!(n % 7, 1),
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    let mut expected: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    expected.sort();
+    let stored: Vec<i64> = store
+        .read(|conn| {
+            let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
+            Ok(statement
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert_eq!(stored, expected);
+    let succeeding = (0..8i64)
+        .flat_map(|t| (0..200).map(move |i| t * 1000 + i))
+        .filter(|n| n % 7 > 1)
+        .count();
+    assert_eq!(stored.len(), succeeding);
+}
+
+/// Deferred writes (the server's): once `Commit::wait` returns, the write is committed, which a
+/// reader connection (it sees only committed data) confirms.
+#[test]
+fn a_deferred_write_is_committed_when_its_wait_returns() {
+    let (_dir, store) = store_with_numbers();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let runtime = Arc::new(runtime);
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let (store, runtime) = (Arc::clone(&store), Arc::clone(&runtime));
+            std::thread::spawn(move || {
+                let mut deferred = 0;
+                for i in 0..100 {
+                    let n = thread * 1000 + i;
+                    let (written, commit) = store.defer_commits(|| {
+                        store.write(|tx| Ok(tx.execute("INSERT INTO t VALUES (?1)", [n])?))
+                    });
+                    written.unwrap();
+                    deferred += commit.batches.len();
+                    runtime.block_on(commit.wait()).unwrap();
+                    let seen: i64 = store
+                        .read(|conn| {
+                            let sql = "SELECT count(*) FROM t WHERE n = ?1";
+                            Ok(conn.query_row(sql, [n], |row| row.get(0))?)
+                        })
+                        .unwrap();
+                    assert_eq!(seen, 1, "write {n} was answered before its commit");
+                }
+                deferred
+            })
+        })
+        .collect();
+    let deferred: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    // Not a guarantee on every machine, but with 8 writers some always find company.
+    assert!(deferred > 0, "no write was ever deferred");
+    let rows: i64 = store
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))?))
+        .unwrap();
+    assert_eq!(rows, 800);
+}
+
+#[test]
+fn failed_write_rolls_back() {
+    let (_dir, store) = open_temp();
+    let result: Result<()> = store.write(|tx| {
+        users::create_user(tx, "a@example.com", "A", users::Plan::Pro)?;
+        Err(Error::NotFound)
+    });
+    assert!(result.is_err());
+    let count = store
+        .read(|conn| Ok(users::list_users(conn)?.len()))
+        .unwrap();
+    assert_eq!(count, 0);
+}

@@ -1,0 +1,196 @@
+//! Writes and group commit: writes that queue up behind each other share one `BEGIN IMMEDIATE`
+//! transaction and one fsync, each in its own savepoint (see `Store::write`), and the server's
+//! deferred commits (`Store::defer_commits`).
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, OnceLock};
+
+use rusqlite::Connection;
+
+use super::{Result, Store, Tx};
+use crate::error::Error;
+
+/// At most this many writes share one commit, so that a long queue still commits regularly.
+const MAX_BATCH: usize = 64;
+
+thread_local! {
+    /// The batches this thread's writes joined without waiting (see `Store::defer_commits`).
+    static DEFERRED: RefCell<Option<Vec<Arc<Batch>>>> = const { RefCell::new(None) };
+}
+
+/// Registers `batch` with the caller's `defer_commits`, if it is deferring.
+fn defer(batch: &Arc<Batch>) -> bool {
+    DEFERRED.with_borrow_mut(|deferred| {
+        deferred
+            .as_mut()
+            .map(|batches| batches.push(Arc::clone(batch)))
+            .is_some()
+    })
+}
+
+/// The commits that deferred writes wait for (see `Store::defer_commits`).
+#[must_use = "a deferred write is durable only once its commit is waited for"]
+pub struct Commit {
+    pub(super) batches: Vec<Arc<Batch>>,
+}
+
+impl Commit {
+    /// Waits until every batch the writes joined is committed; `Err` if one was rolled back.
+    pub async fn wait(self) -> Result<()> {
+        for batch in self.batches {
+            // Registered before the check, so a commit in between still wakes it.
+            let done = batch.done.notified();
+            if batch.outcome.get().is_none() {
+                done.await;
+            }
+            if let Some(Err(reason)) = batch.outcome.get() {
+                return Err(Error::internal(format!("commit failed: {reason}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    /// The open transaction's batch, if one is open.
+    batch: Option<Arc<Batch>>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Writer {
+        Writer { conn, batch: None }
+    }
+
+    /// The writer connection itself, for work outside the group commit (a checkpoint).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Batch {
+    jobs: AtomicUsize,
+    /// Set once, by whoever commits (or rolls back) the batch: `Err` holds the reason.
+    outcome: OnceLock<std::result::Result<(), String>>,
+    /// Wakes the `Commit::wait`s of deferred jobs once `outcome` is set.
+    done: tokio::sync::Notify,
+    /// A savepoint statement failed: the transaction's state is unknown, so roll it all back.
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl Store {
+    /// Runs `f` as one write: its changes are committed when it returns `Ok` (and this returns
+    /// only after the commit), and rolled back when it returns `Err` or panics, so a failed request
+    /// leaves the database as it was.
+    ///
+    /// Writes that arrive while another runs join its transaction, each in a savepoint; the last
+    /// one in (when nobody else is waiting, or after `MAX_BATCH`) commits for all of them.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut writer = self.lock_writer();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if writer.batch.is_none() {
+            run(&writer.conn, "BEGIN IMMEDIATE")?;
+            writer.batch = Some(Arc::new(Batch::default()));
+        }
+        let batch = Arc::clone(writer.batch.as_ref().expect("a batch is open"));
+
+        let ran = match run(&writer.conn, "SAVEPOINT job") {
+            Ok(()) => {
+                let ran = catch_unwind(AssertUnwindSafe(|| f(&Tx { conn: &writer.conn })));
+                let end = if matches!(ran, Ok(Ok(_))) {
+                    run(&writer.conn, "RELEASE job")
+                } else {
+                    run(&writer.conn, "ROLLBACK TO job")
+                        .and_then(|()| run(&writer.conn, "RELEASE job"))
+                };
+                if end.is_err() {
+                    batch.broken.store(true, Ordering::SeqCst);
+                }
+                ran
+            }
+            Err(error) => {
+                batch.broken.store(true, Ordering::SeqCst);
+                Ok(Err(error.into()))
+            }
+        };
+
+        let jobs = batch.jobs.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH {
+            // Someone is queued behind us and will continue the batch; the last one commits. A
+            // failed job has nothing left to commit. A successful one waits for the commit here,
+            // or, when its caller defers (`defer_commits`), before its request is answered.
+            if matches!(ran, Ok(Ok(_))) && !defer(&batch) {
+                while batch.outcome.get().is_none() {
+                    writer = self
+                        .committed
+                        .wait(writer)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            }
+        } else {
+            let outcome = if batch.broken.load(Ordering::SeqCst) {
+                Err("a savepoint failed; the batch was rolled back".to_string())
+            } else {
+                run(&writer.conn, "COMMIT").map_err(|e| e.to_string())
+            };
+            if outcome.is_err() {
+                let _ = run(&writer.conn, "ROLLBACK");
+            }
+            writer.batch = None;
+            let _ = batch.outcome.set(outcome);
+            self.committed.notify_all();
+            batch.done.notify_waiters();
+        }
+        drop(writer);
+
+        let value = match ran {
+            Ok(value) => value?,
+            Err(panic) => resume_unwind(panic),
+        };
+        match batch.outcome.get() {
+            Some(Err(reason)) => Err(Error::internal(format!("commit failed: {reason}"))),
+            // Committed, or deferred: `Commit::wait` reports the outcome.
+            _ => Ok(value),
+        }
+    }
+
+    /// Runs `f` with this thread's writes not waiting for their commits: each returns once its
+    /// savepoint is released, and the `Commit` returned here must be waited for before anything
+    /// is answered. The blocking thread is free for the next request meanwhile, so a commit's
+    /// batch can grow past the number of threads. Only for work that reads back what it wrote
+    /// inside its `write` (the API handlers do): a `read` after a `write` might not see it yet.
+    pub fn defer_commits<T>(&self, f: impl FnOnce() -> T) -> (T, Commit) {
+        /// Stops deferring on the way out, after a panic too.
+        struct Stop;
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                DEFERRED.take();
+            }
+        }
+        DEFERRED.set(Some(Vec::new()));
+        let stop = Stop;
+        let value = f();
+        let batches = DEFERRED.take().unwrap_or_default();
+        drop(stop);
+        (value, Commit { batches })
+    }
+
+    pub(super) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic in a write is caught inside `write`; a poisoned lock still guards a sound state.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs a transaction-control statement from the statement cache: these run several times per
+/// write, and `execute_batch` would parse them every time.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
