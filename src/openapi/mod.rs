@@ -1,0 +1,298 @@
+//! The OpenAPI 3.1 document of the API, served at `/api/openapi.json` and rendered into the
+//! `/developers` page (`developers.rs`), so the two can never disagree.
+//!
+//! Built from the code's own rules where they live in code: enum values come from the
+//! `text_enum!` types, lengths from `validate`, limits from `json`. The tests keep the rest true:
+//! every routed endpoint is documented and vice versa (`tests` below), and every response the
+//! integration suite sees is validated against this document (`tests/util.rs`).
+//!
+//! Files: `schemas` (objects and request bodies), `responses` (shared answers and headers),
+//! `operations` (every operation with its examples); this one puts the document together.
+
+use serde_json::{Map, Value, json};
+
+mod operations;
+mod responses;
+mod schemas;
+
+use operations::operations;
+use responses::responses;
+use schemas::{reference, schemas};
+
+/// Every `code` an error response can carry.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_json",
+    "validation_failed",
+    "unknown_field",
+    "invalid_query",
+    "unauthorized",
+    "plan_required",
+    "insufficient_scope",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "payload_too_large",
+    "request_timeout",
+    "unsupported_media_type",
+    "rate_limited",
+    "unavailable",
+    "internal",
+];
+
+const UUID: &str = "01a21edd-ac5f-72f8-b787-6977a0249d57";
+const SPACE_ID: &str = "01a21edd-ac5f-72f8-b787-6978fc0828c8";
+const PROJECT_ID: &str = "01a21edd-ac60-7a5d-9a8c-1f2a3b4c5d6e";
+const TASK_ID: &str = "01a21edd-ad00-7b1c-8e2f-0a1b2c3d4e5f";
+const STATUS_ID: &str = "01a21edd-ac60-7a5d-9a8c-2a3b4c5d6e7f";
+const LABEL_ID: &str = "01a21edd-ad10-7c2d-9f30-1b2c3d4e5f60";
+const TIME: &str = "2026-11-27T20:00:00.000Z";
+
+const INTRO: &str = "\
+The REST API of ktasks, a self-hosted Krokanti Tasks server: spaces, projects, tasks, assignees and labels.
+
+**Authentication.** Every `/api` route except this document takes `Authorization: Bearer kt_…`. Tokens are \
+created on the Settings -> Security page (`/settings/security`, signed in with your password) or by the \
+server's operator (`ktasks token create --user EMAIL --name NAME [--read-only] [--expires-in-days N]`), and shown once. A token is `kt_` followed by 40 hex characters, the last 8 a checksum. API access needs a \
+`pro` or `team` plan. Read-only tokens may only GET.
+
+**Rate limit.** 100 requests per token in any sliding 60-second window (configurable). Every authenticated \
+response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`, `RateLimit-Policy` and \
+`RateLimit`. Over the limit: 429 with `Retry-After`.
+
+**Errors.** `{\"error\": \"…\", \"code\": \"…\", \"field\": \"…\"}`; `field` only when one input field is at \
+fault. Unknown body fields and query parameters are refused. A resource in a space you are not a member of is \
+404, exactly like one that does not exist. A method a path does not support is 405 with `Allow`.
+
+**Pagination.** Lists take `limit` (1-200, default 50) and `cursor`. When more items exist, the response has \
+`Link: <URL of the next page>; rel=\"next\"` and `Next-Cursor: <cursor>` (the same cursor, for clients that do not \
+parse links); the last page has neither. Order is stable and every item is returned exactly once.
+
+**Query parameters** are checked as typed: ids are UUIDs, booleans are `true` or `false`, and an empty value is a \
+value (`?completed=` is 400); only the free-text `q` and `cursor` treat empty as not given.";
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    let mut tags: Vec<&str> = Vec::new();
+    for operation in operations() {
+        if !tags.contains(&operation.tag) {
+            tags.push(operation.tag);
+        }
+        let mut responses = Map::new();
+        responses.insert(operation.success.0.to_string(), operation.success.1);
+        let named = |status: &str| match status {
+            // A GET has no body to be malformed, and a read needs no scope or writing role.
+            "400" if operation.method == "get" => "BadQuery",
+            "400" => "BadRequest",
+            "404" => "NotFound",
+            "409" => "Conflict",
+            "413" => "PayloadTooLarge",
+            "415" => "UnsupportedMediaType",
+            other => panic!("no shared response for {other}"),
+        };
+        for status in operation.errors {
+            responses.insert(
+                status.to_string(),
+                json!({ "$ref": format!("#/components/responses/{}", named(status)) }),
+            );
+        }
+        // Whatever takes a body can have it cut off for arriving too slowly.
+        if operation.errors.contains(&"413") {
+            responses.insert(
+                "408".into(),
+                json!({ "$ref": "#/components/responses/RequestTimeout" }),
+            );
+        }
+        if operation.auth {
+            for (status, name) in [
+                ("401", "Unauthorized"),
+                (
+                    "403",
+                    if operation.method == "get" {
+                        "PlanRequired"
+                    } else {
+                        "Forbidden"
+                    },
+                ),
+                ("429", "RateLimited"),
+            ] {
+                responses.insert(
+                    status.to_string(),
+                    json!({ "$ref": format!("#/components/responses/{name}") }),
+                );
+            }
+        }
+        if operation.path == "/healthz" {
+            responses.insert("503".into(), json!({ "description": "The database does not answer.",
+                "content": { "application/json": { "schema": reference("Error"),
+                    "example": { "error": "the database is not answering", "code": "unavailable" } } } }));
+        }
+        responses.insert(
+            "500".into(),
+            json!({ "$ref": "#/components/responses/Internal" }),
+        );
+        if operation.auth {
+            responses.insert(
+                "503".into(),
+                json!({ "$ref": "#/components/responses/Unavailable" }),
+            );
+        }
+        let mut entry = json!({
+            "operationId": operation.id,
+            "tags": [operation.tag],
+            "summary": operation.summary,
+            "description": operation.description,
+            "responses": responses,
+        });
+        if !operation.parameters.is_empty() {
+            entry["parameters"] = Value::Array(operation.parameters);
+        }
+        if let Some((schema, example)) = operation.body {
+            entry["requestBody"] = json!({
+                "required": operation.method != "delete",
+                "content": { "application/json": { "schema": schema, "example": example } },
+            });
+        }
+        if !operation.auth {
+            entry["security"] = json!([]);
+        }
+        let path = paths.entry(operation.path).or_insert_with(|| json!({}));
+        path[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ktasks API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": INTRO,
+            "license": { "name": "MIT", "identifier": "MIT" },
+        },
+        "servers": [{ "url": "/", "description": "this server" }],
+        "security": [{ "bearer": [] }],
+        "tags": tags.iter().map(|t| json!({ "name": t })).collect::<Vec<_>>(),
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
+                "description": "A personal API token: `kt_` + 40 hex characters." } },
+            "schemas": schemas(),
+            "responses": responses(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::router::ENDPOINTS;
+
+    /// `/api/tasks/{id}` -> `/api/tasks/:id`.
+    fn router_pattern(path: &str) -> String {
+        path.replace("{id}", ":id")
+    }
+
+    #[test]
+    fn every_routed_endpoint_is_documented_and_every_documented_one_is_routed() {
+        let document = document();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.push((router_pattern(path), method.to_uppercase()));
+            }
+        }
+        let mut routed: Vec<(String, String)> = Vec::new();
+        for (pattern, allow) in ENDPOINTS {
+            for method in allow.split(", ") {
+                routed.push((pattern.to_string(), method.to_string()));
+            }
+        }
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+
+    /// A route reads a body exactly when its operation documents one, so an operation without
+    /// one can never answer 408 or 413 for a body it was sent.
+    #[test]
+    fn routes_read_a_body_exactly_when_the_document_says_they_take_one() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let concrete = path.replace("{id}", "01a21edd-ac5f-72f8-b787-6977a0249d57");
+                let method = hyper::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let route = crate::router::route(&method, &concrete).unwrap();
+                let documented = operation.get("requestBody").is_some();
+                assert_eq!(route.takes_body(), documented, "{method} {path}");
+                let limits = operation["responses"].get("413").is_some();
+                assert_eq!(limits, documented, "{method} {path}: 413 with a body only");
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_documented_enum() {
+        let errors = [
+            Error::InvalidJson(String::new()),
+            Error::validation("f", "m"),
+            Error::UnknownField(String::new()),
+            Error::invalid_query("f", "m"),
+            Error::Unauthorized(""),
+            Error::PlanRequired,
+            Error::InsufficientScope,
+            Error::Forbidden(String::new()),
+            Error::NotFound,
+            Error::MethodNotAllowed { allow: "GET" },
+            Error::Conflict {
+                field: None,
+                message: String::new(),
+            },
+            Error::PayloadTooLarge { limit: 1 },
+            Error::RequestTimeout,
+            Error::UnsupportedMediaType,
+            Error::RateLimited {
+                retry_after_secs: 1,
+            },
+            Error::Unavailable(""),
+            Error::internal(""),
+        ];
+        assert_eq!(errors.len(), ERROR_CODES.len());
+        for error in errors {
+            assert!(ERROR_CODES.contains(&error.code()), "{}", error.code());
+        }
+    }
+
+    #[test]
+    fn every_operation_has_an_id_a_summary_and_an_example() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(operation["operationId"].is_string(), "{method} {path}");
+                assert!(operation["summary"].is_string(), "{method} {path}");
+                let has_example = operation["responses"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|r| {
+                        r["content"]["application/json"]["example"].is_object()
+                            || r["content"]["application/json"]["example"].is_array()
+                    })
+                    || operation["requestBody"]["content"]["application/json"]["example"]
+                        .is_object()
+                    || ["getOpenApi", "getDevelopers", "deleteTask"]
+                        .contains(&operation["operationId"].as_str().unwrap());
+                assert!(has_example, "{method} {path} has no example");
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let document = document();
+        let text = document.to_string();
+        for part in text.split("\"$ref\":\"#/").skip(1) {
+            let pointer = format!("/{}", part.split('"').next().unwrap());
+            assert!(document.pointer(&pointer).is_some(), "dangling {pointer}");
+        }
+    }
+}
