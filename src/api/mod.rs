@@ -10,6 +10,7 @@ mod labels;
 mod me;
 mod projects;
 mod spaces;
+mod task_json;
 mod task_patch;
 mod task_relations;
 mod tasks;

@@ -8,6 +8,7 @@
 
 use hyper::StatusCode;
 
+use super::task_json;
 use super::task_patch::{TaskPatch, merge, place};
 use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
@@ -132,13 +133,13 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
         rows,
         limit,
         |task: &Task| format!("{}|{}", task.position, task.id),
-        |tasks| Reply::written(StatusCode::OK, |out| Task::write_json_array(tasks, out)),
+        |tasks| Reply::written(StatusCode::OK, |out| task_json::write_tasks(tasks, out)),
     ))
 }
 
-/// One task as the body (`Task::write_json`, not serde: it is every task route's reply).
+/// One task as the body (`task_json`, not serde: it is every task route's reply).
 pub(super) fn task_reply(status: StatusCode, task: &Task) -> Reply {
-    Reply::written(status, |out| task.write_json(out))
+    Reply::written(status, |out| task_json::write_task(task, out))
 }
 
 fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
@@ -239,10 +240,10 @@ pub fn get(
     super::query(request, &[])?;
     Reply::try_written(StatusCode::OK, |out| {
         let user_id = &principal.user.id;
-        let found = app
-            .store
-            .read(|conn| tasks::write_task_for_user(conn, task_id, user_id, out))?;
-        if found { Ok(()) } else { Err(Error::NotFound) }
+        let found = app.store.read(|conn| {
+            tasks::read_task_for_user(conn, task_id, user_id, |row| task_json::write_row(row, out))
+        })?;
+        found.ok_or(Error::NotFound)
     })
 }
 
