@@ -9,6 +9,7 @@
 //! - `app`: `App` (store, limiter, config) and `App::handle`, the request pipeline.
 //! - `router`: `(method, path)` -> `Route` (public, API or web), 404, or 405 with `Allow`; lists
 //!   every endpoint.
+//! - `body`: a request body read within its size, deadline and minimum rate.
 //! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`, with the epoch-checked cache.
 //! - `ratelimit`: the sliding-window limiter, keyed by token hash.
 //! - `token`: token generation, format check, hashing (shared by CLI and auth).
@@ -35,6 +36,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod developers;

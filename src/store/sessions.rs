@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 use super::Tx;
-use super::users::User;
+use super::users::{USER_COLUMNS, User, user_at};
 
 pub const IDLE: time::Duration = time::Duration::hours(12);
 pub const ABSOLUTE: time::Duration = time::Duration::days(7);
@@ -34,22 +34,16 @@ pub fn find_session(conn: &Connection, id_hash: &[u8; 32]) -> Result<Option<Sess
     let idle_since = crate::time::format_timestamp(now - IDLE);
     let created_since = crate::time::format_timestamp(now - ABSOLUTE);
     let session = conn
-        .prepare_cached(
-            "SELECT u.id, u.email, u.name, u.plan, u.created_at, s.csrf, s.last_seen_at \
+        .prepare_cached(&format!(
+            "SELECT s.csrf, s.last_seen_at, {USER_COLUMNS} \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id_hash = ?1 AND s.last_seen_at >= ?2 AND s.created_at >= ?3",
-        )?
+             WHERE s.id_hash = ?1 AND s.last_seen_at >= ?2 AND s.created_at >= ?3"
+        ))?
         .query_row(params![&id_hash[..], idle_since, created_since], |row| {
             Ok(Session {
-                user: User {
-                    id: row.get(0)?,
-                    email: row.get(1)?,
-                    name: row.get(2)?,
-                    plan: row.get(3)?,
-                    created_at: row.get(4)?,
-                },
-                csrf: row.get(5)?,
-                last_seen_at: row.get(6)?,
+                csrf: row.get(0)?,
+                last_seen_at: row.get(1)?,
+                user: user_at(row, 2)?,
             })
         })
         .optional()?;

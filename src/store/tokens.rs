@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::Tx;
-use super::users::{Plan, User};
+use super::users::{USER_COLUMNS, User, user_at};
 use super::{Result, new_id};
 use crate::token::TokenHash;
 
@@ -137,19 +137,14 @@ pub fn find_token(conn: &Connection, id: &str) -> Result<Option<TokenInfo>> {
 pub fn find_token_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<TokenOwner>> {
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS}, u.name, u.plan, u.created_at FROM api_tokens t \
+            "SELECT {COLUMNS}, {USER_COLUMNS} FROM api_tokens t \
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1"
         ))?
         .query_row([&hash[..]], |row| {
-            let token = from_row(row)?;
-            let user = User {
-                id: token.user_id.clone(),
-                email: token.email.clone(),
-                name: row.get(10)?,
-                plan: row.get::<_, Plan>(11)?,
-                created_at: row.get(12)?,
-            };
-            Ok(TokenOwner { token, user })
+            Ok(TokenOwner {
+                token: from_row(row)?,
+                user: user_at(row, 10)?,
+            })
         })
         .optional()?;
     Ok(found)

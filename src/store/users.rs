@@ -21,14 +21,23 @@ pub struct User {
 
 const COLUMNS: &str = "id, email, name, plan, created_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+/// A user's columns in a query that joins `users u`: read back with `user_at`.
+pub const USER_COLUMNS: &str = "u.id, u.email, u.name, u.plan, u.created_at";
+
+/// The user whose `COLUMNS` (or `USER_COLUMNS`) start at column `start` of `row`: the one place
+/// a `User` is built from a row.
+pub fn user_at(row: &Row<'_>, start: usize) -> rusqlite::Result<User> {
     Ok(User {
-        id: row.get(0)?,
-        email: row.get(1)?,
-        name: row.get(2)?,
-        plan: row.get(3)?,
-        created_at: row.get(4)?,
+        id: row.get(start)?,
+        email: row.get(start + 1)?,
+        name: row.get(start + 2)?,
+        plan: row.get(start + 3)?,
+        created_at: row.get(start + 4)?,
     })
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    user_at(row, 0)
 }
 
 /// Creates the user, their personal space and its "General" project, in the caller's transaction.
