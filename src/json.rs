@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 
-/// `value` as a JSON string, for hand-written bodies (`Task::write_json`). serde_json sends every
+/// `value` as a JSON string, for hand-written bodies (`api::task_json`). serde_json sends every
 /// key and string through a byte-at-a-time escape loop and three writes; most of ours (ids,
 /// timestamps, names) need no escape, which one branch-free pass finds, then one copy. Anything
 /// else goes to serde_json, so the escapes are exactly serde_json's.
