@@ -4,9 +4,10 @@
 //! 1. `router::route` -> 404 / 405 before anything else;
 //! 2. the body is read within its limits (`BodyLimits`: 413 past its size, 408 when too slow);
 //! 3. on one blocking thread of its lane (`respond`; GETs, sign-ins and writes have separate
-//!    lanes, see `Lanes`): `auth` (401) -> `ratelimit` (429) -> plan (403) -> scope (403) -> `api::dispatch`,
-//!    which validates and calls the store. A GET reads from one snapshot; an API write returns
-//!    its thread before its commit, and `run_guarded` waits for the commit;
+//!    lanes, see `Lanes`), by audience: public and web routes to their dispatchers; API routes
+//!    `admit` (auth 401, rate limit) then `answer` (429, plan and scope 403, the handler through
+//!    `api::dispatch_read` with the request's `Snapshot`, or `api::dispatch_write` with its
+//!    `Writes`, whose commit `run_guarded` waits for after the thread is given back);
 //! 4. the `Reply` or `Error` becomes the HTTP response here, with the rate-limit headers, and one
 //!    log line is written.
 //!
@@ -29,12 +30,12 @@ use crate::json::Reply;
 use crate::ratelimit::{Decision, RateLimiter};
 use crate::router::{self, ApiRoute, Route, WebRoute};
 use crate::store::users::Plan;
-use crate::store::{Commit, Store};
+use crate::store::{Commit, Snapshot, Store, Writes};
 use crate::token::TokenHash;
 
 /// Threads for requests that may write. While one commits (an fsync), the others wait for the
 /// writer connection, so writes must not share threads with reads. Writes do not hold their thread
-/// until the commit (`Store::defer_commits`), so the count hardly matters (docs/performance.md).
+/// until the commit (`store::Writes`), so the count hardly matters (docs/performance.md).
 pub const WRITE_LANE_THREADS: usize = 8;
 pub const MAX_READ_LANE_THREADS: usize = 8;
 
@@ -104,7 +105,7 @@ struct Outcome {
     result: Result<Reply, Error>,
     decision: Option<Decision>,
     token_prefix: Option<String>,
-    /// What the request's writes wait for before it is answered (see `Store::defer_commits`).
+    /// What the request's writes wait for before it is answered (see `store::Writes`).
     commit: Option<Commit>,
 }
 
@@ -265,52 +266,82 @@ impl App {
         run_guarded(lane, deadline, move || app.respond(&request)).await
     }
 
-    /// Everything after routing, on a blocking thread, by audience. A GET reads everything from
-    /// one snapshot (see `Store::snapshot`). API writes do not hold the thread while their commit
-    /// is pending: `run_guarded` waits for it before the answer goes out. A page shows what it
-    /// just wrote (a new token in the list), so it reads after its writes: they are committed
-    /// first.
+    /// Everything after routing, on a blocking thread, by audience. An API read runs
+    /// authentication and its handler in one `Snapshot`; an API write authenticates in a snapshot
+    /// of its own, then writes through `Writes`, which leave their commits for `run_guarded` to
+    /// wait for before the answer goes out (the thread is free meanwhile). The settings pages
+    /// read and write the store directly: a page shows what it just wrote (a new token in the
+    /// list), so its writes are committed before it reads.
     fn respond(&self, request: &ApiRequest) -> Outcome {
-        let in_snapshot_if_get = |work: &dyn Fn() -> Outcome| {
-            if request.method == Method::GET {
-                self.store.snapshot(work).unwrap_or_else(Outcome::error)
-            } else {
-                work()
+        let route = match &request.route {
+            Route::Public(route) => {
+                return Outcome::reply_or_error(api::dispatch_public(self, route));
+            }
+            Route::Web(route) => {
+                return Outcome::reply_or_error(crate::web::dispatch(self, route, request));
+            }
+            Route::Api(route) => route,
+        };
+        // A read's writes are at most a token's `lastUsedAt`.
+        let writes = self.store.deferred_writes();
+        let mut outcome = match route {
+            ApiRoute::Read(route) => self
+                .store
+                .snapshot(|snapshot| match self.admit(snapshot, &writes, request) {
+                    Ok((principal, decision)) => self.answer(request, &principal, decision, || {
+                        api::dispatch_read(self, snapshot, &principal, route, request)
+                    }),
+                    Err(refused) => Outcome::error(refused),
+                })
+                .unwrap_or_else(Outcome::error),
+            ApiRoute::Write(route) => {
+                match self
+                    .store
+                    .snapshot(|snapshot| self.admit(snapshot, &writes, request))
+                {
+                    Ok(Ok((principal, decision))) => {
+                        self.answer(request, &principal, decision, || {
+                            api::dispatch_write(self, &writes, &principal, route, request)
+                        })
+                    }
+                    Ok(Err(error)) | Err(error) => Outcome::error(error),
+                }
             }
         };
-        match &request.route {
-            Route::Public(route) => Outcome::reply_or_error(api::dispatch_public(self, route)),
-            Route::Web(route) => in_snapshot_if_get(&|| {
-                Outcome::reply_or_error(crate::web::dispatch(self, route, request))
-            }),
-            Route::Api(route) => {
-                let (mut outcome, commit) = self
-                    .store
-                    .defer_commits(|| in_snapshot_if_get(&|| self.respond_api(route, request)));
-                outcome.commit = Some(commit);
-                outcome
-            }
-        }
+        outcome.commit = Some(writes.into_commit());
+        outcome
     }
 
-    /// An API request: auth (401) -> rate limit (429) -> plan and scope (403) -> the handler.
-    fn respond_api(&self, route: &ApiRoute, request: &ApiRequest) -> Outcome {
+    /// Authentication (401) and the token's rate limit: who is asking, and the limit's decision.
+    fn admit(
+        &self,
+        snapshot: &Snapshot<'_>,
+        writes: &Writes<'_>,
+        request: &ApiRequest,
+    ) -> Result<(Principal, Decision), Error> {
         let now = Instant::now();
-        let principal = match auth::bearer_token(&request.headers).and_then(|token| {
-            auth::authenticate(
-                &self.store,
-                &self.token_cache,
-                token,
-                time::OffsetDateTime::now_utc(),
-            )
-        }) {
-            Ok(principal) => principal,
-            Err(denied) => return Outcome::error(self.refuse(request, denied, now)),
-        };
+        let principal = auth::bearer_token(&request.headers)
+            .and_then(|token| {
+                let at = time::OffsetDateTime::now_utc();
+                auth::authenticate(snapshot, writes, &self.token_cache, token, at)
+            })
+            .map_err(|denied| self.refuse(request, denied, now))?;
         let decision = self.limiter.check(&principal.token_hash, now);
+        Ok((principal, decision))
+    }
+
+    /// The limit (429), plan and scope (403), then `handle`; the answer carries the rate-limit
+    /// headers whatever it is.
+    fn answer(
+        &self,
+        request: &ApiRequest,
+        principal: &Principal,
+        decision: Decision,
+        handle: impl FnOnce() -> Result<Reply, Error>,
+    ) -> Outcome {
         let result = self
-            .authorize(&principal, request, &decision)
-            .and_then(|()| api::dispatch(self, &principal, route, request));
+            .authorize(principal, request, &decision)
+            .and_then(|()| handle());
         if let Err(Error::PlanRequired) = &result {
             crate::log_warn!(
                 "authentication refused: reason=plan client={} token_id={}",

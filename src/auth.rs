@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
-use crate::store::Store;
 use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::User;
+use crate::store::{Snapshot, Writes};
 use crate::token::{self, TokenHash};
 
 /// Who is calling, with which token.
@@ -184,20 +184,23 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Denied> {
 
 const MALFORMED: &str = "malformed token: expected kt_ followed by 40 hex characters";
 
-/// Looks the token (one that `bearer_token` passed) up, in `cache` or in the database, and checks
-/// it is live. Runs on a blocking thread (it reads SQLite).
-/// `now` is the request's time, passed in (like the rate limiter's) so that tests control it.
+/// Looks the token (one that `bearer_token` passed) up, in `cache` or in the request's
+/// `snapshot`, and checks it is live; a stale `lastUsedAt` is refreshed through the request's
+/// `writes`. Runs on a blocking thread (it reads SQLite). `now` is the request's time, passed in
+/// (like the rate limiter's) so that tests control it.
 pub fn authenticate(
-    store: &Store,
+    snapshot: &Snapshot<'_>,
+    writes: &Writes<'_>,
     cache: &TokenCache,
     token: &str,
     now: OffsetDateTime,
 ) -> Result<Principal, Denied> {
     let token_hash = token::hash(token);
-    // The epoch is read first and the lookup is cached under it: a change committed in between
-    // moves the epoch past it, so the entry can only be trusted too little, never too long.
-    let found = store.snapshot(|| {
-        let epoch = store.auth_epoch()?;
+    // The snapshot's epoch was read as it began, and the lookup is cached under it: a change
+    // committed since moves the epoch past it, so the entry can only be trusted too little, never
+    // too long.
+    let found = (|| {
+        let epoch = snapshot.auth_epoch();
         if let Some(hit) = cache.get(&token_hash, epoch) {
             return Ok(Some(hit));
         }
@@ -207,13 +210,13 @@ pub fn authenticate(
         if !token::checksum_matches(token) {
             return Err(Denied::refused(Refusal::BadChecksum, MALFORMED));
         }
-        let found = store.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
+        let found = snapshot.read(|conn| tokens::find_token_by_hash(conn, &token_hash))?;
         Ok::<_, Denied>(found.map(|owner| {
             let cached = Cached::new(epoch, Arc::new(owner.user), Arc::new(owner.token));
             cache.insert(token_hash, cached.clone());
             cached
         }))
-    })??;
+    })()?;
     let Some(owner) = found else {
         return Err(Denied::refused(Refusal::Unknown, "invalid token"));
     };
@@ -232,7 +235,8 @@ pub fn authenticate(
     if owner.last_used.is_none_or(|used| used < stale_before) {
         let now_text = crate::time::format_timestamp(now);
         let stale_before = crate::time::format_timestamp(stale_before);
-        store.write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
+        writes
+            .write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
         // The touch does not move the epoch; the cached copy learns of it here instead.
         let token = TokenInfo {
             last_used_at: Some(now_text),
@@ -253,6 +257,18 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+
+    /// `authenticate` in a snapshot of its own, as the server runs it for a request.
+    fn authenticate_in(
+        store: &Store,
+        cache: &TokenCache,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Principal, Denied> {
+        let writes = store.deferred_writes();
+        store.snapshot(|snapshot| authenticate(snapshot, &writes, cache, token, now))?
+    }
     use crate::config::DatabaseConfig;
     use crate::store::users::{self, Plan};
     use hyper::header::HeaderValue;
@@ -280,12 +296,12 @@ mod tests {
         let (_dir, server, cli, secret, id) = two_processes();
         let cache = TokenCache::default();
         for _ in 0..3 {
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         }
         assert_eq!(cache.entries.len(), 1, "the lookup is cached");
         cli.write(|tx| tokens::revoke_token(tx, &id)).unwrap();
         assert!(matches!(
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Revoked,
                 token_id: Some(_),
@@ -299,7 +315,7 @@ mod tests {
         let (_dir, server, cli, secret, _) = two_processes();
         let cache = TokenCache::default();
         assert_eq!(
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc())
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc())
                 .unwrap()
                 .user
                 .plan,
@@ -308,7 +324,7 @@ mod tests {
         cli.write(|tx| users::set_plan(tx, "a@example.com", Plan::Free))
             .unwrap();
         assert_eq!(
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc())
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc())
                 .unwrap()
                 .user
                 .plan,
@@ -322,7 +338,7 @@ mod tests {
         let epoch = || server.read(tokens::auth_epoch).unwrap();
         let before = epoch();
         let cache = TokenCache::default();
-        authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
+        authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         let used = server
             .read(|conn| tokens::find_token(conn, &id))
             .unwrap()
@@ -351,7 +367,7 @@ mod tests {
             "deleting the user (and its tokens) moves it"
         );
         assert!(matches!(
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Unknown,
                 token_id: None,
@@ -377,11 +393,11 @@ mod tests {
         set_expiry(&crate::time::format_timestamp(
             now + time::Duration::minutes(5),
         ));
-        authenticate(&server, &cache, &secret, now).unwrap();
+        authenticate_in(&server, &cache, &secret, now).unwrap();
         let later = now + time::Duration::minutes(5);
         assert!(
             matches!(
-                authenticate(&server, &cache, &secret, later),
+                authenticate_in(&server, &cache, &secret, later),
                 Err(Denied::Refused {
                     refusal: Refusal::Expired,
                     ..
@@ -391,7 +407,7 @@ mod tests {
         );
         set_expiry("next tuesday");
         assert!(matches!(
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()),
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()),
             Err(Denied::Refused {
                 refusal: Refusal::Expired,
                 ..
@@ -414,13 +430,13 @@ mod tests {
         forged.replace_range(forged.len() - 1.., last);
         assert!(bearer_token(&with_authorization(&format!("Bearer {forged}"))).is_ok());
         for _ in 0..2 {
-            let error = authenticate(&server, &cache, &forged, OffsetDateTime::now_utc()).err();
+            let error = authenticate_in(&server, &cache, &forged, OffsetDateTime::now_utc()).err();
             assert!(
                 matches!(error, Some(Denied::Refused { refusal: Refusal::BadChecksum, message, .. }) if message.starts_with("malformed token")),
                 "{error:?}"
             );
             // The real token, cached in between, does not make its forgery pass.
-            authenticate(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
+            authenticate_in(&server, &cache, &secret, OffsetDateTime::now_utc()).unwrap();
         }
     }
 

@@ -29,9 +29,11 @@
 //! `server` accepts -> `App::handle`: `router` -> body read within its limits (routes that take
 //! one) -> on a blocking thread (of the read lane for GETs, the password lane for sign-ins, the
 //! write lane otherwise), by the route's audience: public -> `api::dispatch_public`; web ->
-//! `web::dispatch`; API -> `auth` -> `ratelimit` -> plan and scope -> `api::dispatch` ->
-//! `api::<resource>` -> `store` -> `Reply` -> (a write's commit awaited) -> HTTP response with
-//! rate-limit headers. Any error leaves through `Error::to_response` as JSON.
+//! `web::dispatch`; API read -> in one `store::Snapshot`: `auth` -> `ratelimit` -> plan ->
+//! `api::dispatch_read` -> `api::<resource>`; API write -> `auth` in a snapshot -> `ratelimit` ->
+//! plan and scope -> `api::dispatch_write` -> `api::<resource>` writing through `store::Writes`
+//! -> `Reply` -> (the writes' commit awaited) -> HTTP response with rate-limit headers. Any error
+//! leaves through `Error::to_response` as JSON.
 
 pub mod api;
 pub mod app;

@@ -63,28 +63,41 @@ pub enum PublicRoute {
     Developers,
 }
 
-/// The Bearer-token API.
+/// The Bearer-token API, by what it does to the database: a read runs in one snapshot, a write
+/// leaves its commit for the answer to wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiRoute {
+    Read(ReadRoute),
+    Write(WriteRoute),
+}
+
+/// The API's GETs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadRoute {
     Me,
     ListSpaces,
-    CreateSpace,
     GetSpace(String),
     ListSpaceMembers(String),
     ListProjects,
-    CreateProject,
     GetProject(String),
-    UpdateProject(String),
     ListTasks,
-    CreateTask,
     GetTask(String),
+    ListLabels,
+}
+
+/// The API's changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteRoute {
+    CreateSpace,
+    CreateProject,
+    UpdateProject(String),
+    CreateTask,
     UpdateTask(String),
     DeleteTask(String),
     AddAssignee(String),
     RemoveAssignee(String),
     AddLabel(String),
     RemoveLabel(String),
-    ListLabels,
 }
 
 /// The settings pages: session cookies and HTML.
@@ -133,27 +146,35 @@ pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
 impl Route {
     /// The path pattern, for logs and documentation (never the concrete path with its ids).
     pub fn pattern(&self) -> &'static str {
-        use ApiRoute::*;
         use PublicRoute::*;
+        use ReadRoute::*;
         use WebRoute::*;
+        use WriteRoute::*;
         match self {
             Route::Public(route) => match route {
                 Health => "/healthz",
                 OpenApi => "/api/openapi.json",
                 Developers => "/developers",
             },
-            Route::Api(route) => match route {
+            Route::Api(ApiRoute::Read(route)) => match route {
                 Me => "/api/me",
-                ListSpaces | CreateSpace => "/api/spaces",
+                ListSpaces => "/api/spaces",
                 GetSpace(_) => "/api/spaces/:id",
                 ListSpaceMembers(_) => "/api/spaces/:id/members",
-                ListProjects | CreateProject => "/api/projects",
-                GetProject(_) | UpdateProject(_) => "/api/projects/:id",
-                ListTasks | CreateTask => "/api/tasks",
-                GetTask(_) | UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
+                ListProjects => "/api/projects",
+                GetProject(_) => "/api/projects/:id",
+                ListTasks => "/api/tasks",
+                GetTask(_) => "/api/tasks/:id",
+                ListLabels => "/api/labels",
+            },
+            Route::Api(ApiRoute::Write(route)) => match route {
+                CreateSpace => "/api/spaces",
+                CreateProject => "/api/projects",
+                UpdateProject(_) => "/api/projects/:id",
+                CreateTask => "/api/tasks",
+                UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
                 AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
                 AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
-                ListLabels => "/api/labels",
             },
             Route::Web(route) => match route {
                 LoginPage | Login => "/login",
@@ -170,22 +191,11 @@ impl Route {
     /// Whether the route reads a request body. Any other ignores one it is sent (it is never
     /// read, so it can neither be too large nor too slow).
     pub fn takes_body(&self) -> bool {
-        use ApiRoute::*;
         use WebRoute::*;
+        use WriteRoute::*;
         match self {
-            Route::Public(_) => false,
-            Route::Api(route) => matches!(
-                route,
-                CreateSpace
-                    | CreateProject
-                    | UpdateProject(_)
-                    | CreateTask
-                    | UpdateTask(_)
-                    | AddAssignee(_)
-                    | RemoveAssignee(_)
-                    | AddLabel(_)
-                    | RemoveLabel(_)
-            ),
+            Route::Public(_) | Route::Api(ApiRoute::Read(_)) => false,
+            Route::Api(ApiRoute::Write(route)) => !matches!(route, DeleteTask(_)),
             Route::Web(route) => {
                 matches!(route, Login | Logout | CreateTokenForm | RevokeTokenForm(_))
             }
@@ -194,9 +204,10 @@ impl Route {
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
-    use ApiRoute::*;
     use PublicRoute::*;
+    use ReadRoute::*;
     use WebRoute::*;
+    use WriteRoute::*;
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     // An empty segment (`//`, a trailing `/`, an empty id) never names a resource.
     if !path.starts_with('/') || segments.iter().any(|s| s.is_empty()) {
@@ -217,75 +228,78 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
             "/developers",
             (m == Method::GET).then_some(Route::Public(Developers)),
         ),
-        (["api", "me"], m) => ("/api/me", (m == Method::GET).then_some(Route::Api(Me))),
+        (["api", "me"], m) => (
+            "/api/me",
+            (m == Method::GET).then_some(Route::Api(ApiRoute::Read(Me))),
+        ),
         (["api", "spaces"], m) => (
             "/api/spaces",
             match *m {
-                Method::GET => Some(Route::Api(ListSpaces)),
-                Method::POST => Some(Route::Api(CreateSpace)),
+                Method::GET => Some(Route::Api(ApiRoute::Read(ListSpaces))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(CreateSpace))),
                 _ => None,
             },
         ),
         (["api", "spaces", space], m) => (
             "/api/spaces/:id",
-            (m == Method::GET).then(|| Route::Api(GetSpace(id(space)))),
+            (m == Method::GET).then(|| Route::Api(ApiRoute::Read(GetSpace(id(space))))),
         ),
         (["api", "spaces", space, "members"], m) => (
             "/api/spaces/:id/members",
-            (m == Method::GET).then(|| Route::Api(ListSpaceMembers(id(space)))),
+            (m == Method::GET).then(|| Route::Api(ApiRoute::Read(ListSpaceMembers(id(space))))),
         ),
         (["api", "projects"], m) => (
             "/api/projects",
             match *m {
-                Method::GET => Some(Route::Api(ListProjects)),
-                Method::POST => Some(Route::Api(CreateProject)),
+                Method::GET => Some(Route::Api(ApiRoute::Read(ListProjects))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(CreateProject))),
                 _ => None,
             },
         ),
         (["api", "projects", project], m) => (
             "/api/projects/:id",
             match *m {
-                Method::GET => Some(Route::Api(GetProject(id(project)))),
-                Method::PATCH => Some(Route::Api(UpdateProject(id(project)))),
+                Method::GET => Some(Route::Api(ApiRoute::Read(GetProject(id(project))))),
+                Method::PATCH => Some(Route::Api(ApiRoute::Write(UpdateProject(id(project))))),
                 _ => None,
             },
         ),
         (["api", "tasks"], m) => (
             "/api/tasks",
             match *m {
-                Method::GET => Some(Route::Api(ListTasks)),
-                Method::POST => Some(Route::Api(CreateTask)),
+                Method::GET => Some(Route::Api(ApiRoute::Read(ListTasks))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(CreateTask))),
                 _ => None,
             },
         ),
         (["api", "tasks", task], m) => (
             "/api/tasks/:id",
             match *m {
-                Method::GET => Some(Route::Api(GetTask(id(task)))),
-                Method::PATCH => Some(Route::Api(UpdateTask(id(task)))),
-                Method::DELETE => Some(Route::Api(DeleteTask(id(task)))),
+                Method::GET => Some(Route::Api(ApiRoute::Read(GetTask(id(task))))),
+                Method::PATCH => Some(Route::Api(ApiRoute::Write(UpdateTask(id(task))))),
+                Method::DELETE => Some(Route::Api(ApiRoute::Write(DeleteTask(id(task))))),
                 _ => None,
             },
         ),
         (["api", "tasks", task, "assignees"], m) => (
             "/api/tasks/:id/assignees",
             match *m {
-                Method::POST => Some(Route::Api(AddAssignee(id(task)))),
-                Method::DELETE => Some(Route::Api(RemoveAssignee(id(task)))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(AddAssignee(id(task))))),
+                Method::DELETE => Some(Route::Api(ApiRoute::Write(RemoveAssignee(id(task))))),
                 _ => None,
             },
         ),
         (["api", "tasks", task, "labels"], m) => (
             "/api/tasks/:id/labels",
             match *m {
-                Method::POST => Some(Route::Api(AddLabel(id(task)))),
-                Method::DELETE => Some(Route::Api(RemoveLabel(id(task)))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(AddLabel(id(task))))),
+                Method::DELETE => Some(Route::Api(ApiRoute::Write(RemoveLabel(id(task))))),
                 _ => None,
             },
         ),
         (["api", "labels"], m) => (
             "/api/labels",
-            (m == Method::GET).then_some(Route::Api(ListLabels)),
+            (m == Method::GET).then_some(Route::Api(ApiRoute::Read(ListLabels))),
         ),
         (["login"], m) => (
             "/login",
@@ -341,15 +355,15 @@ mod tests {
     fn routes_with_parameters() {
         assert_eq!(
             route(&Method::GET, "/api/tasks/abc").unwrap(),
-            Route::Api(ApiRoute::GetTask("abc".into()))
+            Route::Api(ApiRoute::Read(ReadRoute::GetTask("abc".into())))
         );
         assert_eq!(
             route(&Method::DELETE, "/api/tasks/t1/labels").unwrap(),
-            Route::Api(ApiRoute::RemoveLabel("t1".into()))
+            Route::Api(ApiRoute::Write(WriteRoute::RemoveLabel("t1".into())))
         );
         assert_eq!(
             route(&Method::GET, "/api/spaces/s1/members").unwrap(),
-            Route::Api(ApiRoute::ListSpaceMembers("s1".into()))
+            Route::Api(ApiRoute::Read(ReadRoute::ListSpaceMembers("s1".into())))
         );
         assert_eq!(
             route(&Method::GET, "/healthz").unwrap(),
@@ -389,6 +403,24 @@ mod tests {
             panic!("expected 405");
         };
         assert_eq!(allow, "POST, DELETE");
+    }
+
+    /// An API GET reads (one snapshot) and every other API method writes: the route says which
+    /// database context its handler gets.
+    #[test]
+    fn api_gets_are_reads_and_every_other_method_a_write() {
+        for (pattern, allow) in ENDPOINTS {
+            let path = pattern.replace(":id", "some-id");
+            for method in allow.split(", ") {
+                let method = Method::from_bytes(method.as_bytes()).unwrap();
+                match (route(&method, &path).unwrap(), method == Method::GET) {
+                    (Route::Api(ApiRoute::Read(_)), true)
+                    | (Route::Api(ApiRoute::Write(_)), false) => {}
+                    (Route::Public(_), true) => {}
+                    (other, _) => panic!("{method} {path} routed to {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,8 +5,14 @@ use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::Reply;
+use crate::store::Snapshot;
 use crate::store::labels;
 
-pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
-    super::list_in_space(app, principal, request, labels::list_labels)
+pub fn list(
+    app: &App,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    super::list_in_space(app, snapshot, principal, request, labels::list_labels)
 }

@@ -22,39 +22,54 @@ use crate::app::{ApiRequest, App};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Query, Reply, decode_cursor, encode_cursor, percent_encode, split_page};
-use crate::router::{ApiRoute, PublicRoute};
+use crate::router::{PublicRoute, ReadRoute, WriteRoute};
 use crate::store::spaces::{Role, Space, find_space_for_user};
+use crate::store::{Snapshot, Writes};
 use crate::validate;
 
-/// The API's routes, after authentication.
-pub fn dispatch(
+/// The API's reads, after authentication: each reads from the request's one `snapshot`.
+pub fn dispatch_read(
     app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
-    route: &ApiRoute,
+    route: &ReadRoute,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
     match route {
-        ApiRoute::Me => me::get(principal, request),
-        ApiRoute::ListSpaces => spaces::list(app, principal, request),
-        ApiRoute::CreateSpace => spaces::create(app, principal, request),
-        ApiRoute::GetSpace(id) => spaces::get(app, principal, request, id),
-        ApiRoute::ListSpaceMembers(id) => spaces::members(app, principal, request, id),
-        ApiRoute::ListProjects => projects::list(app, principal, request),
-        ApiRoute::CreateProject => projects::create(app, principal, request),
-        ApiRoute::GetProject(id) => projects::get(app, principal, request, id),
-        ApiRoute::UpdateProject(id) => projects::update(app, principal, request, id),
-        ApiRoute::ListTasks => tasks::list(app, principal, request),
-        ApiRoute::CreateTask => tasks::create(app, principal, request),
-        ApiRoute::GetTask(id) => tasks::get(app, principal, request, id),
-        ApiRoute::UpdateTask(id) => tasks::update(app, principal, request, id),
-        ApiRoute::DeleteTask(id) => tasks::delete(app, principal, request, id),
-        ApiRoute::AddAssignee(id) => task_relations::add_assignee(app, principal, request, id),
-        ApiRoute::RemoveAssignee(id) => {
-            task_relations::remove_assignee(app, principal, request, id)
+        ReadRoute::Me => me::get(principal, request),
+        ReadRoute::ListSpaces => spaces::list(app, snapshot, principal, request),
+        ReadRoute::GetSpace(id) => spaces::get(snapshot, principal, request, id),
+        ReadRoute::ListSpaceMembers(id) => spaces::members(snapshot, principal, request, id),
+        ReadRoute::ListProjects => projects::list(app, snapshot, principal, request),
+        ReadRoute::GetProject(id) => projects::get(snapshot, principal, request, id),
+        ReadRoute::ListTasks => tasks::list(app, snapshot, principal, request),
+        ReadRoute::GetTask(id) => tasks::get(snapshot, principal, request, id),
+        ReadRoute::ListLabels => labels::list(app, snapshot, principal, request),
+    }
+}
+
+/// The API's changes, after authentication: each writes through the request's `writes`, whose
+/// commits the answer waits for.
+pub fn dispatch_write(
+    app: &App,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    route: &WriteRoute,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    match route {
+        WriteRoute::CreateSpace => spaces::create(app, writes, principal, request),
+        WriteRoute::CreateProject => projects::create(app, writes, principal, request),
+        WriteRoute::UpdateProject(id) => projects::update(writes, principal, request, id),
+        WriteRoute::CreateTask => tasks::create(app, writes, principal, request),
+        WriteRoute::UpdateTask(id) => tasks::update(writes, principal, request, id),
+        WriteRoute::DeleteTask(id) => tasks::delete(writes, principal, request, id),
+        WriteRoute::AddAssignee(id) => task_relations::add_assignee(writes, principal, request, id),
+        WriteRoute::RemoveAssignee(id) => {
+            task_relations::remove_assignee(writes, principal, request, id)
         }
-        ApiRoute::AddLabel(id) => task_relations::add_label(app, principal, request, id),
-        ApiRoute::RemoveLabel(id) => task_relations::remove_label(app, principal, request, id),
-        ApiRoute::ListLabels => labels::list(app, principal, request),
+        WriteRoute::AddLabel(id) => task_relations::add_label(writes, principal, request, id),
+        WriteRoute::RemoveLabel(id) => task_relations::remove_label(writes, principal, request, id),
     }
 }
 
@@ -117,6 +132,7 @@ fn named_fields(body: &Body) -> Result<Named, Error> {
 /// is a member, then one page from `fetch(conn, space_id, after, limit)`.
 fn list_in_space<T: serde::Serialize + HasId>(
     app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
     fetch: impl FnOnce(&Connection, &str, Option<&str>, usize) -> crate::store::Result<Vec<T>>,
@@ -125,7 +141,7 @@ fn list_in_space<T: serde::Serialize + HasId>(
     let space_id = &query.required_id("spaceId")?;
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
-    let rows = app.store.read(|conn| {
+    let rows = snapshot.read(|conn| {
         visible_space(conn, principal, space_id)?;
         fetch(conn, space_id, after.as_deref(), limit + 1)
     })?;

@@ -5,6 +5,7 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Reply};
 use crate::store::projects::{self, NewProject, ProjectChanges, View};
+use crate::store::{Snapshot, Writes};
 use crate::validate;
 
 const FIELDS: &[&str] = &[
@@ -17,12 +18,22 @@ const FIELDS: &[&str] = &[
 ];
 
 /// GET ?spaceId=: the projects of a space the caller belongs to.
-pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
-    super::list_in_space(app, principal, request, projects::list_projects)
+pub fn list(
+    app: &App,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    super::list_in_space(app, snapshot, principal, request, projects::list_projects)
 }
 
 /// POST: needs role owner, admin or member in the space.
-pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn create(
+    app: &App,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let body = Body::parse(&request.headers, &request.body, FIELDS)?;
     let space_id = body.required_string("spaceId")?;
@@ -38,7 +49,7 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         },
         color: named.color,
     };
-    let project = app.store.write(|tx| {
+    let project = writes.write(|tx| {
         let space = super::visible_space(tx, principal, &new.space_id)?;
         super::require_write(space.role)?;
         projects::create_project(tx, &new)
@@ -52,14 +63,13 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
 }
 
 pub fn get(
-    app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
     project_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let (project, _role) = app
-        .store
+    let (project, _role) = snapshot
         .read(|conn| projects::find_project_for_user(conn, project_id, &principal.user.id))?
         .ok_or(Error::NotFound)?;
     Ok(Reply::ok(&project))
@@ -68,7 +78,7 @@ pub fn get(
 /// PATCH: `name`, `slug`, `description`, `defaultView`, `color`; absent = unchanged, `null`
 /// clears `description` and `color`.
 pub fn update(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     project_id: &str,
@@ -100,7 +110,7 @@ pub fn update(
             .map(|c| c.map(|c| validate::color("color", c)).transpose())
             .transpose()?,
     };
-    let project = app.store.write(|tx| {
+    let project = writes.write(|tx| {
         let (_, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;

@@ -5,13 +5,19 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Reply, decode_cursor};
 use crate::store::spaces::{self, NewSpace};
+use crate::store::{Snapshot, Writes};
 
 /// GET: every space the caller belongs to, personal space included, in creation order.
-pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn list(
+    app: &App,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
     let query = super::query(request, &["limit", "cursor"])?;
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
-    let rows = app.store.read(|conn| {
+    let rows = snapshot.read(|conn| {
         spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
     })?;
     Ok(super::page(
@@ -26,7 +32,12 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
 }
 
 /// POST: a team space; the caller becomes its owner; "General" is created with it.
-pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn create(
+    app: &App,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let body = Body::parse(
         &request.headers,
@@ -41,36 +52,32 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
         color: named.color,
         personal: false,
     };
-    let space = app
-        .store
-        .write(|tx| spaces::create_space(tx, &new, &principal.user.id))?;
+    let space = writes.write(|tx| spaces::create_space(tx, &new, &principal.user.id))?;
     let location = format!("{}/api/spaces/{}", app.base_url(&request.headers), space.id);
     Ok(Reply::created(&space, &location))
 }
 
 /// GET one space, with the caller's role.
 pub fn get(
-    app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
     space_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let space = app
-        .store
-        .read(|conn| super::visible_space(conn, principal, space_id))?;
+    let space = snapshot.read(|conn| super::visible_space(conn, principal, space_id))?;
     Ok(Reply::ok(&space))
 }
 
 /// GET members: so clients can find user ids to assign.
 pub fn members(
-    app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
     space_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let members = app.store.read(|conn| {
+    let members = snapshot.read(|conn| {
         super::visible_space(conn, principal, space_id)?;
         spaces::list_members(conn, space_id)
     })?;

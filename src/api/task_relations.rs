@@ -5,18 +5,19 @@
 use hyper::StatusCode;
 
 use super::tasks::{MAX_LABEL_NAME_CHARS, check_members, reload, task_reply, visible_task};
-use crate::app::{ApiRequest, App};
+use crate::app::ApiRequest;
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Reply};
 use crate::store::Tx;
+use crate::store::Writes;
 use crate::store::labels;
 use crate::store::tasks::{self, VisibleTask};
 use crate::validate;
 
 /// POST assignees `{"userId"}`: the user must be a member of the task's space. Idempotent.
 pub fn add_assignee(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
@@ -24,7 +25,7 @@ pub fn add_assignee(
     super::query(request, &[])?;
     let user_id =
         Body::parse(&request.headers, &request.body, &["userId"])?.required_string("userId")?;
-    change_task(app, principal, task_id, |tx, visible| {
+    change_task(writes, principal, task_id, |tx, visible| {
         check_members(
             tx,
             &visible.space_id,
@@ -42,13 +43,13 @@ pub fn add_assignee(
 /// DELETE assignees: `?userId=`, `{"userId"}`, or both (each names a user to unassign).
 /// Idempotent.
 pub fn remove_assignee(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
     let named = delete_parameters(request, &["userId"])?;
-    change_task(app, principal, task_id, |tx, _| {
+    change_task(writes, principal, task_id, |tx, _| {
         let user_ids = named_at_least_once(&named, "userId")?;
         let mut changed = false;
         for user_id in user_ids {
@@ -61,7 +62,7 @@ pub fn remove_assignee(
 /// POST labels: `{"labelId"}` and/or `{"name", "color"?}` (found case-insensitively or created):
 /// each names a label to add.
 pub fn add_label(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
@@ -93,7 +94,7 @@ pub fn add_label(
             "`color` goes with `name`, for a label created by name",
         ));
     }
-    change_task(app, principal, task_id, |tx, visible| {
+    change_task(writes, principal, task_id, |tx, visible| {
         let mut wanted = Vec::with_capacity(2);
         if let Some(id) = &label_id {
             let label = labels::find_label_in_space(tx, &visible.space_id, id)?;
@@ -133,13 +134,13 @@ pub fn add_label(
 /// DELETE labels: `labelId` and `name`, in the query, in the body, or both: each names a label
 /// (by id, or by name case-insensitively) to remove. Idempotent.
 pub fn remove_label(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
     let named = delete_parameters(request, &["labelId", "name"])?;
-    change_task(app, principal, task_id, |tx, visible| {
+    change_task(writes, principal, task_id, |tx, visible| {
         named_at_least_once(&named, "labelId")?;
         let mut changed = false;
         for (field, value) in &named {
@@ -159,12 +160,12 @@ pub fn remove_label(
 /// Runs an assignee or label change on a task the caller may write; touches `updatedAt` when the
 /// change did something, and answers with the task.
 fn change_task(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     task_id: &str,
     change: impl FnOnce(&Tx<'_>, &VisibleTask) -> Result<bool, Error>,
 ) -> Result<Reply, Error> {
-    let task = app.store.write(|tx| {
+    let task = writes.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
         super::require_write(visible.role)?;
         if change(tx, &visible)? {

@@ -19,6 +19,7 @@ use crate::store::labels::{self, LabelRef};
 use crate::store::projects::{self, Category};
 use crate::store::spaces;
 use crate::store::tasks::{self, NewTask, Priority, Task, TaskFilter, VisibleTask};
+use crate::store::{Snapshot, Writes};
 use crate::validate;
 
 const FIELDS: &[&str] = &[
@@ -54,7 +55,12 @@ const LIST_PARAMETERS: &[&str] = &[
 pub(super) const MAX_LABEL_NAME_CHARS: usize = 100;
 
 /// GET: filtered, paged by `(position, id)`.
-pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn list(
+    app: &App,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
     let query = super::query(request, LIST_PARAMETERS)?;
     // Every parameter but the free-text `q` is checked as given: `?completed=` is not "absent".
     let id = |name: &str| query.id(name);
@@ -119,7 +125,7 @@ pub fn list(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Re
         None => None,
         Some(key) => Some(parse_task_cursor(key)?),
     };
-    let rows = app.store.read(|conn| {
+    let rows = snapshot.read(|conn| {
         if let Some(project_id) = &filter.project_id {
             projects::project_access(conn, project_id, &principal.user.id)?
                 .ok_or(Error::NotFound)?;
@@ -153,7 +159,12 @@ fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
 }
 
 /// POST: `projectId` and `title` required.
-pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
+pub fn create(
+    app: &App,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let body = Body::parse(&request.headers, &request.body, FIELDS)?;
     let project_id = body.required_string("projectId")?;
@@ -190,7 +201,7 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
             .unwrap_or_default(),
     )?;
 
-    let task = app.store.write(|tx| {
+    let task = writes.write(|tx| {
         let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
@@ -232,7 +243,7 @@ pub fn create(app: &App, principal: &Principal, request: &ApiRequest) -> Result<
 }
 
 pub fn get(
-    app: &App,
+    snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
@@ -240,7 +251,7 @@ pub fn get(
     super::query(request, &[])?;
     Reply::try_written(StatusCode::OK, |out| {
         let user_id = &principal.user.id;
-        let found = app.store.read(|conn| {
+        let found = snapshot.read(|conn| {
             tasks::read_task_for_user(conn, task_id, user_id, |row| task_json::write_row(row, out))
         })?;
         found.ok_or(Error::NotFound)
@@ -253,7 +264,7 @@ pub fn get(
 /// (no database), where the task ends up is looked up (`Placement`), and `merge` turns the two
 /// into the update (no database again).
 pub fn update(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
@@ -261,7 +272,7 @@ pub fn update(
     super::query(request, &[])?;
     let body = Body::parse(&request.headers, &request.body, FIELDS)?;
     let patch = TaskPatch::parse(&body)?;
-    let task = app.store.write(|tx| {
+    let task = writes.write(|tx| {
         let VisibleTask {
             task,
             role,
@@ -295,13 +306,13 @@ pub fn update(
 
 /// DELETE: the task and all its subtasks.
 pub fn delete(
-    app: &App,
+    writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     task_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    app.store.write(|tx| {
+    writes.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
         super::require_write(visible.role)?;
         tasks::delete_task(tx, task_id)

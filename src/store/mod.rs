@@ -11,13 +11,16 @@
 //! Group commit: writes that queue up behind each other share one `BEGIN IMMEDIATE` transaction
 //! and so one fsync. Each runs in its own savepoint (a failed request rolls back only its own
 //! changes), and each caller returns only after the shared `COMMIT` succeeded, so a `2xx` still
-//! means durable. See `Store::write`.
+//! means durable. See `Store::write`. The server's requests write through a `Writes` value
+//! instead (`Store::deferred_writes`), which leaves the commits for the answer to wait for.
 //!
-//! Snapshots: `Store::snapshot` puts every `read` of a read-only request (authentication, then the
-//! handler) inside one read transaction on one pooled connection, so the request takes one WAL
-//! read lock instead of one per statement and sees one consistent state. The transaction is the
-//! implicit one of the statement that reads `auth_epoch`, held open until the request's reads are
-//! done: no BEGIN and ROLLBACK statements.
+//! Snapshots: `Store::snapshot` hands its closure a `Snapshot` value, one read transaction on one
+//! pooled connection, so that a read-only request (authentication, then the handler) takes one
+//! WAL read lock instead of one per statement and sees one consistent state. The transaction is
+//! the implicit one of the statement that reads `auth_epoch`, held open until the closure is done:
+//! no BEGIN and ROLLBACK statements. Which a function does shows in what it takes: a `&Snapshot`
+//! reads, a `&Tx` (inside `write`) or a `&Writes` writes. `Store::read` reads outside any
+//! snapshot, from the pool.
 //!
 //! Files: `open` (file modes, connection set-up, schema and migrations), `snapshot` (read
 //! snapshots), `write` (writes and group commit); and one per table group, each owning its row
@@ -46,8 +49,8 @@ use rusqlite::Connection;
 use crate::error::Error;
 
 pub use open::{SCHEMA, SCHEMA_VERSION};
-pub use snapshot::keep_readers_on_this_thread;
-pub use write::Commit;
+pub use snapshot::{Snapshot, keep_readers_on_this_thread};
+pub use write::{Commit, Writes};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -58,7 +61,7 @@ type Reader = r2d2::PooledConnection<SqliteConnectionManager>;
 /// out the most recently used.
 pub const DEFAULT_READERS: u32 = 16;
 
-/// Tells stores apart for `SNAPSHOT` (tests open several in one process).
+/// Tells stores apart for a thread's kept reader (tests open several in one process).
 static NEXT_STORE_ID: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Store {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::snapshot::{KEPT, SNAPSHOT};
+use super::snapshot::KEPT;
 use super::*;
 use crate::config::DatabaseConfig;
 
@@ -19,16 +19,21 @@ fn users_seen(store: &Store) -> i64 {
     store.read(users::count_users).unwrap()
 }
 
+fn users_in(snapshot: &Snapshot<'_>) -> i64 {
+    snapshot.read(users::count_users).unwrap()
+}
+
 #[test]
 fn reads_in_a_snapshot_see_one_state_and_later_reads_see_new_writes() {
     let (_dir, store) = open_temp();
     let (_other_dir, other) = open_temp();
     add_user(&store, "a@example.com");
     store
-        .snapshot(|| {
-            assert_eq!(users_seen(&store), 1);
+        .snapshot(|snapshot| {
+            assert_eq!(users_in(snapshot), 1);
             add_user(&store, "b@example.com");
-            assert_eq!(users_seen(&store), 1, "the snapshot keeps its state");
+            assert_eq!(users_in(snapshot), 1, "the snapshot keeps its state");
+            assert_eq!(users_seen(&store), 2, "a read outside it sees the write");
             assert_eq!(users_seen(&other), 0, "another store reads its own file");
             // The snapshot's connection is out of the pool: reads on other threads get others.
             let elsewhere = std::thread::scope(|s| s.spawn(|| users_seen(&store)).join());
@@ -48,22 +53,22 @@ fn a_snapshot_has_the_auth_epoch_of_its_state() {
     };
     bump();
     store
-        .snapshot(|| {
-            assert_eq!(store.auth_epoch().unwrap(), 1);
+        .snapshot(|snapshot| {
+            assert_eq!(snapshot.auth_epoch(), 1);
             bump();
             assert_eq!(
-                store.auth_epoch().unwrap(),
+                snapshot.auth_epoch(),
                 1,
                 "the epoch the snapshot began with"
             );
             assert_eq!(
-                store.read(tokens::auth_epoch).unwrap(),
+                snapshot.read(tokens::auth_epoch).unwrap(),
                 1,
                 "and its state's"
             );
         })
         .unwrap();
-    assert_eq!(store.auth_epoch().unwrap(), 2);
+    assert_eq!(store.snapshot(|s| s.auth_epoch()).unwrap(), 2);
 }
 
 #[test]
@@ -78,9 +83,9 @@ fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
                 Ok(conn.query_row("PRAGMA cache_size", [], |row| row.get::<_, i64>(0))?)
             };
             store
-                .snapshot(|| {
-                    assert_eq!(users_seen(&store), 0);
-                    store.read(|conn| Ok(conn.execute_batch("PRAGMA cache_size = -4321")?))
+                .snapshot(|snapshot| {
+                    assert_eq!(users_in(snapshot), 0);
+                    snapshot.read(|conn| Ok(conn.execute_batch("PRAGMA cache_size = -4321")?))
                 })
                 .unwrap()
                 .unwrap();
@@ -90,13 +95,13 @@ fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
             assert!(KEPT.with_borrow(|kept| idle(&kept.as_ref().unwrap().1)));
             add_user(&store, "a@example.com");
             store
-                .snapshot(|| {
-                    assert_eq!(users_seen(&store), 1, "a kept reader sees new writes");
-                    assert_eq!(store.read(cache_size).unwrap(), -4321, "the same reader");
+                .snapshot(|snapshot| {
+                    assert_eq!(users_in(snapshot), 1, "a kept reader sees new writes");
+                    assert_eq!(snapshot.read(cache_size).unwrap(), -4321, "the same reader");
                 })
                 .unwrap();
             // A snapshot of another store swaps the kept reader for one of its own.
-            other.snapshot(|| users_seen(&other)).unwrap();
+            other.snapshot(users_in).unwrap();
             let kept = KEPT.with_borrow(|kept| kept.as_ref().map(|(id, _)| *id));
             assert_eq!(kept, Some(other.id));
         })
@@ -104,7 +109,7 @@ fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
         .unwrap();
     });
     // Threads that did not ask keep nothing.
-    store.snapshot(|| users_seen(&store)).unwrap();
+    store.snapshot(users_in).unwrap();
     assert!(KEPT.with_borrow(Option::is_none));
 }
 
@@ -112,13 +117,12 @@ fn a_thread_that_keeps_its_reader_reuses_it_and_still_sees_new_writes() {
 fn a_panic_in_a_snapshot_ends_it() {
     let (_dir, store) = open_temp();
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        store.snapshot(|| {
-            users_seen(&store);
+        store.snapshot(|snapshot| {
+            users_in(snapshot);
             panic!("handler bug")
         })
     }));
     assert!(caught.is_err());
-    assert!(SNAPSHOT.with_borrow(Option::is_none));
     add_user(&store, "a@example.com");
     assert_eq!(users_seen(&store), 1, "no read is left in the old snapshot");
     // No pooled connection was left inside a transaction, or with an unfinished statement
@@ -263,7 +267,7 @@ fn batched_writes_keep_each_write_atomic() {
     assert_eq!(stored.len(), succeeding);
 }
 
-/// Deferred writes (the server's): once `Commit::wait` returns, the write is committed, which a
+/// Deferred writes (the server's `Writes`): once `Commit::wait` returns, the write is committed, which a
 /// reader connection (it sees only committed data) confirms.
 #[test]
 fn a_deferred_write_is_committed_when_its_wait_returns() {
@@ -279,10 +283,11 @@ fn a_deferred_write_is_committed_when_its_wait_returns() {
                 let mut deferred = 0;
                 for i in 0..100 {
                     let n = thread * 1000 + i;
-                    let (written, commit) = store.defer_commits(|| {
-                        store.write(|tx| Ok(tx.execute("INSERT INTO t VALUES (?1)", [n])?))
-                    });
-                    written.unwrap();
+                    let writes = store.deferred_writes();
+                    writes
+                        .write(|tx| Ok(tx.execute("INSERT INTO t VALUES (?1)", [n])?))
+                        .unwrap();
+                    let commit = writes.into_commit();
                     deferred += commit.batches.len();
                     runtime.block_on(commit.wait()).unwrap();
                     let seen: i64 = store

@@ -1,6 +1,6 @@
 //! Writes and group commit: writes that queue up behind each other share one `BEGIN IMMEDIATE`
-//! transaction and one fsync, each in its own savepoint (see `Store::write`), and the server's
-//! deferred commits (`Store::defer_commits`).
+//! transaction and one fsync, each in its own savepoint (see `Store::write`); and `Writes`, the
+//! value through which a server request's writes leave their commits for the answer to wait for.
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -16,22 +16,31 @@ use crate::error::Error;
 /// At most this many writes share one commit, so that a long queue still commits regularly.
 const MAX_BATCH: usize = 64;
 
-thread_local! {
-    /// The batches this thread's writes joined without waiting (see `Store::defer_commits`).
-    static DEFERRED: RefCell<Option<Vec<Arc<Batch>>>> = const { RefCell::new(None) };
+/// A request's writes that do not wait for their commits (`Store::deferred_writes`): each returns
+/// once its savepoint is released, and the `Commit` they leave (`into_commit`) must be waited for
+/// before anything is answered. The blocking thread is free for the next request meanwhile, so a
+/// commit's batch can grow past the number of threads. A `read` after a `write` might not see it
+/// yet: what a handler answers with, it reads back inside its `write`.
+pub struct Writes<'s> {
+    store: &'s Store,
+    batches: RefCell<Vec<Arc<Batch>>>,
 }
 
-/// Registers `batch` with the caller's `defer_commits`, if it is deferring.
-fn defer(batch: &Arc<Batch>) -> bool {
-    DEFERRED.with_borrow_mut(|deferred| {
-        deferred
-            .as_mut()
-            .map(|batches| batches.push(Arc::clone(batch)))
-            .is_some()
-    })
+impl Writes<'_> {
+    /// `Store::write`, leaving the commit to `into_commit`.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.store.write_into(f, Some(&self.batches))
+    }
+
+    /// What the answer must wait for.
+    pub fn into_commit(self) -> Commit {
+        Commit {
+            batches: self.batches.into_inner(),
+        }
+    }
 }
 
-/// The commits that deferred writes wait for (see `Store::defer_commits`).
+/// The commits that deferred writes wait for (`Writes::into_commit`).
 #[must_use = "a deferred write is durable only once its commit is waited for"]
 pub struct Commit {
     pub(super) batches: Vec<Arc<Batch>>,
@@ -90,6 +99,24 @@ impl Store {
     /// Writes that arrive while another runs join its transaction, each in a savepoint; the last
     /// one in (when nobody else is waiting, or after `MAX_BATCH`) commits for all of them.
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.write_into(f, None)
+    }
+
+    /// Writes that leave their commits to be waited for later (see `Writes`).
+    pub fn deferred_writes(&self) -> Writes<'_> {
+        Writes {
+            store: self,
+            batches: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `write`; with `deferred`, a successful write that does not commit the batch itself
+    /// records the batch there instead of waiting for its commit.
+    fn write_into<T>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T>,
+        deferred: Option<&RefCell<Vec<Arc<Batch>>>>,
+    ) -> Result<T> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.lock_writer();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -123,8 +150,10 @@ impl Store {
         if self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH {
             // Someone is queued behind us and will continue the batch; the last one commits. A
             // failed job has nothing left to commit. A successful one waits for the commit here,
-            // or, when its caller defers (`defer_commits`), before its request is answered.
-            if matches!(ran, Ok(Ok(_))) && !defer(&batch) {
+            // or, when its caller defers (`Writes`), before its request is answered.
+            if let (Ok(Ok(_)), Some(deferred)) = (&ran, deferred) {
+                deferred.borrow_mut().push(Arc::clone(&batch));
+            } else if matches!(ran, Ok(Ok(_))) {
                 while batch.outcome.get().is_none() {
                     writer = self
                         .committed
@@ -157,27 +186,6 @@ impl Store {
             // Committed, or deferred: `Commit::wait` reports the outcome.
             _ => Ok(value),
         }
-    }
-
-    /// Runs `f` with this thread's writes not waiting for their commits: each returns once its
-    /// savepoint is released, and the `Commit` returned here must be waited for before anything
-    /// is answered. The blocking thread is free for the next request meanwhile, so a commit's
-    /// batch can grow past the number of threads. Only for work that reads back what it wrote
-    /// inside its `write` (the API handlers do): a `read` after a `write` might not see it yet.
-    pub fn defer_commits<T>(&self, f: impl FnOnce() -> T) -> (T, Commit) {
-        /// Stops deferring on the way out, after a panic too.
-        struct Stop;
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                DEFERRED.take();
-            }
-        }
-        DEFERRED.set(Some(Vec::new()));
-        let stop = Stop;
-        let value = f();
-        let batches = DEFERRED.take().unwrap_or_default();
-        drop(stop);
-        (value, Commit { batches })
     }
 
     pub(super) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
