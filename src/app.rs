@@ -39,9 +39,11 @@ use crate::token::TokenHash;
 pub const WRITE_LANE_THREADS: usize = 8;
 pub const MAX_READ_LANE_THREADS: usize = 8;
 
-/// The server's read-only database connections: one for every thread of both lanes at once, so
-/// no request waits for one (`Store::open_with_readers`).
-pub const READER_CONNECTIONS: u32 = (WRITE_LANE_THREADS + MAX_READ_LANE_THREADS) as u32;
+/// The server's read-only database connections (`Store::open_with_readers`), so that no request
+/// waits for one: a read-lane thread keeps one between snapshots and may check out a second (a
+/// settings page reads outside any snapshot), and every thread of the other lanes may hold one.
+pub const READER_CONNECTIONS: u32 =
+    (2 * MAX_READ_LANE_THREADS + WRITE_LANE_THREADS + PASSWORD_LANE_THREADS) as u32;
 
 /// Threads for GET requests: one more than the cores, at most `MAX_READ_LANE_THREADS`. A read
 /// never waits for a commit, so more threads than cores only add wake-ups and context switches
@@ -287,20 +289,23 @@ impl App {
         let mut outcome = match route {
             ApiRoute::Read(route) => self
                 .store
-                .snapshot(|snapshot| match self.admit(snapshot, &writes, request) {
-                    Ok((principal, decision)) => self.answer(request, &principal, decision, || {
-                        api::dispatch_read(self, snapshot, &principal, route, request)
-                    }),
+                .snapshot(|snapshot| match self.admit(snapshot, request) {
+                    Ok((principal, decision)) => {
+                        self.answer(request, &writes, &principal, decision, || {
+                            api::dispatch_read(self, snapshot, &principal, route, request)
+                        })
+                    }
                     Err(refused) => Outcome::error(refused),
                 })
                 .unwrap_or_else(Outcome::error),
             ApiRoute::Write(route) => {
-                match self
+                // The snapshot is for the token's lookup only: it ends before anything is written.
+                let admitted = self
                     .store
-                    .snapshot(|snapshot| self.admit(snapshot, &writes, request))
-                {
+                    .snapshot(|snapshot| self.admit(snapshot, request));
+                match admitted {
                     Ok(Ok((principal, decision))) => {
-                        self.answer(request, &principal, decision, || {
+                        self.answer(request, &writes, &principal, decision, || {
                             api::dispatch_write(self, &writes, &principal, route, request)
                         })
                     }
@@ -316,31 +321,32 @@ impl App {
     fn admit(
         &self,
         snapshot: &Snapshot<'_>,
-        writes: &Writes<'_>,
         request: &ApiRequest,
     ) -> Result<(Principal, Decision), Error> {
         let now = Instant::now();
         let principal = auth::bearer_token(&request.headers)
             .and_then(|token| {
                 let at = time::OffsetDateTime::now_utc();
-                auth::authenticate(snapshot, writes, &self.token_cache, token, at)
+                auth::authenticate(snapshot, &self.token_cache, token, at)
             })
             .map_err(|denied| self.refuse(request, denied, now))?;
         let decision = self.limiter.check(&principal.token_hash, now);
         Ok((principal, decision))
     }
 
-    /// The limit (429), plan and scope (403), then `handle`; the answer carries the rate-limit
-    /// headers whatever it is.
+    /// The token's use recorded (a stale `lastUsedAt`, through `writes`), then the limit (429),
+    /// plan and scope (403) and `handle`; the answer carries the rate-limit headers whatever it
+    /// is.
     fn answer(
         &self,
         request: &ApiRequest,
+        writes: &Writes<'_>,
         principal: &Principal,
         decision: Decision,
         handle: impl FnOnce() -> Result<Reply, Error>,
     ) -> Outcome {
-        let result = self
-            .authorize(principal, request, &decision)
+        let result = auth::record_use(writes, &self.token_cache, principal)
+            .and_then(|()| self.authorize(principal, request, &decision))
             .and_then(|()| handle());
         if let Err(Error::PlanRequired) = &result {
             crate::log_warn!(

@@ -28,6 +28,11 @@ pub struct Principal {
     pub user: Arc<User>,
     pub token: Arc<TokenInfo>,
     pub token_hash: TokenHash,
+    /// The `auth_epoch` the token was looked up under.
+    epoch: i64,
+    /// The request's time, when the token's `lastUsedAt` is older than `LAST_USED_GRANULARITY`
+    /// (`record_use` refreshes it).
+    last_use_due: Option<OffsetDateTime>,
 }
 
 /// Token lookups by hash, each with the `auth_epoch` it was made under. Revoked and expired
@@ -185,12 +190,11 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Denied> {
 const MALFORMED: &str = "malformed token: expected kt_ followed by 40 hex characters";
 
 /// Looks the token (one that `bearer_token` passed) up, in `cache` or in the request's
-/// `snapshot`, and checks it is live; a stale `lastUsedAt` is refreshed through the request's
-/// `writes`. Runs on a blocking thread (it reads SQLite). `now` is the request's time, passed in
-/// (like the rate limiter's) so that tests control it.
+/// `snapshot`, and checks it is live. It only reads: a stale `lastUsedAt` is for `record_use`.
+/// Runs on a blocking thread (it reads SQLite). `now` is the request's time, passed in (like the
+/// rate limiter's) so that tests control it.
 pub fn authenticate(
     snapshot: &Snapshot<'_>,
-    writes: &Writes<'_>,
     cache: &TokenCache,
     token: &str,
     now: OffsetDateTime,
@@ -231,27 +235,47 @@ pub fn authenticate(
     if owner.expires.is_some_and(|expires| expires <= now) {
         return Err(known(Refusal::Expired, "this token has expired"));
     }
-    let stale_before = now - LAST_USED_GRANULARITY;
-    if owner.last_used.is_none_or(|used| used < stale_before) {
-        let now_text = crate::time::format_timestamp(now);
-        let stale_before = crate::time::format_timestamp(stale_before);
-        writes
-            .write(|tx| tokens::touch_last_used(tx, &owner.token.id, &now_text, &stale_before))?;
-        // The touch does not move the epoch; the cached copy learns of it here instead.
-        let token = TokenInfo {
-            last_used_at: Some(now_text),
-            ..TokenInfo::clone(&owner.token)
-        };
-        cache.insert(
-            token_hash,
-            Cached::new(owner.epoch, Arc::clone(&owner.user), Arc::new(token)),
-        );
-    }
+    let last_use_due = owner
+        .last_used
+        .is_none_or(|used| used < now - LAST_USED_GRANULARITY)
+        .then_some(now);
     Ok(Principal {
         user: owner.user,
         token: owner.token,
         token_hash,
+        epoch: owner.epoch,
+        last_use_due,
     })
+}
+
+/// Refreshes the token's `lastUsedAt` through the request's `writes` when `authenticate` found it
+/// stale (at most once a minute per token, not a write per request).
+pub fn record_use(
+    writes: &Writes<'_>,
+    cache: &TokenCache,
+    principal: &Principal,
+) -> Result<(), Error> {
+    let Some(now) = principal.last_use_due else {
+        return Ok(());
+    };
+    let now_text = crate::time::format_timestamp(now);
+    let stale_before = crate::time::format_timestamp(now - LAST_USED_GRANULARITY);
+    let id = &principal.token.id;
+    writes.write(|tx| tokens::touch_last_used(tx, id, &now_text, &stale_before))?;
+    // The touch does not move the epoch; the cached copy learns of it here instead.
+    let token = TokenInfo {
+        last_used_at: Some(now_text),
+        ..TokenInfo::clone(&principal.token)
+    };
+    cache.insert(
+        principal.token_hash,
+        Cached::new(
+            principal.epoch,
+            Arc::clone(&principal.user),
+            Arc::new(token),
+        ),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -266,8 +290,9 @@ mod tests {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Principal, Denied> {
-        let writes = store.deferred_writes();
-        store.snapshot(|snapshot| authenticate(snapshot, &writes, cache, token, now))?
+        let principal = store.snapshot(|snapshot| authenticate(snapshot, cache, token, now))??;
+        record_use(&store.deferred_writes(), cache, &principal)?;
+        Ok(principal)
     }
     use crate::config::DatabaseConfig;
     use crate::store::users::{self, Plan};

@@ -199,10 +199,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 fn serve(config: Config) -> Result<(), Failure> {
     let store = Store::open_with_readers(&config.database, crate::app::READER_CONNECTIONS)?;
     if store.read(users::count_users)? == 0 {
-        let db = config.database.path.display();
+        let db = shell_word(&config.database.path.display().to_string());
         // The program as it was started (`target/release/ktasks` under `cargo run`, `ktasks` when
         // installed), so the commands work as printed, pasted into the same directory.
-        let program = std::env::args().next().unwrap_or_else(|| "ktasks".into());
+        let program = shell_word(&std::env::args().next().unwrap_or_else(|| "ktasks".into()));
         eprintln!(
             "No users yet. Create one and mint a token for it:\n\n  \
              {program} --db {db} user create --email you@example.com --name \"Your Name\"\n  \
@@ -443,6 +443,20 @@ fn no_such_user(email: &str) -> Failure {
     ))
 }
 
+/// `text` as one word for a POSIX shell: as it is when it holds nothing the shell would read,
+/// else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 /// `text` with control characters (and the bidirectional overrides) written as escapes.
 fn printable(text: &str) -> String {
     text.chars()
@@ -497,4 +511,27 @@ fn print_list<T: Serialize>(
             })
     };
     result.map_err(|e| Failure::Failed(format!("cannot write to stdout: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_survive_a_shell() {
+        assert_eq!(shell_word("target/release/ktasks"), "target/release/ktasks");
+        assert_eq!(
+            shell_word("/var/lib/ktasks/ktasks.db"),
+            "/var/lib/ktasks/ktasks.db"
+        );
+        for text in ["my data/k.db", "it's.db", "$HOME/x", "a;b", ""] {
+            let quoted = shell_word(text);
+            let echoed = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {quoted}"))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(echoed.stdout).unwrap(), text, "{quoted}");
+        }
+    }
 }

@@ -47,7 +47,8 @@ use hyper::Method;
 use crate::error::Error;
 
 /// A routed request, by audience. Each audience has its own dispatcher, which matches its enum
-/// exhaustively: `api::dispatch_public`, `api::dispatch` (after authentication), `web::dispatch`.
+/// exhaustively: `api::dispatch_public`, `api::dispatch_read` and `api::dispatch_write` (after
+/// authentication), `web::dispatch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Public(PublicRoute),

@@ -63,10 +63,6 @@ fn the_plaintext_token_is_never_stored_or_logged() {
     // And the hash is what is stored.
     let hash = ktasks::token::hash(&token);
     assert!(bytes.windows(32).any(|w| w == hash));
-    assert!(
-        !server.log().contains(secret_part),
-        "the log mentions the token"
-    );
     // Request lines are written in batches; stopping the server flushes them.
     let log = server.stop();
     assert!(

@@ -239,7 +239,7 @@ impl Driver {
 }
 
 #[test]
-#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --include-ignored)"]
+#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --ignored)"]
 fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
     let env = you_with_a_password();
     env.token("you@example.com", &[]);
@@ -285,7 +285,7 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
 /// decoded the HTML escapes back before running it, so this name ran its `alert`. Now the page has
 /// no inline script at all: the only dialog is the confirmation, showing the name as text.
 #[test]
-#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --include-ignored)"]
+#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --ignored)"]
 fn a_token_name_cannot_run_script_on_the_settings_page() {
     let env = you_with_a_password();
     let server = env.serve();
@@ -333,7 +333,7 @@ fn a_token_name_cannot_run_script_on_the_settings_page() {
 /// Issue 17: `/developers` is one section per resource with its endpoints folded, not one long
 /// scroll (it was over 12,000 px); a link to an endpoint unfolds it.
 #[test]
-#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --include-ignored)"]
+#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --ignored)"]
 fn the_reference_page_is_short_and_opens_the_endpoint_a_link_names() {
     let env = Env::new();
     let server = env.serve();

@@ -184,7 +184,7 @@ fn thirty_two_concurrent_writers_see_no_5xx_and_lose_nothing() {
     let env = Env::new();
     env.user("ann@example.com", "pro");
     let token = env.token("ann@example.com", &[]);
-    let server = env.serve_with_config(NO_RATE_LIMIT);
+    let mut server = env.serve_with_config(NO_RATE_LIMIT);
     let project = general_project(&server, &token);
     let writers = Writers::start(server.client(), &token, &project, 32);
     std::thread::sleep(Duration::from_secs(3));
@@ -200,7 +200,7 @@ fn thirty_two_concurrent_writers_see_no_5xx_and_lose_nothing() {
         acknowledged.len(),
         "rows = acknowledged creates"
     );
-    assert!(!server.log().contains("database is locked"));
+    assert!(!server.stop().contains("database is locked"));
     report(format_args!(
         "32 writers: {} creates acknowledged in 3 s, 0 errors, rows = acknowledged",
         acknowledged.len()

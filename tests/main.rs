@@ -18,5 +18,7 @@ mod readme;
 mod resilience;
 mod server;
 mod spaces;
+mod task_lists;
 mod tasks;
 mod web;
+mod web_defences;

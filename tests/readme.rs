@@ -33,7 +33,7 @@ fn tested_block() -> (String, Vec<u16>) {
 }
 
 #[test]
-#[ignore = "needs curl and jq; `.ci/run` runs it (cargo test -- --include-ignored)"]
+#[ignore = "needs curl and jq; `.ci/run` runs it (cargo test -- --ignored)"]
 fn readme_curl_examples_get_the_status_they_claim() {
     require_tools(
         &[("curl", "curl"), ("jq", "jq")],

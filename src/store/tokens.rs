@@ -151,7 +151,7 @@ pub fn find_token_by_hash(conn: &Connection, hash: &TokenHash) -> Result<Option<
 }
 
 /// The number bumped by every change authentication depends on (schema.sql, version 3). Inside a
-/// snapshot, `Store::auth_epoch` has it without a statement.
+/// snapshot, `store::Snapshot::auth_epoch` has it without a statement.
 pub fn auth_epoch(conn: &Connection) -> Result<i64> {
     let epoch = conn
         .prepare_cached(AUTH_EPOCH)?
