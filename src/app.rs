@@ -82,6 +82,8 @@ pub struct App {
     /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
     proxied: Arc<crate::net::ClientCounts>,
     pub config: Config,
+    /// How the server's URLs begin (for `Location` and `Link`).
+    pub site: Site,
     /// `/api/openapi.json` and `/developers`, rendered once.
     pub openapi: Bytes,
     pub developers: Bytes,
@@ -150,6 +152,7 @@ impl App {
             )
         });
         let body_limits = crate::body::BodyLimits::from_config(&config);
+        let site = Site::new(config.server.public_url.clone());
         App {
             store,
             token_cache: auth::TokenCache::default(),
@@ -163,6 +166,7 @@ impl App {
             developers,
             rate_limit_policy,
             body_limits,
+            site,
             lanes,
         }
     }
@@ -292,7 +296,7 @@ impl App {
                 .snapshot(|snapshot| match self.admit(snapshot, request) {
                     Ok((principal, decision)) => {
                         self.answer(request, &writes, &principal, decision, || {
-                            api::dispatch_read(self, snapshot, &principal, route, request)
+                            api::dispatch_read(&self.site, snapshot, &principal, route, request)
                         })
                     }
                     Err(refused) => Outcome::error(refused),
@@ -306,7 +310,7 @@ impl App {
                 match admitted {
                     Ok(Ok((principal, decision))) => {
                         self.answer(request, &writes, &principal, decision, || {
-                            api::dispatch_write(self, &writes, &principal, route, request)
+                            api::dispatch_write(&self.site, &writes, &principal, route, request)
                         })
                     }
                     Ok(Err(error)) | Err(error) => Outcome::error(error),
@@ -416,10 +420,27 @@ impl App {
         denied.into_error()
     }
 
-    /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the request's
-    /// `Host` (plain http: TLS is terminated by a proxy, which should set `public_url`).
+    /// The base for absolute URLs (see `Site::base_url`).
     pub fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.config.server.public_url {
+        self.site.base_url(headers)
+    }
+}
+
+/// What the API's handlers know of the server besides their request: how its URLs begin. (The
+/// store reaches them only as the request's `Snapshot` or `Writes`.)
+pub struct Site {
+    public_url: Option<String>,
+}
+
+impl Site {
+    pub fn new(public_url: Option<String>) -> Site {
+        Site { public_url }
+    }
+
+    /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the
+    /// request's `Host` (plain http: TLS is terminated by a proxy, which should set `public_url`).
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_string();
         }
         headers

@@ -1,7 +1,7 @@
 //! `GET /api/labels?spaceId=`: a space's labels. Labels are created through a task
 //! (`POST /api/tasks/:id/labels` by name, or `labels` names on a task).
 
-use crate::app::{ApiRequest, App};
+use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::Reply;
@@ -9,10 +9,10 @@ use crate::store::Snapshot;
 use crate::store::labels;
 
 pub fn list(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
-    super::list_in_space(app, snapshot, principal, request, labels::list_labels)
+    super::list_in_space(site, snapshot, principal, request, labels::list_labels)
 }

@@ -18,7 +18,7 @@ mod tasks;
 use hyper::header::LINK;
 use rusqlite::Connection;
 
-use crate::app::{ApiRequest, App};
+use crate::app::{ApiRequest, App, Site};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Query, Reply, decode_cursor, encode_cursor, percent_encode, split_page};
@@ -29,7 +29,7 @@ use crate::validate;
 
 /// The API's reads, after authentication: each reads from the request's one `snapshot`.
 pub fn dispatch_read(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     route: &ReadRoute,
@@ -37,31 +37,31 @@ pub fn dispatch_read(
 ) -> Result<Reply, Error> {
     match route {
         ReadRoute::Me => me::get(principal, request),
-        ReadRoute::ListSpaces => spaces::list(app, snapshot, principal, request),
+        ReadRoute::ListSpaces => spaces::list(site, snapshot, principal, request),
         ReadRoute::GetSpace(id) => spaces::get(snapshot, principal, request, id),
         ReadRoute::ListSpaceMembers(id) => spaces::members(snapshot, principal, request, id),
-        ReadRoute::ListProjects => projects::list(app, snapshot, principal, request),
+        ReadRoute::ListProjects => projects::list(site, snapshot, principal, request),
         ReadRoute::GetProject(id) => projects::get(snapshot, principal, request, id),
-        ReadRoute::ListTasks => tasks::list(app, snapshot, principal, request),
+        ReadRoute::ListTasks => tasks::list(site, snapshot, principal, request),
         ReadRoute::GetTask(id) => tasks::get(snapshot, principal, request, id),
-        ReadRoute::ListLabels => labels::list(app, snapshot, principal, request),
+        ReadRoute::ListLabels => labels::list(site, snapshot, principal, request),
     }
 }
 
 /// The API's changes, after authentication: each writes through the request's `writes`, whose
 /// commits the answer waits for.
 pub fn dispatch_write(
-    app: &App,
+    site: &Site,
     writes: &Writes<'_>,
     principal: &Principal,
     route: &WriteRoute,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
     match route {
-        WriteRoute::CreateSpace => spaces::create(app, writes, principal, request),
-        WriteRoute::CreateProject => projects::create(app, writes, principal, request),
+        WriteRoute::CreateSpace => spaces::create(site, writes, principal, request),
+        WriteRoute::CreateProject => projects::create(site, writes, principal, request),
         WriteRoute::UpdateProject(id) => projects::update(writes, principal, request, id),
-        WriteRoute::CreateTask => tasks::create(app, writes, principal, request),
+        WriteRoute::CreateTask => tasks::create(site, writes, principal, request),
         WriteRoute::UpdateTask(id) => tasks::update(writes, principal, request, id),
         WriteRoute::DeleteTask(id) => tasks::delete(writes, principal, request, id),
         WriteRoute::AddAssignee(id) => task_relations::add_assignee(writes, principal, request, id),
@@ -131,7 +131,7 @@ fn named_fields(body: &Body) -> Result<Named, Error> {
 /// `GET ?spaceId=` lists of a space's rows in id order (projects, labels): 404 unless the caller
 /// is a member, then one page from `fetch(conn, space_id, after, limit)`.
 fn list_in_space<T: serde::Serialize + HasId>(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -146,7 +146,7 @@ fn list_in_space<T: serde::Serialize + HasId>(
         fetch(conn, space_id, after.as_deref(), limit + 1)
     })?;
     Ok(page(
-        app,
+        site,
         request,
         &query,
         rows,
@@ -193,7 +193,7 @@ const NEXT_CURSOR: hyper::header::HeaderName =
 /// and, when more exist, `Link: <next>; rel="next"`, whose URL repeats the request's query with
 /// `cursor` set to the key of the last item, and `Next-Cursor: <that cursor>`. `body` makes the reply of the items.
 fn page<T>(
-    app: &App,
+    site: &Site,
     request: &ApiRequest,
     query: &Query,
     rows: Vec<T>,
@@ -206,7 +206,7 @@ fn page<T>(
     let Some(last) = items.last().filter(|_| more) else {
         return reply;
     };
-    let mut url = format!("{}{}?", app.base_url(&request.headers), request.uri.path());
+    let mut url = format!("{}{}?", site.base_url(&request.headers), request.uri.path());
     for (name, value) in query.pairs().iter().filter(|(name, _)| name != "cursor") {
         url.push_str(&format!(
             "{}={}&",

@@ -1,6 +1,6 @@
 //! `/api/projects` and `/api/projects/:id`.
 
-use crate::app::{ApiRequest, App};
+use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Reply};
@@ -19,17 +19,17 @@ const FIELDS: &[&str] = &[
 
 /// GET ?spaceId=: the projects of a space the caller belongs to.
 pub fn list(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
-    super::list_in_space(app, snapshot, principal, request, projects::list_projects)
+    super::list_in_space(site, snapshot, principal, request, projects::list_projects)
 }
 
 /// POST: needs role owner, admin or member in the space.
 pub fn create(
-    app: &App,
+    site: &Site,
     writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -56,7 +56,7 @@ pub fn create(
     })?;
     let location = format!(
         "{}/api/projects/{}",
-        app.base_url(&request.headers),
+        site.base_url(&request.headers),
         project.id
     );
     Ok(Reply::created(&project, &location))

@@ -1,6 +1,6 @@
 //! `/api/spaces` and `/api/spaces/:id/members`.
 
-use crate::app::{ApiRequest, App};
+use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Reply, decode_cursor};
@@ -9,7 +9,7 @@ use crate::store::{Snapshot, Writes};
 
 /// GET: every space the caller belongs to, personal space included, in creation order.
 pub fn list(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -21,7 +21,7 @@ pub fn list(
         spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
     })?;
     Ok(super::page(
-        app,
+        site,
         request,
         &query,
         rows,
@@ -33,7 +33,7 @@ pub fn list(
 
 /// POST: a team space; the caller becomes its owner; "General" is created with it.
 pub fn create(
-    app: &App,
+    site: &Site,
     writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -53,7 +53,11 @@ pub fn create(
         personal: false,
     };
     let space = writes.write(|tx| spaces::create_space(tx, &new, &principal.user.id))?;
-    let location = format!("{}/api/spaces/{}", app.base_url(&request.headers), space.id);
+    let location = format!(
+        "{}/api/spaces/{}",
+        site.base_url(&request.headers),
+        space.id
+    );
     Ok(Reply::created(&space, &location))
 }
 

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 
 use super::task_json;
 use super::task_patch::{TaskPatch, merge, place};
-use crate::app::{ApiRequest, App};
+use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::json::{Body, Patch, Reply, decode_cursor};
@@ -56,7 +56,7 @@ pub(super) const MAX_LABEL_NAME_CHARS: usize = 100;
 
 /// GET: filtered, paged by `(position, id)`.
 pub fn list(
-    app: &App,
+    site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -133,7 +133,7 @@ pub fn list(
         tasks::list_tasks(conn, &principal.user.id, &filter, after, limit + 1)
     })?;
     Ok(super::page(
-        app,
+        site,
         request,
         &query,
         rows,
@@ -160,7 +160,7 @@ fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
 
 /// POST: `projectId` and `title` required.
 pub fn create(
-    app: &App,
+    site: &Site,
     writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
@@ -238,7 +238,7 @@ pub fn create(
         };
         tasks::create_task(tx, &new, category)
     })?;
-    let location = format!("{}/api/tasks/{}", app.base_url(&request.headers), task.id);
+    let location = format!("{}/api/tasks/{}", site.base_url(&request.headers), task.id);
     Ok(task_reply(StatusCode::CREATED, &task).with_header(hyper::header::LOCATION, &location))
 }
 
