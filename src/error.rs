@@ -54,6 +54,10 @@ pub enum Error {
     RateLimited {
         retry_after_secs: u64,
     },
+    /// One client address holds `server.max_connections_per_ip` connections already.
+    TooManyConnections {
+        max: usize,
+    },
     /// The server cannot answer now: the database does not answer (health check), or a request
     /// ran past its deadline.
     Unavailable(&'static str),
@@ -96,7 +100,9 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,7 +125,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::RequestTimeout => "request_timeout",
             Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::RateLimited { .. } => "rate_limited",
+            Error::RateLimited { .. } | Error::TooManyConnections { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
@@ -145,24 +151,54 @@ impl Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        for (name, value) in self.headers() {
+            headers.insert(name, value);
+        }
+        response
+    }
+
+    /// The response as HTTP/1.1 bytes, for an answer written to a socket outside hyper (a
+    /// connection refused before it is served), then closed.
+    pub fn to_http1(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(&self.to_json()).expect("error bodies serialize");
+        let status = self.status();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        for (name, value) in self.headers() {
+            if name != header::CONNECTION {
+                head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+            }
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// The headers some errors carry besides their body.
+    fn headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
         match self {
             Error::Unauthorized(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                vec![(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))]
             }
             Error::MethodNotAllowed { allow } => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+                vec![(header::ALLOW, HeaderValue::from_static(allow))]
             }
             Error::RateLimited { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
+            }
+            Error::TooManyConnections { .. } => {
+                vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
             }
             // The rest of the body may still be on its way: this connection cannot carry another
             // request, and hyper closes it after this answer.
-            Error::RequestTimeout => {
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            _ => {}
+            Error::RequestTimeout => vec![(header::CONNECTION, HeaderValue::from_static("close"))],
+            _ => Vec::new(),
         }
-        response
     }
 
     /// The JSON error body: `{"error", "code", "field"?}`.
@@ -208,6 +244,10 @@ impl fmt::Display for Error {
             Error::RateLimited { retry_after_secs } => {
                 write!(f, "rate limit exceeded; retry in {retry_after_secs} s")
             }
+            Error::TooManyConnections { max } => write!(
+                f,
+                "too many open connections from your address (at most {max}); close some and retry"
+            ),
             Error::Unavailable(why) => f.write_str(why),
             Error::Internal(_) => f.write_str("internal error"),
         }
@@ -265,6 +305,18 @@ mod tests {
             Some("close")
         );
         assert_eq!(header(Error::NotFound, header::RETRY_AFTER), None);
+        // A connection refused outside hyper gets the same status, body and headers as bytes.
+        let refused = String::from_utf8(Error::TooManyConnections { max: 64 }.to_http1()).unwrap();
+        assert!(
+            refused.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{refused}"
+        );
+        assert!(refused.contains("\r\nretry-after: 1\r\n"), "{refused}");
+        assert!(
+            refused.contains("\r\nConnection: close\r\n\r\n{"),
+            "{refused}"
+        );
+        assert!(refused.contains(r#""code":"rate_limited""#), "{refused}");
         assert_eq!(
             Error::NotFound.to_response().status(),
             StatusCode::NOT_FOUND

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::error::Error;
 use crate::net::ClientCounts;
 
 /// Over-limit connections being answered 429 at once (each for at most a second).
@@ -125,18 +126,10 @@ fn refuse_connection(
     refusal: tokio::sync::OwnedSemaphorePermit,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = format!(
-        "{{\"error\":\"too many open connections from your address (at most {max}); close some and retry\",\
-         \"code\":\"rate_limited\"}}"
-    );
-    let response = format!(
-        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
-         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let response = Error::TooManyConnections { max }.to_http1();
     tokio::spawn(async move {
         let answer = async {
-            stream.write_all(response.as_bytes()).await?;
+            stream.write_all(&response).await?;
             stream.shutdown().await?;
             let mut sink = [0u8; 1024];
             while stream.read(&mut sink).await? > 0 {}

@@ -253,13 +253,19 @@ mod tests {
             Error::RateLimited {
                 retry_after_secs: 1,
             },
+            Error::TooManyConnections { max: 64 },
             Error::Unavailable(""),
             Error::internal(""),
         ];
-        assert_eq!(errors.len(), ERROR_CODES.len());
-        for error in errors {
-            assert!(ERROR_CODES.contains(&error.code()), "{}", error.code());
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(Error::code).collect();
+        for code in &codes {
+            assert!(ERROR_CODES.contains(code), "{code}");
         }
+        assert_eq!(
+            codes.len(),
+            ERROR_CODES.len(),
+            "every documented code is used"
+        );
     }
 
     #[test]

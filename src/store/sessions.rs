@@ -19,8 +19,9 @@ pub struct Session {
 /// Starts a session, and deletes every session past its expiry (signing in is when sessions are
 /// made, so the table stays as small as the last week's sign-ins).
 pub fn create_session(tx: &Tx<'_>, id_hash: &[u8; 32], user_id: &str, csrf: &str) -> Result<()> {
-    purge_expired(tx)?;
-    let now = crate::time::now();
+    let at = time::OffsetDateTime::now_utc();
+    purge_expired(tx, at)?;
+    let now = crate::time::format_timestamp(at);
     tx.prepare_cached(
         "INSERT INTO sessions (id_hash, user_id, csrf, created_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?
@@ -28,9 +29,12 @@ pub fn create_session(tx: &Tx<'_>, id_hash: &[u8; 32], user_id: &str, csrf: &str
     Ok(())
 }
 
-/// The live session with this hash, or `None` (unknown, idle too long, or too old).
-pub fn find_session(conn: &Connection, id_hash: &[u8; 32]) -> Result<Option<Session>> {
-    let now = time::OffsetDateTime::now_utc();
+/// The live session with this hash at `now`, or `None` (unknown, idle too long, or too old).
+pub fn find_session(
+    conn: &Connection,
+    id_hash: &[u8; 32],
+    now: time::OffsetDateTime,
+) -> Result<Option<Session>> {
     let idle_since = crate::time::format_timestamp(now - IDLE);
     let created_since = crate::time::format_timestamp(now - ABSOLUTE);
     let session = conn
@@ -63,9 +67,8 @@ pub fn delete_session(tx: &Tx<'_>, id_hash: &[u8; 32]) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the sessions that have ended (idle too long, or too old).
-pub fn purge_expired(tx: &Tx<'_>) -> Result<usize> {
-    let now = time::OffsetDateTime::now_utc();
+/// Deletes the sessions that have ended by `now` (idle too long, or too old).
+pub fn purge_expired(tx: &Tx<'_>, now: time::OffsetDateTime) -> Result<usize> {
     Ok(tx
         .prepare_cached("DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2")?
         .execute(params![

@@ -199,9 +199,10 @@ fn with_session(
         return Ok(redirect("/login"));
     };
     let id_hash = crate::token::hash(value);
+    let now = time::OffsetDateTime::now_utc();
     let Some(session) = app
         .store
-        .read(|conn| sessions::find_session(conn, &id_hash))?
+        .read(|conn| sessions::find_session(conn, &id_hash, now))?
     else {
         return Ok(redirect("/login"));
     };
@@ -218,8 +219,7 @@ fn with_session(
             "The form expired. Reload the page and try again.",
         ));
     }
-    let stale =
-        crate::time::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
+    let stale = crate::time::format_timestamp(now - time::Duration::minutes(1));
     if session.last_seen_at < stale {
         app.store
             .write(|tx| sessions::touch_session(tx, &id_hash))?;
@@ -232,7 +232,7 @@ fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
         let id_hash = crate::token::hash(value);
         if app
             .store
-            .read(|conn| sessions::find_session(conn, &id_hash))?
+            .read(|conn| sessions::find_session(conn, &id_hash, time::OffsetDateTime::now_utc()))?
             .is_some()
         {
             return Ok(redirect("/settings/security"));
