@@ -7,7 +7,8 @@ use hyper::{Method, StatusCode};
 use proptest::prelude::*;
 
 use crate::error::Error;
-use crate::json::{Body, Query};
+use crate::json::Body;
+use crate::query::Query;
 use crate::router;
 
 fn assert_json_error(error: &Error, allowed: &[StatusCode]) {
@@ -78,7 +79,7 @@ proptest! {
                         assert_json_error(&error, &[StatusCode::BAD_REQUEST]);
                     }
                     if let Some(cursor) = parsed.get("cursor")
-                        && let Err(error) = crate::json::decode_cursor(cursor)
+                        && let Err(error) = crate::query::decode_cursor(cursor)
                     {
                         assert_json_error(&error, &[StatusCode::BAD_REQUEST]);
                     }

@@ -13,7 +13,9 @@
 //! - `auth`: `Authorization: Bearer` -> token hash -> `Principal`, with the epoch-checked cache.
 //! - `ratelimit`: the sliding-window limiter, keyed by token hash.
 //! - `token`: token generation, format check, hashing (shared by CLI and auth).
-//! - `json`: strict request bodies and query strings, the `Reply` type, pagination helpers.
+//! - `json`: strict request bodies, and JSON strings written by hand.
+//! - `query`: strict query strings and forms, and the cursors of paged lists.
+//! - `reply`: `Reply`, what a handler answers.
 //! - `validate`: field rules (slugs, colours, text lengths).
 //! - `openapi`, `developers`: the OpenAPI document and the `/developers` page rendered from it.
 //! - `web`, `password`: the Settings -> Security pages (sessions, CSRF, token forms), Argon2id.
@@ -48,7 +50,9 @@ pub mod log;
 pub mod net;
 pub mod openapi;
 pub mod password;
+pub mod query;
 pub mod ratelimit;
+pub mod reply;
 pub mod router;
 pub mod server;
 pub mod store;

@@ -42,8 +42,8 @@ impl<'a> Browser<'a> {
                     .map(|(n, v)| {
                         format!(
                             "{}={}",
-                            ktasks::json::percent_encode(n),
-                            ktasks::json::percent_encode(v)
+                            ktasks::query::percent_encode(n),
+                            ktasks::query::percent_encode(v)
                         )
                     })
                     .collect::<Vec<_>>()

@@ -4,7 +4,7 @@
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::Reply;
+use crate::reply::Reply;
 use crate::store::Snapshot;
 use crate::store::labels;
 

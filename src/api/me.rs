@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::app::ApiRequest;
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::Reply;
+use crate::reply::Reply;
 
 pub fn get(principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> {
     super::query(request, &[])?;

@@ -3,7 +3,8 @@
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::{Body, Reply};
+use crate::json::Body;
+use crate::reply::Reply;
 use crate::store::projects::{self, NewProject, ProjectChanges, View};
 use crate::store::{Snapshot, Writes};
 use crate::validate;

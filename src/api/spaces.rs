@@ -3,7 +3,9 @@
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::{Body, Reply, decode_cursor};
+use crate::json::Body;
+use crate::query::decode_cursor;
+use crate::reply::Reply;
 use crate::store::spaces::{self, NewSpace};
 use crate::store::{Snapshot, Writes};
 

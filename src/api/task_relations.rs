@@ -8,7 +8,8 @@ use super::tasks::{MAX_LABEL_NAME_CHARS, check_members, reload, task_reply, visi
 use crate::app::ApiRequest;
 use crate::auth::Principal;
 use crate::error::Error;
-use crate::json::{Body, Reply};
+use crate::json::Body;
+use crate::reply::Reply;
 use crate::store::Tx;
 use crate::store::Writes;
 use crate::store::labels;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::responses::{header, rate_limit_headers};
 use super::schemas::{date, name, reference};
 use super::{LABEL_ID, PROJECT_ID, SPACE_ID, STATUS_ID, TASK_ID, TIME, UUID};
-use crate::json::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::query::{DEFAULT_LIMIT, MAX_LIMIT};
 
 pub(super) struct Operation {
     pub(super) method: &'static str,

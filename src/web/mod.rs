@@ -31,8 +31,9 @@ use hyper::{Method, StatusCode};
 
 use crate::app::{ApiRequest, App};
 use crate::error::Error;
-use crate::json::{Query, Reply};
+use crate::query::Query;
 use crate::ratelimit::RateLimiter;
+use crate::reply::Reply;
 use crate::router::WebRoute;
 use crate::store::sessions::{self, Session};
 use crate::store::tokens::{self, Scope};

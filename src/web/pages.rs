@@ -11,7 +11,7 @@ use super::{EXPIRY_CHOICES, cookie, login_csrf_cookie, login_csrf_path, random_h
 use crate::app::App;
 use crate::developers::escape;
 use crate::error::Error;
-use crate::json::Reply;
+use crate::reply::Reply;
 use crate::store::sessions::Session;
 use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::Plan;
