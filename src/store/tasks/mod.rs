@@ -20,123 +20,146 @@ use super::{Result, new_id};
 
 crate::text_enum!(Priority { None = "none", Low = "low", Medium = "medium", High = "high", Urgent = "urgent" });
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    pub id: String,
-    pub project_id: String,
-    pub status_id: String,
-    pub title: String,
-    pub description: Option<String>,
-    pub priority: Priority,
-    pub due_date: Option<String>,
-    pub start_date: Option<String>,
-    pub position: f64,
-    pub parent_id: Option<String>,
-    pub assignees: Vec<String>,
-    pub labels: Vec<LabelRef>,
-    pub completed_at: Option<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// A task's own columns, borrowed from its SQLite row or from a `Task`: what its JSON is written
-/// from (`api::task_json`). A single task is written straight from its row
-/// (`read_task_for_user`), with no owned copy of its strings in between.
-pub struct TaskColumns<'a> {
-    pub id: &'a str,
-    pub project_id: &'a str,
-    pub status_id: &'a str,
-    pub title: &'a str,
-    pub description: Option<&'a str>,
-    pub priority: Priority,
-    pub due_date: Option<&'a str>,
-    pub start_date: Option<&'a str>,
-    pub position: f64,
-    pub parent_id: Option<&'a str>,
-    pub completed_at: Option<&'a str>,
-    pub created_by: &'a str,
-    pub created_at: &'a str,
-    pub updated_at: &'a str,
-}
-
-impl<'a> TaskColumns<'a> {
-    /// The columns of `columns!()`, in its order, from the start of `row`.
-    fn from_row(row: &'a Row<'_>) -> rusqlite::Result<TaskColumns<'a>> {
-        let text = |i| -> rusqlite::Result<&'a str> {
-            let value = row.get_ref(i)?;
-            value.as_str().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e))
-            })
-        };
-        let opt_text = |i| -> rusqlite::Result<Option<&'a str>> {
-            let value = row.get_ref(i)?;
-            value.as_str_or_null().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e))
-            })
-        };
-        Ok(TaskColumns {
-            id: text(0)?,
-            project_id: text(1)?,
-            status_id: text(2)?,
-            title: text(3)?,
-            description: opt_text(4)?,
-            priority: row.get(5)?,
-            due_date: opt_text(6)?,
-            start_date: opt_text(7)?,
-            position: row.get(8)?,
-            parent_id: opt_text(9)?,
-            completed_at: opt_text(10)?,
-            created_by: text(11)?,
-            created_at: text(12)?,
-            updated_at: text(13)?,
-        })
-    }
-
-    fn to_task(&self) -> Task {
-        let owned = |value: Option<&str>| value.map(str::to_string);
-        Task {
-            id: self.id.to_string(),
-            project_id: self.project_id.to_string(),
-            status_id: self.status_id.to_string(),
-            title: self.title.to_string(),
-            description: owned(self.description),
-            priority: self.priority,
-            due_date: owned(self.due_date),
-            start_date: owned(self.start_date),
-            position: self.position,
-            parent_id: owned(self.parent_id),
-            assignees: Vec::new(),
-            labels: Vec::new(),
-            completed_at: owned(self.completed_at),
-            created_by: self.created_by.to_string(),
-            created_at: self.created_at.to_string(),
-            updated_at: self.updated_at.to_string(),
+/// Declares a task's own columns once, in their SELECT and JSON order, each as `name: kind` where
+/// the kind is `text` (`&str` borrowed, `String` owned), `opt_text` (`Option` of those) or a
+/// `Copy` type. From the table come `Task` (the owned task, with its assignees and labels between
+/// `before` and `after`, where its JSON has them), `TaskColumns` (the same columns borrowed from a
+/// row or a `Task`), reading them from a row, converting between the two, the `columns!()`
+/// SELECT list and `COLUMNS`, the number of them.
+macro_rules! task_columns {
+    (
+        before { $first:ident : $first_kind:tt $(, $before:ident : $before_kind:tt)* $(,)? }
+        after { $($after:ident : $after_kind:tt),* $(,)? }
+    ) => {
+        #[derive(Debug, Clone, Serialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct Task {
+            pub $first: column!(owned $first_kind),
+            $(pub $before: column!(owned $before_kind),)*
+            pub assignees: Vec<String>,
+            pub labels: Vec<LabelRef>,
+            $(pub $after: column!(owned $after_kind),)*
         }
+
+        /// A task's own columns, borrowed from its SQLite row or from a `Task`: what its JSON is
+        /// written from (`api::task_json`). A single task is written straight from its row
+        /// (`read_task_for_user`), with no owned copy of its strings in between.
+        pub struct TaskColumns<'a> {
+            pub $first: column!(borrowed 'a $first_kind),
+            $(pub $before: column!(borrowed 'a $before_kind),)*
+            $(pub $after: column!(borrowed 'a $after_kind),)*
+        }
+
+        /// How many columns `columns!()` selects: a row's further values start at this index.
+        const COLUMNS: usize =
+            [stringify!($first) $(, stringify!($before))* $(, stringify!($after))*].len();
+
+        /// A macro, not a `const`, so that `concat!` can build the hot statements at compile
+        /// time: a `format!` of the whole statement on every request cost as much as looking the
+        /// result up.
+        macro_rules! columns {
+            () => {
+                concat!(
+                    "t.", stringify!($first)
+                    $(, ", t.", stringify!($before))*
+                    $(, ", t.", stringify!($after))*
+                )
+            };
+        }
+
+        impl<'a> TaskColumns<'a> {
+            /// The columns of `columns!()`, in its order, from the start of `row`.
+            fn from_row(row: &'a Row<'_>) -> rusqlite::Result<TaskColumns<'a>> {
+                let mut i = 0;
+                let mut next = || {
+                    i += 1;
+                    i - 1
+                };
+                Ok(TaskColumns {
+                    $first: column!(read $first_kind, row, next()),
+                    $($before: column!(read $before_kind, row, next()),)*
+                    $($after: column!(read $after_kind, row, next()),)*
+                })
+            }
+
+            fn to_task(&self) -> Task {
+                Task {
+                    $first: column!(to_owned $first_kind, self.$first),
+                    $($before: column!(to_owned $before_kind, self.$before),)*
+                    assignees: Vec::new(),
+                    labels: Vec::new(),
+                    $($after: column!(to_owned $after_kind, self.$after),)*
+                }
+            }
+        }
+
+        impl Task {
+            /// The task's own columns, borrowed.
+            pub fn columns(&self) -> TaskColumns<'_> {
+                TaskColumns {
+                    $first: column!(borrow $first_kind, self.$first),
+                    $($before: column!(borrow $before_kind, self.$before),)*
+                    $($after: column!(borrow $after_kind, self.$after),)*
+                }
+            }
+        }
+    };
+}
+
+/// One column of `task_columns!` by its kind: its types, and how it is read and converted.
+macro_rules! column {
+    (owned text) => { String };
+    (owned opt_text) => { Option<String> };
+    (owned $copy:ty) => { $copy };
+    (borrowed $a:lifetime text) => { &$a str };
+    (borrowed $a:lifetime opt_text) => { Option<&$a str> };
+    (borrowed $a:lifetime $copy:ty) => { $copy };
+    (read text, $row:expr, $i:expr) => { text($row, $i)? };
+    (read opt_text, $row:expr, $i:expr) => { opt_text($row, $i)? };
+    (read $copy:ty, $row:expr, $i:expr) => { $row.get($i)? };
+    (to_owned text, $value:expr) => { $value.to_string() };
+    (to_owned opt_text, $value:expr) => { $value.map(str::to_string) };
+    (to_owned $copy:ty, $value:expr) => { $value };
+    (borrow text, $value:expr) => { &$value };
+    (borrow opt_text, $value:expr) => { $value.as_deref() };
+    (borrow $copy:ty, $value:expr) => { $value };
+}
+
+task_columns! {
+    before {
+        id: text,
+        project_id: text,
+        status_id: text,
+        title: text,
+        description: opt_text,
+        priority: Priority,
+        due_date: opt_text,
+        start_date: opt_text,
+        position: f64,
+        parent_id: opt_text,
+    }
+    after {
+        completed_at: opt_text,
+        created_by: text,
+        created_at: text,
+        updated_at: text,
     }
 }
 
-impl Task {
-    /// The task's own columns, borrowed.
-    pub fn columns(&self) -> TaskColumns<'_> {
-        TaskColumns {
-            id: &self.id,
-            project_id: &self.project_id,
-            status_id: &self.status_id,
-            title: &self.title,
-            description: self.description.as_deref(),
-            priority: self.priority,
-            due_date: self.due_date.as_deref(),
-            start_date: self.start_date.as_deref(),
-            position: self.position,
-            parent_id: self.parent_id.as_deref(),
-            completed_at: self.completed_at.as_deref(),
-            created_by: &self.created_by,
-            created_at: &self.created_at,
-            updated_at: &self.updated_at,
-        }
-    }
+/// Column `i` of `row` as text borrowed from it.
+fn text<'a>(row: &'a Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
+    let value = row.get_ref(i)?;
+    value
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e)))
+}
+
+/// Column `i` of `row` as text borrowed from it, or `None` for NULL.
+fn opt_text<'a>(row: &'a Row<'_>, i: usize) -> rusqlite::Result<Option<&'a str>> {
+    let value = row.get_ref(i)?;
+    value
+        .as_str_or_null()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e)))
 }
 
 /// One task as its row holds it: its columns and labels, and its assignees as the row has them.
@@ -207,16 +230,6 @@ pub struct TaskFilter {
     pub q: Option<String>,
 }
 
-/// A macro, not a `const`, so that `concat!` can build the hot statements at compile time: a
-/// `format!` of the whole statement on every request cost as much as looking the result up.
-macro_rules! columns {
-    () => {
-        "t.id, t.project_id, t.status_id, t.title, t.description, t.priority, t.due_date, \
-         t.start_date, t.position, t.parent_id, t.completed_at, t.created_by, t.created_at, \
-         t.updated_at"
-    };
-}
-
 mod list;
 mod relations;
 #[cfg(test)]
@@ -262,15 +275,16 @@ fn find_visible_task<T>(
 /// The assignees of a `find_visible_task` row. User ids are UUIDs: no spaces. Rows come in
 /// primary-key order: sorted.
 fn assignees_of<'r>(row: &'r Row<'_>) -> rusqlite::Result<impl Iterator<Item = &'r str>> {
-    let ids = row.get_ref(16)?.as_str_or_null()?;
+    let ids = row.get_ref(COLUMNS + 2)?.as_str_or_null()?;
     Ok(ids.into_iter().flat_map(|ids| ids.split(' ')))
 }
 
 /// The labels of a `find_visible_task` row, in display order.
 fn labels_of(row: &Row<'_>) -> rusqlite::Result<Vec<LabelRef>> {
     let labels: Vec<(String, String, Option<String>)> =
-        serde_json::from_str(row.get_ref(17)?.as_str()?)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(17, Type::Text, Box::new(e)))?;
+        serde_json::from_str(row.get_ref(COLUMNS + 3)?.as_str()?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(COLUMNS + 3, Type::Text, Box::new(e))
+        })?;
     let mut labels: Vec<LabelRef> = labels
         .into_iter()
         .map(|(id, name, color)| LabelRef { id, name, color })
@@ -291,8 +305,8 @@ pub fn find_task_for_user(
         task.labels = labels_of(row)?;
         Ok(VisibleTask {
             task,
-            role: row.get(14)?,
-            space_id: row.get(15)?,
+            role: row.get(COLUMNS)?,
+            space_id: row.get(COLUMNS + 1)?,
         })
     })
 }
@@ -308,7 +322,7 @@ pub fn read_task_for_user<T>(
     find_visible_task(conn, task_id, user_id, |row| {
         let task = TaskRow {
             columns: TaskColumns::from_row(row)?,
-            assignees: row.get_ref(16)?.as_str_or_null()?,
+            assignees: row.get_ref(COLUMNS + 2)?.as_str_or_null()?,
             labels: labels_of(row)?,
         };
         Ok(read(&task))
