@@ -1,111 +1,14 @@
-//! A table of malformed requests: each gets the right 4xx and code, and afterwards the data is
-//! exactly as before (a full listing compared before and after).
+//! The malformed requests, by resource: each with the status and code it must get.
 
 use serde_json::{Value, json};
 
-use crate::util::{Server, Team};
+use super::{Case, Fixture};
 
-/// Everything every user can see: spaces, their projects and labels, every project's tasks.
-fn full_listing(server: &Server, tokens: &[&str]) -> Value {
-    let mut listing = Vec::new();
-    for token in tokens {
-        let spaces = server.get_ok("/api/spaces?limit=200", token);
-        for space in spaces.as_array().unwrap() {
-            let id = space["id"].as_str().unwrap();
-            let projects = server.get_ok(&format!("/api/projects?spaceId={id}&limit=200"), token);
-            let labels = server.get_ok(&format!("/api/labels?spaceId={id}&limit=200"), token);
-            let mut tasks = Vec::new();
-            for project in projects.as_array().unwrap() {
-                let project_id = project["id"].as_str().unwrap();
-                tasks.push(server.get_ok(
-                    &format!("/api/tasks?projectId={project_id}&limit=200"),
-                    token,
-                ));
-            }
-            listing.push(
-                json!({"space": space, "projects": projects, "labels": labels, "tasks": tasks}),
-            );
-        }
-    }
-    Value::Array(listing)
-}
-
-struct Case {
-    method: &'static str,
-    path: String,
-    token: String,
-    content_type: &'static str,
-    body: String,
-    status: u16,
-    code: &'static str,
-}
-
-#[test]
-fn malformed_requests_are_refused_and_change_nothing() {
-    let team = Team::new();
-    let server = &team.server;
-    let task = server.create(
-        "/api/tasks",
-        &team.owner,
-        &json!({"projectId": team.project, "title": "existing", "labels": ["keep"], "assignees": [team.member_id]}),
-    );
-    let task_id = task["id"].as_str().unwrap().to_string();
-    let other_task = server.create(
-        "/api/tasks",
-        &team.outsider,
-        &json!({"projectId": team.other_project, "title": "theirs"}),
-    );
-    let other_status = server.get_ok(
-        &format!("/api/projects/{}", team.other_project),
-        &team.outsider,
-    )["statuses"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tokens = [team.owner.as_str(), team.outsider.as_str()];
-    let before = full_listing(server, &tokens);
-
-    let json_case = |method: &'static str,
-                     path: &str,
-                     token: &str,
-                     body: Value,
-                     status: u16,
-                     code: &'static str| Case {
-        method,
-        path: path.to_string(),
-        token: token.to_string(),
-        content_type: "application/json",
-        body: body.to_string(),
-        status,
-        code,
-    };
-    let raw_case = |method: &'static str,
-                    path: &str,
-                    content_type: &'static str,
-                    body: &str,
-                    status: u16,
-                    code: &'static str| Case {
-        method,
-        path: path.to_string(),
-        token: team.owner.clone(),
-        content_type,
-        body: body.to_string(),
-        status,
-        code,
-    };
-    let owner = team.owner.as_str();
-    let task_path = format!("/api/tasks/{task_id}");
-    let new_task = |extra: Value| {
-        let mut body = json!({"projectId": team.project, "title": "t"});
-        for (key, value) in extra.as_object().unwrap() {
-            body[key] = value.clone();
-        }
-        body
-    };
-    let list = |query: &str| format!("/api/tasks?projectId={}&{query}", team.project);
-    let cases = vec![
+pub(super) fn space_and_project_cases(f: &Fixture) -> Vec<Case> {
+    let (team, owner) = (&f.team, f.team.owner.as_str());
+    vec![
         // Spaces
-        raw_case(
+        f.raw(
             "POST",
             "/api/spaces",
             "application/json",
@@ -113,7 +16,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "invalid_json",
         ),
-        raw_case(
+        f.raw(
             "POST",
             "/api/spaces",
             "application/json",
@@ -121,7 +24,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "invalid_json",
         ),
-        raw_case(
+        f.raw(
             "POST",
             "/api/spaces",
             "application/json",
@@ -129,7 +32,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "invalid_json",
         ),
-        raw_case(
+        f.raw(
             "POST",
             "/api/spaces",
             "text/plain",
@@ -137,7 +40,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             415,
             "unsupported_media_type",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -145,7 +48,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "unknown_field",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -153,7 +56,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -161,7 +64,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -169,7 +72,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -177,7 +80,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -185,7 +88,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -193,7 +96,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -201,7 +104,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/spaces",
             owner,
@@ -210,7 +113,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             "conflict",
         ),
         // Projects
-        json_case(
+        f.json(
             "POST",
             "/api/projects",
             owner,
@@ -218,7 +121,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/projects",
             owner,
@@ -226,7 +129,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/projects",
             owner,
@@ -234,7 +137,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             404,
             "not_found",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/projects",
             owner,
@@ -242,7 +145,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             409,
             "conflict",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/projects",
             &team.viewer,
@@ -250,7 +153,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             403,
             "forbidden",
         ),
-        json_case(
+        f.json(
             "PATCH",
             &format!("/api/projects/{}", team.project),
             owner,
@@ -258,8 +161,14 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
+    ]
+}
+
+pub(super) fn new_task_cases(f: &Fixture) -> Vec<Case> {
+    let (team, owner) = (&f.team, f.team.owner.as_str());
+    vec![
         // Tasks: create
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
@@ -267,7 +176,7 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
@@ -275,23 +184,23 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"title": "x".repeat(501)})),
+            f.new_task(json!({"title": "x".repeat(501)})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"title": ""})),
+            f.new_task(json!({"title": ""})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
@@ -299,103 +208,103 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "unknown_field",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"priority": "critical"})),
+            f.new_task(json!({"priority": "critical"})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"dueDate": "2026-02-30"})),
+            f.new_task(json!({"dueDate": "2026-02-30"})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"dueDate": "2026-2-3"})),
+            f.new_task(json!({"dueDate": "2026-2-3"})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"startDate": "2027-01-02", "dueDate": "2027-01-01"})),
+            f.new_task(json!({"startDate": "2027-01-02", "dueDate": "2027-01-01"})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"statusId": other_status})),
+            f.new_task(json!({"statusId": f.other_status})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"parentId": other_task["id"]})),
+            f.new_task(json!({"parentId": f.other_task["id"]})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"assignees": team.member_id})),
+            f.new_task(json!({"assignees": team.member_id})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"assignees": [team.outsider_id]})),
+            f.new_task(json!({"assignees": [team.outsider_id]})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"labels": [1]})),
+            f.new_task(json!({"labels": [1]})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"labels": ["new-label", ""]})),
+            f.new_task(json!({"labels": ["new-label", ""]})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"position": "first"})),
+            f.new_task(json!({"position": "first"})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"description": "x".repeat(100_001)})),
+            f.new_task(json!({"description": "x".repeat(100_001)})),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
@@ -403,114 +312,126 @@ fn malformed_requests_are_refused_and_change_nothing() {
             404,
             "not_found",
         ),
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             &team.viewer,
-            new_task(json!({})),
+            f.new_task(json!({})),
             403,
             "forbidden",
         ),
         // A label created by name must not survive a request that fails later.
-        json_case(
+        f.json(
             "POST",
             "/api/tasks",
             owner,
-            new_task(json!({"labels": ["ghost"], "assignees": [team.outsider_id]})),
+            f.new_task(json!({"labels": ["ghost"], "assignees": [team.outsider_id]})),
             400,
             "validation_failed",
         ),
+    ]
+}
+
+pub(super) fn task_change_cases(f: &Fixture) -> Vec<Case> {
+    let (team, owner) = (&f.team, f.team.owner.as_str());
+    vec![
         // Tasks: change
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
             json!({"title": null}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
-            json!({"parentId": task_id}),
+            json!({"parentId": f.task_id}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
             json!({"projectId": team.other_project}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
             json!({"dueDate": "tomorrow"}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
             json!({"state": "done"}),
             400,
             "unknown_field",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             owner,
-            json!({"labels": ["fine"], "statusId": other_status}),
+            json!({"labels": ["fine"], "statusId": f.other_status}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             &team.viewer,
             json!({"title": "x"}),
             403,
             "forbidden",
         ),
-        json_case(
+        f.json(
             "PATCH",
-            &task_path,
+            &f.task_path,
             &team.outsider,
             json!({"title": "x"}),
             404,
             "not_found",
         ),
-        json_case(
+        f.json(
             "DELETE",
-            &task_path,
+            &f.task_path,
             &team.viewer,
             Value::Null,
             403,
             "forbidden",
         ),
-        json_case(
+        f.json(
             "POST",
-            &format!("{task_path}/assignees"),
+            &format!("{}/assignees", f.task_path),
             owner,
             json!({}),
             400,
             "validation_failed",
         ),
-        json_case(
+        f.json(
             "POST",
-            &format!("{task_path}/labels"),
+            &format!("{}/labels", f.task_path),
             owner,
             json!({"labelId": "x", "name": "y"}),
             400,
             "validation_failed",
         ),
+    ]
+}
+
+pub(super) fn query_and_size_cases(f: &Fixture) -> Vec<Case> {
+    let owner = f.team.owner.as_str();
+    vec![
         // Queries
-        json_case(
+        f.json(
             "GET",
             "/api/tasks",
             owner,
@@ -518,72 +439,72 @@ fn malformed_requests_are_refused_and_change_nothing() {
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("limit=0"),
+            &f.list("limit=0"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("limit=201"),
+            &f.list("limit=201"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("cursor=zz"),
+            &f.list("cursor=zz"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("completed=yes"),
+            &f.list("completed=yes"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("dueBefore=2026-13-01"),
+            &f.list("dueBefore=2026-13-01"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("updatedSince=yesterday"),
+            &f.list("updatedSince=yesterday"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("sort=title"),
+            &f.list("sort=title"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
-        json_case(
+        f.json(
             "GET",
-            &list("priority=critical"),
+            &f.list("priority=critical"),
             owner,
             Value::Null,
             400,
             "invalid_query",
         ),
         // Size
-        raw_case(
+        f.raw(
             "POST",
             "/api/tasks",
             "application/json",
@@ -591,42 +512,5 @@ fn malformed_requests_are_refused_and_change_nothing() {
             413,
             "payload_too_large",
         ),
-    ];
-    assert!(cases.len() >= 40);
-    let mut failures = Vec::new();
-    for case in &cases {
-        let auth = format!("Bearer {}", case.token);
-        let mut headers = vec![("Authorization", auth.as_str())];
-        let body = if case.body == "null" {
-            ""
-        } else {
-            case.body.as_str()
-        };
-        if !body.is_empty() || case.method == "POST" {
-            headers.push(("Content-Type", case.content_type));
-        }
-        let response = server.raw(case.method, &case.path, &headers, body.as_bytes());
-        let code = serde_json::from_str::<Value>(&response.body)
-            .ok()
-            .map(|b| b["code"].clone());
-        if response.status != case.status || code != Some(json!(case.code)) {
-            let shown: String = case.body.chars().take(80).collect();
-            failures.push(format!(
-                "{} {} {shown}: want {} {}, got {} {}",
-                case.method, case.path, case.status, case.code, response.status, response.body
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    assert_eq!(
-        full_listing(server, &tokens),
-        before,
-        "a refused request changed the data"
-    );
+    ]
 }
