@@ -29,7 +29,10 @@ impl Snapshot<'_> {
 
 thread_local! {
     /// Whether this thread keeps its reader between snapshots (`keep_readers_on_this_thread`),
-    /// and the one it keeps: a cache of a connection, not a mode.
+    /// and the one it keeps: a cache of a connection, not a mode. A snapshot reads the same with
+    /// or without it (its transaction ends when it does). It is per thread because the read lane
+    /// is tokio's blocking pool, whose threads run our closures but not a loop of ours that could
+    /// hold the connection as a value.
     static KEEP_READER: Cell<bool> = const { Cell::new(false) };
     pub(super) static KEPT: RefCell<Option<(usize, Reader)>> = const { RefCell::new(None) };
 }
