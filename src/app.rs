@@ -529,7 +529,7 @@ fn build_response(
     response
 }
 
-// Built at compile time: `from_static` at run time parsed each name on every response.
+// Built at compile time: `from_static` at run time would parse each name on every response.
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");

@@ -50,7 +50,7 @@ impl Reply {
         status: StatusCode,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Reply, E> {
-        // One task is about 600 bytes: starting at serde_json's 128 cost three reallocations.
+        // One task is about 600 bytes: starting at serde_json's 128 would grow the buffer thrice.
         let mut body = Vec::with_capacity(1024);
         write(&mut body)?;
         Ok(Reply {

@@ -27,7 +27,7 @@
 //! GET    /api/labels?spaceId=         -- the labels of a space
 //! ```
 //!
-//! The web settings pages (`web.rs`) are routed here too, listed in `WEB_ENDPOINTS`:
+//! The web settings pages (`web/`) are routed here too, listed in `WEB_ENDPOINTS`:
 //!
 //! ```text
 //! GET, POST /login                               -- sign in

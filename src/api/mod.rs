@@ -1,6 +1,6 @@
 //! The API handlers, one file per resource. Each handler is synchronous (it runs on the blocking
 //! thread `App::respond` is on), validates everything before it writes, and does each multi-row
-//! change in one `Store::write` transaction.
+//! change in one transaction (`Writes::write`).
 //!
 //! Visibility rule for every handler: a resource in a space the caller is not a member of is
 //! `404 not_found`, exactly like one that does not exist; a member whose role does not allow the

@@ -73,7 +73,7 @@ impl Store {
         let readers = r2d2::Pool::builder()
             .max_size(readers)
             .min_idle(Some(1))
-            // A local file does not go stale; checking on every checkout cost a statement per read.
+            // A local file does not go stale; a check on every checkout would cost a statement.
             .test_on_check_out(false)
             .build(manager)
             .map_err(|e| Error::internal(format!("cannot open database pool: {e}")))?;

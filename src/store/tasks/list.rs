@@ -20,8 +20,8 @@ pub(super) const LABELS_OF_TASKS: &str = "SELECT a.rowid - 1, l.id, l.name, l.co
 /// Fills `assignees` and `labels` of every task in two queries. Each walks the page's ids in
 /// order (`rarray`, forced outermost by `CROSS JOIN`) and looks each one up by primary key, so
 /// SQLite builds no temporary index or sorter, and the array index says which task a row is for.
-/// The ids go in as an array of values (rusqlite's `array` module), not as JSON text: writing and
-/// then parsing a JSON array twice (`json_each`) was a tenth of a page of 50.
+/// The ids go in as an array of values (rusqlite's `array` module), not as JSON text that would
+/// be written and then parsed twice (`json_each`) for every page.
 pub fn load_relations(conn: &Connection, tasks: &mut [Task]) -> Result<()> {
     if tasks.is_empty() {
         return Ok(());

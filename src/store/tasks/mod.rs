@@ -54,9 +54,8 @@ macro_rules! task_columns {
         const COLUMNS: usize =
             [stringify!($first) $(, stringify!($before))* $(, stringify!($after))*].len();
 
-        /// A macro, not a `const`, so that `concat!` can build the hot statements at compile
-        /// time: a `format!` of the whole statement on every request cost as much as looking the
-        /// result up.
+        /// A macro, not a `const`, so that `concat!` builds the hot statements at compile time
+        /// instead of a `format!` of the whole statement on every request.
         macro_rules! columns {
             () => {
                 concat!(
@@ -244,6 +243,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(TaskColumns::from_row(row)?.to_task())
 }
 
+/// Where `find_visible_task`'s values after the task's columns are in its row.
+const ROLE: usize = COLUMNS;
+const SPACE: usize = COLUMNS + 1;
+const ASSIGNEES: usize = COLUMNS + 2;
+const LABELS: usize = COLUMNS + 3;
+
 /// The task `task_id` if `user_id` is a member of its space: `read` gets its row (`columns!()`,
 /// then the user's role, the space, the assignees as one space-separated string and the labels as
 /// a JSON array). One statement: a single task's assignees and labels come along as subqueries
@@ -275,15 +280,15 @@ fn find_visible_task<T>(
 /// The assignees of a `find_visible_task` row. User ids are UUIDs: no spaces. Rows come in
 /// primary-key order: sorted.
 fn assignees_of<'r>(row: &'r Row<'_>) -> rusqlite::Result<impl Iterator<Item = &'r str>> {
-    let ids = row.get_ref(COLUMNS + 2)?.as_str_or_null()?;
+    let ids = row.get_ref(ASSIGNEES)?.as_str_or_null()?;
     Ok(ids.into_iter().flat_map(|ids| ids.split(' ')))
 }
 
 /// The labels of a `find_visible_task` row, in display order.
 fn labels_of(row: &Row<'_>) -> rusqlite::Result<Vec<LabelRef>> {
     let labels: Vec<(String, String, Option<String>)> =
-        serde_json::from_str(row.get_ref(COLUMNS + 3)?.as_str()?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(COLUMNS + 3, Type::Text, Box::new(e))
+        serde_json::from_str(row.get_ref(LABELS)?.as_str()?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(LABELS, Type::Text, Box::new(e))
         })?;
     let mut labels: Vec<LabelRef> = labels
         .into_iter()
@@ -305,8 +310,8 @@ pub fn find_task_for_user(
         task.labels = labels_of(row)?;
         Ok(VisibleTask {
             task,
-            role: row.get(COLUMNS)?,
-            space_id: row.get(COLUMNS + 1)?,
+            role: row.get(ROLE)?,
+            space_id: row.get(SPACE)?,
         })
     })
 }
@@ -322,7 +327,7 @@ pub fn read_task_for_user<T>(
     find_visible_task(conn, task_id, user_id, |row| {
         let task = TaskRow {
             columns: TaskColumns::from_row(row)?,
-            assignees: row.get_ref(COLUMNS + 2)?.as_str_or_null()?,
+            assignees: row.get_ref(ASSIGNEES)?.as_str_or_null()?,
             labels: labels_of(row)?,
         };
         Ok(read(&task))
