@@ -69,6 +69,8 @@ macro_rules! task_columns {
         impl<'a> TaskColumns<'a> {
             /// The columns of `columns!()`, in its order, from the start of `row`.
             fn from_row(row: &'a Row<'_>) -> rusqlite::Result<TaskColumns<'a>> {
+                // A struct expression evaluates its fields in the order written, so `next()`
+                // numbers the columns in the order `columns!()` selects them.
                 let mut i = 0;
                 let mut next = || {
                     i += 1;
