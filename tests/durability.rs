@@ -79,15 +79,6 @@ impl Writers {
     }
 }
 
-fn general_project(server: &Server, token: &str) -> String {
-    let spaces = server.get_ok("/api/spaces", token);
-    let space = spaces[0]["id"].as_str().unwrap();
-    server.get_ok(&format!("/api/projects?spaceId={space}"), token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// How many of `ids` are rows of `tasks` in the database file, after `PRAGMA integrity_check`.
 fn present_in(db: &std::path::Path, ids: &[String]) -> usize {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -141,7 +132,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     let mut all_acknowledged = Vec::new();
     for round in 1..=rounds {
         let server = env.serve_with_config(NO_RATE_LIMIT);
-        let project = general_project(&server, &token);
+        let project = server.first_project(&token, &server.personal_space(&token));
         let writers = Writers::start(server.client(), &token, &project, 8);
         let delay = random_millis(150, 900);
         std::thread::sleep(Duration::from_millis(delay));
@@ -185,7 +176,7 @@ fn thirty_two_concurrent_writers_see_no_5xx_and_lose_nothing() {
     env.user("ann@example.com", "pro");
     let token = env.token("ann@example.com", &[]);
     let mut server = env.serve_with_config(NO_RATE_LIMIT);
-    let project = general_project(&server, &token);
+    let project = server.first_project(&token, &server.personal_space(&token));
     let writers = Writers::start(server.client(), &token, &project, 32);
     std::thread::sleep(Duration::from_secs(3));
     let (acknowledged, server_errors) = writers.finish();
@@ -213,7 +204,7 @@ fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_write() {
     env.user("ann@example.com", "pro");
     let token = env.token("ann@example.com", &[]);
     let mut server = env.serve_with_config(NO_RATE_LIMIT);
-    let project = general_project(&server, &token);
+    let project = server.first_project(&token, &server.personal_space(&token));
     let writers = Writers::start(server.client(), &token, &project, 8);
     std::thread::sleep(Duration::from_millis(500));
     signal(&server, "-TERM");
@@ -236,7 +227,7 @@ fn a_backup_taken_under_write_load_is_consistent_and_complete() {
     env.user("ann@example.com", "pro");
     let token = env.token("ann@example.com", &[]);
     let server = env.serve_with_config(NO_RATE_LIMIT);
-    let project = general_project(&server, &token);
+    let project = server.first_project(&token, &server.personal_space(&token));
     let writers = Writers::start(server.client(), &token, &project, 8);
     std::thread::sleep(Duration::from_millis(400));
     let before_backup = writers.acknowledged_so_far();

@@ -125,14 +125,8 @@ fn a_huge_label_array_is_refused_at_once_while_other_writes_go_on() {
     env.user("ann@example.com", "pro");
     let token = env.token("ann@example.com", &[]);
     let server = env.serve_with_config("[limits]\nmax_body_bytes = 4194304\n");
-    let space = server.get_ok("/api/spaces", &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let project = server.get_ok(&format!("/api/projects?spaceId={space}"), &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let space = server.personal_space(&token);
+    let project = server.first_project(&token, &space);
     let names: Vec<String> = (0..150_000).map(|i| format!("l{i}")).collect();
     let body = json!({"projectId": project, "title": "flood", "labels": names}).to_string();
     assert!(body.len() > 1 << 20, "a body of over 1 MiB");
@@ -156,12 +150,7 @@ fn a_huge_label_array_is_refused_at_once_while_other_writes_go_on() {
         &json!({"projectId": project, "title": "meanwhile", "labels": ["a", "A", "b"]}),
     );
     let meanwhile = started.elapsed();
-    let labels: Vec<&str> = task["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap())
-        .collect();
+    let labels = crate::util::label_names(&task);
     assert_eq!(
         labels,
         ["a", "b"],

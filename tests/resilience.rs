@@ -119,14 +119,8 @@ fn slow_bodies_are_cut_at_the_deadline_and_cannot_crowd_out_other_clients() {
     assert_eq!(server.request("GET", "/healthz", None, None).status, 200);
     let me = server.get_ok("/api/me", &token);
     assert!(me["user"]["id"].is_string());
-    let space = server.get_ok("/api/spaces", &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let project = server.get_ok(&format!("/api/projects?spaceId={space}"), &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let space = server.personal_space(&token);
+    let project = server.first_project(&token, &space);
     server.create(
         "/api/tasks",
         &token,

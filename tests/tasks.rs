@@ -105,12 +105,7 @@ fn a_task_created_with_everything() {
     let mut expected = vec![team.member_id.as_str(), team.viewer_id.as_str()];
     expected.sort();
     assert_eq!(assignees, expected, "deduplicated");
-    let labels: Vec<&str> = task["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap())
-        .collect();
+    let labels = crate::util::label_names(&task);
     assert_eq!(
         labels,
         ["Bug", "frontend"],

@@ -260,6 +260,22 @@ impl Server {
         response.json()
     }
 
+    /// The id of the token's user's first space: their personal space.
+    pub fn personal_space(&self, token: &str) -> String {
+        self.get_ok("/api/spaces", token)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The id of the first project of a space ("General" in a personal space).
+    pub fn first_project(&self, token: &str, space: &str) -> String {
+        self.get_ok(&format!("/api/projects?spaceId={space}"), token)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// POST that must answer 201; returns the JSON body.
     #[track_caller]
     pub fn create(&self, path: &str, token: &str, body: &Value) -> Value {
@@ -440,6 +456,16 @@ pub fn connect_from(source: &str, to: SocketAddr, count: usize) -> Vec<TcpStream
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
+/// The names of a task's labels, in the order it lists them.
+pub fn label_names(task: &Value) -> Vec<&str> {
+    task["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|label| label["name"].as_str().unwrap())
+        .collect()
+}
+
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -523,12 +549,8 @@ impl Team {
             &serde_json::json!({"name": "Other", "slug": "other"}),
         );
         let other_space = other["id"].as_str().unwrap().to_string();
-        let general = |token: &str, space: &str| {
-            let projects = server.get_ok(&format!("/api/projects?spaceId={space}"), token);
-            projects[0]["id"].as_str().unwrap().to_string()
-        };
-        let project = general(&owner, &space);
-        let other_project = general(&outsider, &other_space);
+        let project = server.first_project(&owner, &space);
+        let other_project = server.first_project(&outsider, &other_space);
         Team {
             env,
             server,

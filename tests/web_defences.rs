@@ -195,10 +195,7 @@ fn names_with_control_characters_are_refused_everywhere() {
             .assert_error(400, "validation_failed");
         assert_eq!(error["field"], field);
     }
-    let space = server.get_ok("/api/spaces", &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let space = server.personal_space(&token);
     let error = server
         .post(
             "/api/projects",
@@ -207,10 +204,7 @@ fn names_with_control_characters_are_refused_everywhere() {
         )
         .assert_error(400, "validation_failed");
     assert_eq!(error["field"], "name");
-    let project = server.get_ok(&format!("/api/projects?spaceId={space}"), &token)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let project = server.first_project(&token, &space);
     let error = server
         .patch(
             &format!("/api/projects/{project}"),
