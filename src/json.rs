@@ -115,6 +115,17 @@ impl Body {
         }
     }
 
+    /// `patch_string` with a value, when there is one, checked by `check` (`validate::*`).
+    pub fn checked_patch_string(
+        &self,
+        name: &str,
+        check: impl FnOnce(&str, String) -> Result<String, Error>,
+    ) -> Result<Patch<String>, Error> {
+        self.patch_string(name)?
+            .map(|value| value.map(|value| check(name, value)).transpose())
+            .transpose()
+    }
+
     pub fn optional_number(&self, name: &str) -> Result<Option<f64>, Error> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),

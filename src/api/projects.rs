@@ -95,21 +95,12 @@ pub fn update(
             .patch_required_string("slug")?
             .map(|s| validate::slug("slug", s))
             .transpose()?,
-        description: body
-            .patch_string("description")?
-            .map(|d| {
-                d.map(|d| validate::description("description", d))
-                    .transpose()
-            })
-            .transpose()?,
+        description: body.checked_patch_string("description", validate::description)?,
         default_view: body
             .patch_required_string("defaultView")?
             .map(|v| validate::one_of("defaultView", &v, View::parse, View::ALL))
             .transpose()?,
-        color: body
-            .patch_string("color")?
-            .map(|c| c.map(|c| validate::color("color", c)).transpose())
-            .transpose()?,
+        color: body.checked_patch_string("color", validate::color)?,
     };
     let project = writes.write(|tx| {
         let (_, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?

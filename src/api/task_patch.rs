@@ -48,13 +48,7 @@ impl TaskPatch {
                 .patch_required_string("title")?
                 .map(|t| validate::text("title", t, validate::MAX_TITLE_CHARS))
                 .transpose()?,
-            description: body
-                .patch_string("description")?
-                .map(|d| {
-                    d.map(|d| validate::description("description", d))
-                        .transpose()
-                })
-                .transpose()?,
+            description: body.checked_patch_string("description", validate::description)?,
             status_id: body.patch_required_string("statusId")?,
             priority: body
                 .patch_required_string("priority")?
