@@ -54,6 +54,9 @@ pub fn render(document: &Value) -> String {
             escape(tag)
         );
     }
+    if document["webhooks"].is_object() {
+        html.push_str("<li><a href=\"#webhook-events\">Webhook events</a></li>");
+    }
     html.push_str("</ul></nav>");
     for tag in &tags {
         let _ = write!(
@@ -82,9 +85,28 @@ pub fn render(document: &Value) -> String {
         }
     }
 
+    render_webhook_events(&mut html, document);
+
     html.push_str("<h2 id=\"objects\">Objects</h2>");
     for name in [
-        "Space", "Member", "Project", "Status", "Task", "LabelRef", "Label", "Error",
+        "Space",
+        "Member",
+        "Project",
+        "Status",
+        "Task",
+        "LabelRef",
+        "Label",
+        "Priority",
+        "View",
+        "Webhook",
+        "WebhookWithSecret",
+        "WebhookSecret",
+        "WebhookTestEvent",
+        "WebhookDelivery",
+        "WebhookEventType",
+        "WebhookEvent",
+        "Actor",
+        "Error",
     ] {
         let _ = write!(
             html,
@@ -123,15 +145,112 @@ request on.</p>\
 <h2 id=\"errors\">Error codes</h2><div class=\"table\"><table><tr><th>Status</th><th>Code</th><th>When</th></tr>\
 <tr><td>400</td><td><code>invalid_json</code>, <code>validation_failed</code>, <code>unknown_field</code>, <code>invalid_query</code></td><td>malformed body, a field out of its rules, an unknown field, a bad query parameter</td></tr>\
 <tr><td>401</td><td><code>unauthorized</code></td><td>missing, malformed, unknown, revoked or expired token</td></tr>\
-<tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads</td></tr>\
+<tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads, or is not owner or admin for webhooks</td></tr>\
 <tr><td>404</td><td><code>not_found</code></td><td>no such route or resource, or one you cannot see</td></tr>\
 <tr><td>405</td><td><code>method_not_allowed</code></td><td>with an <code>Allow</code> header</td></tr>\
 <tr><td>408</td><td><code>request_timeout</code></td><td>the body arrived too slowly (the connection is closed)</td></tr>\
-<tr><td>409</td><td><code>conflict</code></td><td>slug taken; a space full of labels; a task full of labels or assignees</td></tr>\
+<tr><td>409</td><td><code>conflict</code></td><td>slug taken; a space full of labels or webhooks; a task full of labels or assignees</td></tr>\
 <tr><td>413</td><td><code>payload_too_large</code></td><td>body over the limit (1 MiB by default)</td></tr>\
 <tr><td>415</td><td><code>unsupported_media_type</code></td><td>a body without <code>Content-Type: application/json</code></td></tr>\
 <tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit, too many refused tokens, or too many open connections from your address</td></tr>\
 <tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div>";
+
+const WEBHOOKS_INTRO: &str = "<p>A <a href=\"#tag-webhooks\">webhook</a> makes ktasks send its space's \
+changes, of the types in its <code>events</code>, as they happen: an HTTP <code>POST</code> to its URL with a JSON \
+body <code>{\"type\", \"timestamp\", \"data\"}</code> and the headers of \
+<a href=\"https://www.standardwebhooks.com/\">Standard Webhooks 1.0</a>. <code>data</code> is the task or project \
+as the API returns it, plus the <code>actor</code> who made the change. A change emits <code>task.updated</code> and \
+then its specific events; a request that changes nothing emits nothing.</p>\
+<p>Answer <code>2xx</code> within 10 seconds (the server's <code>webhooks.timeout_secs</code>). Anything else (a redirect too) is retried 5 s, 5 min, 30 min, 2 h, \
+5 h, 10 h and 10 h after the attempt before, and a webhook whose endpoint fails for that whole schedule is switched \
+off. Delivery is at least once: drop a <code>webhook-id</code> you have already handled.</p>";
+
+const VERIFYING: &str = "<p><strong>Verifying a delivery.</strong> A Standard Webhooks library \
+(<code>standardwebhooks</code> for Python, JavaScript, Rust, Go, …) does it with the webhook's secret. By hand: \
+HMAC-SHA256 over <code>webhook-id.webhook-timestamp.body</code> (the raw body, before any JSON parsing), keyed with \
+the base64-decoded part of the secret after <code>whsec_</code>, in base64, must equal one of the space-separated \
+<code>v1,</code> signatures of <code>webhook-signature</code> (compare in constant time), and \
+<code>webhook-timestamp</code> must be close to your clock. For 24 hours after the secret is rotated there is a \
+signature with each secret, so both old and new keep working.</p>";
+
+/// The check by hand, in Python's standard library.
+const VERIFY_EXAMPLE: &str = r#"import base64, hashlib, hmac, time
+
+def verify(secret, headers, body):  # body: the raw bytes, before any JSON parsing
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    if abs(time.time() - int(headers["webhook-timestamp"])) > 300:
+        return False  # too old or too new: a replay?
+    return any(version == "v1" and hmac.compare_digest(signature, expected)
+               for version, _, signature in (s.partition(",") for s in headers["webhook-signature"].split()))"#;
+
+/// The document's top-level `webhooks`: what ktasks sends, one folded section per event type in
+/// the order of `WebhookEventType`, after the headers every delivery carries and how to check them.
+fn render_webhook_events(html: &mut String, document: &Value) {
+    let Some(webhooks) = document["webhooks"].as_object() else {
+        return;
+    };
+    let kinds: Vec<&str> = document["components"]["schemas"]["WebhookEventType"]["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|kind| webhooks.contains_key(*kind))
+        .collect();
+    html.push_str("<h2 id=\"webhook-events\">Webhook events</h2>");
+    html.push_str(WEBHOOKS_INTRO);
+    if let Some(first) = kinds.first() {
+        html.push_str("<p><strong>Headers</strong> of every delivery</p>");
+        parameters_table(html, &webhooks[*first]["post"]["parameters"]);
+    }
+    html.push_str(VERIFYING);
+    let _ = write!(html, "<pre><code>{}</code></pre>", escape(VERIFY_EXAMPLE));
+    html.push_str("<ul class=\"index\">");
+    for kind in &kinds {
+        let _ = write!(
+            html,
+            "<li><a href=\"#event-{}\"><code>{}</code></a> {}</li>",
+            slug(kind),
+            escape(kind),
+            escape(webhooks[*kind]["post"]["summary"].as_str().unwrap_or(""))
+        );
+    }
+    html.push_str("</ul>");
+    for kind in kinds {
+        let event = &webhooks[kind]["post"];
+        let _ = write!(
+            html,
+            "<section class=\"op\" id=\"event-{0}\"><h3><a href=\"#event-{0}\"><span class=\"method post\">post</span>\
+             <code>{1}</code> <span>{2}</span></a></h3><div class=\"more\"><p>{3}</p>",
+            slug(kind),
+            escape(kind),
+            escape(event["summary"].as_str().unwrap_or("")),
+            inline_markdown(event["description"].as_str().unwrap_or(""))
+        );
+        let body = &event["requestBody"]["content"]["application/json"];
+        // The envelope narrowed to this event: the last part of its `allOf` that names `data`.
+        let data = body["schema"]["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .map(|part| &part["properties"]["data"])
+            .find(|data| !data.is_null());
+        if let Some(data) = data {
+            html.push_str("<p><strong><code>data</code></strong></p>");
+            fields_table(html, document, data);
+        }
+        html.push_str("<p><strong>Your answer</strong></p>");
+        responses_table(html, document, &event["responses"]);
+        let example = serde_json::to_string_pretty(&body["example"]).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<pre><code>{}</code></pre></div></section>",
+            escape(&example)
+        );
+    }
+}
 
 /// A tag as an anchor: lower-case words joined by `-`.
 fn slug(tag: &str) -> String {
@@ -172,32 +291,48 @@ fn render_operation(
     if operation["security"].as_array().is_some_and(Vec::is_empty) {
         html.push_str("<p class=\"muted\">No token needed.</p>");
     }
-    if let Some(parameters) = operation["parameters"].as_array() {
-        html.push_str("<div class=\"table\"><table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>");
-        for parameter in parameters {
-            let required = if parameter["required"] == true {
-                " <em>(required)</em>"
-            } else {
-                ""
-            };
-            let _ = write!(
-                html,
-                "<tr><td><code>{}</code>{required}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(parameter["name"].as_str().unwrap_or("")),
-                escape(parameter["in"].as_str().unwrap_or("")),
-                type_of(&parameter["schema"]),
-                inline_markdown(parameter["description"].as_str().unwrap_or(""))
-            );
-        }
-        html.push_str("</table></div>");
-    }
+    parameters_table(html, &operation["parameters"]);
     let body = &operation["requestBody"]["content"]["application/json"];
     if !body.is_null() {
         html.push_str("<p><strong>Body</strong> (JSON; unknown fields are refused)</p>");
         fields_table(html, document, &body["schema"]);
     }
-    html.push_str("<p><strong>Responses</strong></p><div class=\"table\"><table>");
-    for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+    html.push_str("<p><strong>Responses</strong></p>");
+    responses_table(html, document, &operation["responses"]);
+    let _ = write!(
+        html,
+        "<pre><code>{}</code></pre></div></section>",
+        escape(&curl_example(path, method, operation))
+    );
+}
+
+/// An operation's parameters (or a delivery's headers), when it has any.
+fn parameters_table(html: &mut String, parameters: &Value) {
+    let Some(parameters) = parameters.as_array() else {
+        return;
+    };
+    html.push_str("<div class=\"table\"><table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>");
+    for parameter in parameters {
+        let required = if parameter["required"] == true {
+            " <em>(required)</em>"
+        } else {
+            ""
+        };
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code>{required}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(parameter["name"].as_str().unwrap_or("")),
+            escape(parameter["in"].as_str().unwrap_or("")),
+            type_of(&parameter["schema"]),
+            inline_markdown(parameter["description"].as_str().unwrap_or(""))
+        );
+    }
+    html.push_str("</table></div>");
+}
+
+fn responses_table(html: &mut String, document: &Value, responses: &Value) {
+    html.push_str("<div class=\"table\"><table>");
+    for (status, response) in responses.as_object().into_iter().flatten() {
         let response = resolve(document, response);
         let _ = write!(
             html,
@@ -207,11 +342,6 @@ fn render_operation(
         );
     }
     html.push_str("</table></div>");
-    let _ = write!(
-        html,
-        "<pre><code>{}</code></pre></div></section>",
-        escape(&curl_example(path, method, operation))
-    );
 }
 
 /// A runnable `curl` for the operation, from its examples.
@@ -267,6 +397,11 @@ fn fields_table(html: &mut String, document: &Value, schema: &Value) {
     if let Some(description) = schema["description"].as_str() {
         let _ = write!(html, "<p>{}</p>", inline_markdown(description));
     }
+    // A named enum (`Priority`, `WebhookEventType`) is its values, not fields.
+    if schema["properties"].is_null() {
+        let _ = write!(html, "<p>{}</p>", type_of(schema));
+        return;
+    }
     let required: Vec<&str> = schema["required"]
         .as_array()
         .into_iter()
@@ -303,6 +438,9 @@ fn type_of(schema: &Value) -> String {
     if let Some(any) = schema["anyOf"].as_array() {
         let kinds: Vec<String> = any.iter().map(type_of).collect();
         return kinds.join(" or ");
+    }
+    if let Some(value) = schema.get("const") {
+        return format!("<code>{}</code>", escape(&value.to_string()));
     }
     if let Some(values) = schema["enum"].as_array() {
         let values: Vec<String> = values
@@ -430,6 +568,50 @@ mod tests {
         assert!(get_task.contains("invalid_query"));
         let create_task = &html[html.find("id=\"createTask\"").unwrap()..];
         assert!(create_task[..create_task.find("</section>").unwrap()].contains("Malformed body"));
+    }
+
+    #[test]
+    fn the_webhook_events_are_shown_with_their_headers_and_how_to_verify_them() {
+        let document = crate::openapi::document();
+        let html = render(&document);
+        let events = &html[html.find("id=\"webhook-events\"").expect("the section")..];
+        let events = &events[..events.find("id=\"objects\"").unwrap()];
+        for kind in crate::openapi::WEBHOOK_EVENT_TYPES {
+            assert!(
+                events.contains(&format!("id=\"event-{}\"", slug(kind))),
+                "{kind} missing"
+            );
+        }
+        for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            assert!(
+                events.contains(&format!("<code>{header}</code>")),
+                "{header}"
+            );
+        }
+        assert!(events.contains("Verifying a delivery"));
+        assert!(
+            events.contains("assigneeId"),
+            "an event's own `data` fields"
+        );
+        let get_webhook = &html[html.find("id=\"getWebhook\"").unwrap()..];
+        let get_webhook = &get_webhook[..get_webhook.find("</section>").unwrap()];
+        let refused = &get_webhook[get_webhook.find("<td><code>403</code></td>").unwrap()..];
+        assert!(
+            refused[..refused.find("</tr>").unwrap()].contains("<code>forbidden</code>"),
+            "a webhook's GET answers a member or viewer 403 forbidden"
+        );
+    }
+
+    #[test]
+    fn every_link_within_the_page_has_its_target() {
+        let html = render(&crate::openapi::document());
+        for link in html.split("href=\"#").skip(1) {
+            let target = link.split('"').next().unwrap();
+            assert!(
+                html.contains(&format!("id=\"{target}\"")),
+                "#{target} leads nowhere"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! integration suite sees is validated against this document (`tests/util.rs`).
 //!
 //! Files: `schemas` (objects and request bodies), `responses` (shared answers and headers),
-//! `operations` (every operation with its examples); this one puts the document together.
+//! `operations` (every operation with its examples, and every event a webhook receives); this one
+//! puts the document together.
 
 use serde_json::{Map, Value, json};
 
@@ -15,7 +16,7 @@ mod operations;
 mod responses;
 mod schemas;
 
-use operations::operations;
+use operations::{delivery_headers, events, operations};
 use responses::responses;
 use schemas::{reference, schemas};
 
@@ -40,12 +41,30 @@ pub const ERROR_CODES: &[&str] = &[
     "internal",
 ];
 
+/// Every event type a webhook can be sent (docs/webhooks.md), in the order the docs list them.
+pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "task.completed",
+    "task.assignee_added",
+    "task.assignee_removed",
+    "task.label_added",
+    "task.label_removed",
+    "project.created",
+    "project.updated",
+    "webhook.test",
+];
+
 const UUID: &str = "01a21edd-ac5f-72f8-b787-6977a0249d57";
 const SPACE_ID: &str = "01a21edd-ac5f-72f8-b787-6978fc0828c8";
 const PROJECT_ID: &str = "01a21edd-ac60-7a5d-9a8c-1f2a3b4c5d6e";
 const TASK_ID: &str = "01a21edd-ad00-7b1c-8e2f-0a1b2c3d4e5f";
 const STATUS_ID: &str = "01a21edd-ac60-7a5d-9a8c-2a3b4c5d6e7f";
 const LABEL_ID: &str = "01a21edd-ad10-7c2d-9f30-1b2c3d4e5f60";
+const TOKEN_ID: &str = "01a21edd-ac64-763d-9dc7-e3c59c70bd5b";
+const WEBHOOK_ID: &str = "01a21edd-ae00-7d3e-8f40-1a2b3c4d5e6f";
+const EVENT_ID: &str = "01a21edd-ae10-7e4f-9a51-2b3c4d5e6f70";
 const TIME: &str = "2026-11-27T20:00:00.000Z";
 
 const INTRO: &str = "\
@@ -69,7 +88,12 @@ fault. Unknown body fields and query parameters are refused. A resource in a spa
 parse links); the last page has neither. Order is stable and every item is returned exactly once.
 
 **Query parameters** are checked as typed: ids are UUIDs, booleans are `true` or `false`, and an empty value is a \
-value (`?completed=` is 400); only the free-text `q` and `cursor` treat empty as not given.";
+value (`?completed=` is 400); only the free-text `q` and `cursor` treat empty as not given.
+
+**Webhooks.** A space's owners and admins can have ktasks `POST` its changes to a URL as they happen, signed as \
+Standard Webhooks 1.0 says (the Webhooks operations). Each event's body and the headers to verify it by are in this \
+document's top-level `webhooks` section (on `/developers`: Webhook events). Delivery is at least once, and retried \
+for about 27 hours until the receiver answers 2xx.";
 
 /// The whole document.
 pub fn document() -> Value {
@@ -82,9 +106,13 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         responses.insert(operation.success.0.to_string(), operation.success.1);
         let named = |status: &str| match status {
-            // A GET has no body to be malformed, and a read needs no scope or writing role.
-            "400" if operation.method == "get" => "BadQuery",
+            // An operation without a body has none to be malformed.
+            "400" if operation.body.is_none() => "BadQuery",
             "400" => "BadRequest",
+            // Listed by an operation that a role in the space refuses to some of its members
+            // (webhooks). A write's `Forbidden` says so already; a read's must add it.
+            "403" if operation.method == "get" => "ReadForbidden",
+            "403" => "Forbidden",
             "404" => "NotFound",
             "409" => "Conflict",
             "413" => "PayloadTooLarge",
@@ -104,6 +132,8 @@ pub fn document() -> Value {
                 json!({ "$ref": "#/components/responses/RequestTimeout" }),
             );
         }
+        // Any token can be refused. A read needs no scope or writing role, so its 403 is only the
+        // free plan's, unless the operation listed a 403 of its own above.
         if operation.auth {
             for (status, name) in [
                 ("401", "Unauthorized"),
@@ -117,10 +147,9 @@ pub fn document() -> Value {
                 ),
                 ("429", "RateLimited"),
             ] {
-                responses.insert(
-                    status.to_string(),
-                    json!({ "$ref": format!("#/components/responses/{name}") }),
-                );
+                responses
+                    .entry(status)
+                    .or_insert_with(|| json!({ "$ref": format!("#/components/responses/{name}") }));
             }
         }
         if operation.path == "/healthz" {
@@ -172,6 +201,7 @@ pub fn document() -> Value {
         "security": [{ "bearer": [] }],
         "tags": tags.iter().map(|t| json!({ "name": t })).collect::<Vec<_>>(),
         "paths": paths,
+        "webhooks": webhooks(),
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
                 "description": "A personal API token: `kt_` + 40 hex characters." } },
@@ -179,6 +209,42 @@ pub fn document() -> Value {
             "responses": responses(),
         },
     })
+}
+
+/// The document's `webhooks`: what ktasks sends to a webhook, one entry per event type, each
+/// with the `WebhookEvent` envelope narrowed to its `type` and `data`.
+fn webhooks() -> Value {
+    let mut webhooks = Map::new();
+    for event in events() {
+        let body = json!({ "allOf": [reference("WebhookEvent"), { "properties": {
+            "type": { "const": event.kind }, "data": reference(event.data) } }] });
+        let example = json!({ "type": event.kind, "timestamp": TIME, "data": event.example });
+        let entry = json!({ "post": {
+            "operationId": event.id,
+            "tags": ["Webhooks"],
+            "summary": event.summary,
+            "description": event.description,
+            "parameters": delivery_headers(),
+            "requestBody": {
+                "required": true,
+                "description": "The event, sent as `application/json`.",
+                "content": { "application/json": { "schema": body, "example": example } },
+            },
+            "responses": {
+                "2XX": { "description": "Delivered. The body of the answer is ignored." },
+                "default": { "description": "Not delivered, and retried: any other status (a `3xx` too: redirects \
+                    are not followed), or no answer within `webhooks.timeout_secs` (10 s by default). Attempts \
+                    follow `webhooks.retry_schedule_secs` (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h \
+                    after the one before: eight over about 27.6 hours), and then the event is `failed`. When an \
+                    event fails and nothing reached the webhook since it was created, the webhook is switched off \
+                    (`active: false`, with a `disabledReason`)." },
+            },
+            // Not the API's token: the receiver checks `webhook-signature`.
+            "security": [],
+        } });
+        webhooks.insert(event.kind.to_string(), entry);
+    }
+    Value::Object(webhooks)
 }
 
 #[cfg(test)]
@@ -285,7 +351,7 @@ mod tests {
                     })
                     || operation["requestBody"]["content"]["application/json"]["example"]
                         .is_object()
-                    || ["getOpenApi", "getDevelopers", "deleteTask"]
+                    || ["getOpenApi", "getDevelopers", "deleteTask", "deleteWebhook"]
                         .contains(&operation["operationId"].as_str().unwrap());
                 assert!(has_example, "{method} {path} has no example");
             }
@@ -300,5 +366,68 @@ mod tests {
             let pointer = format!("/{}", part.split('"').next().unwrap());
             assert!(document.pointer(&pointer).is_some(), "dangling {pointer}");
         }
+    }
+
+    #[test]
+    fn every_webhook_event_type_has_an_entry_in_webhooks_and_nothing_else_does() {
+        let document = document();
+        let enumerated: Vec<&str> = document["components"]["schemas"]["WebhookEventType"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kind| kind.as_str().unwrap())
+            .collect();
+        assert_eq!(enumerated, WEBHOOK_EVENT_TYPES);
+        let webhooks = document["webhooks"].as_object().unwrap();
+        for kind in &enumerated {
+            let body = &webhooks[*kind]["post"]["requestBody"]["content"]["application/json"];
+            assert_eq!(
+                body["schema"]["allOf"][1]["properties"]["type"]["const"],
+                *kind
+            );
+            assert_eq!(body["example"]["type"], *kind);
+        }
+        assert_eq!(
+            webhooks.len(),
+            enumerated.len(),
+            "no entry without its type"
+        );
+    }
+
+    /// The examples are what a client copies: each must be valid by its own schema.
+    #[test]
+    fn every_example_of_a_body_is_valid() {
+        let document = document();
+        let mut checked = 0;
+        for section in ["paths", "webhooks"] {
+            for (path, item) in document[section].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    let mut media = vec![&operation["requestBody"]["content"]["application/json"]];
+                    for response in operation["responses"].as_object().unwrap().values() {
+                        media.push(&response["content"]["application/json"]);
+                    }
+                    for media in media {
+                        if media["example"].is_null() || media["schema"].is_null() {
+                            continue;
+                        }
+                        let mut root = json!({ "components": document["components"] });
+                        for (name, value) in media["schema"].as_object().unwrap() {
+                            root[name] = value.clone();
+                        }
+                        let validator = jsonschema::options()
+                            .should_validate_formats(true)
+                            .build(&root)
+                            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+                        let errors: Vec<String> = validator
+                            .iter_errors(&media["example"])
+                            .map(|e| format!("{e} at {}", e.instance_path()))
+                            .collect();
+                        assert!(errors.is_empty(), "{method} {path}: {errors:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} examples checked");
     }
 }

@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 
 use super::responses::{header, rate_limit_headers};
 use super::schemas::{date, name, reference};
-use super::{LABEL_ID, PROJECT_ID, SPACE_ID, STATUS_ID, TASK_ID, TIME, UUID};
+use super::{
+    EVENT_ID, LABEL_ID, PROJECT_ID, SPACE_ID, STATUS_ID, TASK_ID, TIME, TOKEN_ID, UUID, WEBHOOK_ID,
+};
 use crate::query::{DEFAULT_LIMIT, MAX_LIMIT};
 
 pub(super) struct Operation {
@@ -133,6 +135,20 @@ pub(super) fn example_task() -> Value {
             "completedAt": null, "createdBy": UUID, "createdAt": TIME, "updatedAt": TIME })
 }
 
+pub(super) fn example_webhook() -> Value {
+    json!({ "id": WEBHOOK_ID, "spaceId": SPACE_ID, "url": "https://hooks.example.com/ktasks",
+            "events": ["task.created", "task.completed"], "description": "n8n: new tasks to the team chat",
+            "active": true, "disabledReason": null, "createdAt": TIME, "updatedAt": TIME })
+}
+
+const EXAMPLE_SECRET: &str = "whsec_BVGDWek52Lbx3RlOGS+eYqqDIbm6EG4YNO7M4ZQjAU4=";
+
+pub(super) fn example_webhook_with_secret() -> Value {
+    let mut webhook = example_webhook();
+    webhook["secret"] = json!(EXAMPLE_SECRET);
+    webhook
+}
+
 pub(super) fn operations() -> Vec<Operation> {
     let task_ok = |description: &str| ok(description, reference("Task"), example_task());
     vec![
@@ -170,7 +186,7 @@ pub(super) fn operations() -> Vec<Operation> {
             parameters: vec![], body: None,
             success: ("200", ok("The user and the token.", reference("Me"), json!({
                 "user": { "id": UUID, "email": "you@example.com", "name": "You", "plan": "pro" },
-                "token": { "id": "01a21edd-ac64-763d-9dc7-e3c59c70bd5b", "name": "Zapier", "prefix": "kt_1a2b3",
+                "token": { "id": TOKEN_ID, "name": "Zapier", "prefix": "kt_1a2b3",
                            "scope": "write", "expiresAt": null } }))),
             errors: &["400"],
         },
@@ -397,6 +413,282 @@ pub(super) fn operations() -> Vec<Operation> {
             success: ("200", list("The labels.", "Label",
                 json!({ "id": LABEL_ID, "spaceId": SPACE_ID, "name": "release", "color": null }))),
             errors: &["400", "404"],
+        },
+        // Webhooks: only the space's owners and admins manage them or see them, so every
+        // operation lists 403 (for a GET too, unlike the rest of the API).
+        Operation {
+            method: "get", path: "/api/webhooks", id: "listWebhooks", tag: "Webhooks", auth: true,
+            summary: "List a space's webhooks",
+            description: "The space's webhooks, oldest first, without their secrets. Webhooks are managed by the space's \
+                          owners and admins: a member or viewer gets 403 `forbidden`, anyone outside the space 404. \
+                          A `read` token may list them.",
+            parameters: [vec![space_id_parameter()], paging()].concat(), body: None,
+            success: ("200", list("The webhooks.", "Webhook", example_webhook())),
+            errors: &["400", "403", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/webhooks", id: "createWebhook", tag: "Webhooks", auth: true,
+            summary: "Create a webhook",
+            description: "From now on ktasks `POST`s the space's changes of the chosen `events` to `url`, signed with \
+                          the `secret` of this answer (Standard Webhooks 1.0; the bodies and headers are in the \
+                          document's `webhooks` section). **The secret is shown only here and by \
+                          `rotateWebhookSecret`.** `url` must be `https://` (`http://` only when the server sets \
+                          `webhooks.allow_http`); a URL whose host is or resolves to a loopback, private, link-local, \
+                          CGNAT, multicast or unspecified address is refused (400, field `url`) unless the server sets \
+                          `webhooks.allow_private_targets`, and checked again at every delivery. A space holds at most \
+                          20 webhooks (409, field `spaceId`). Owners and admins of the space only: members and viewers \
+                          get 403 `forbidden`, anyone else 404.",
+            parameters: vec![],
+            body: Some((reference("NewWebhook"), json!({ "spaceId": SPACE_ID, "url": "https://hooks.example.com/ktasks",
+                "events": ["task.created", "task.completed"], "description": "n8n: new tasks to the team chat" }))),
+            success: ("201", created("The webhook and its secret, shown this once.", "WebhookWithSecret",
+                example_webhook_with_secret(), json!({
+                    "GetWebhook": link("getWebhook", "the new webhook"),
+                    "TestWebhook": link("testWebhook", "send it a test event"),
+                    "ListWebhookDeliveries": link("listWebhookDeliveries", "its delivery attempts"),
+                }))),
+            errors: &["400", "403", "404", "409", "413", "415"],
+        },
+        Operation {
+            method: "get", path: "/api/webhooks/{id}", id: "getWebhook", tag: "Webhooks", auth: true,
+            summary: "Get a webhook",
+            description: "One webhook, without its secret. Owners and admins of its space only: unlike the space's \
+                          other resources, a webhook is 403 `forbidden` to members and viewers (404 to anyone \
+                          else). A `read` token may read it.",
+            parameters: vec![path_id(WEBHOOK_ID)], body: None,
+            success: ("200", ok("The webhook.", reference("Webhook"), example_webhook())),
+            errors: &["400", "403", "404"],
+        },
+        Operation {
+            method: "patch", path: "/api/webhooks/{id}", id: "updateWebhook", tag: "Webhooks", auth: true,
+            summary: "Change a webhook",
+            description: "Absent fields stay as they are; `null` clears `description`; `events` replaces the set. \
+                          `active: false` switches the webhook off (it records no new events); `active: true` \
+                          switches it back on, clears `disabledReason` and resumes its queued events. A new `url` is \
+                          checked as on create (400, field `url`). Owners and admins of the space only: members and \
+                          viewers get 403 `forbidden`, anyone else 404.",
+            parameters: vec![path_id(WEBHOOK_ID)],
+            body: Some((reference("WebhookPatch"), json!({ "events": ["*"], "active": true }))),
+            success: ("200", ok("The webhook.", reference("Webhook"), example_webhook())),
+            errors: &["400", "403", "404", "413", "415"],
+        },
+        Operation {
+            method: "delete", path: "/api/webhooks/{id}", id: "deleteWebhook", tag: "Webhooks", auth: true,
+            summary: "Delete a webhook",
+            description: "Deletes the webhook; its undelivered events are dropped with it. Owners and admins of the \
+                          space only: members and viewers get 403 `forbidden`, anyone else 404.",
+            parameters: vec![path_id(WEBHOOK_ID)], body: None,
+            success: ("204", json!({ "description": "Deleted.", "headers": rate_limit_headers(true) })),
+            errors: &["400", "403", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/webhooks/{id}/rotate-secret", id: "rotateWebhookSecret", tag: "Webhooks", auth: true,
+            summary: "Rotate a webhook's secret",
+            description: "Replaces the secret and returns the new one, the only time it is shown. For the next 24 \
+                          hours every delivery carries two signatures in `webhook-signature`, the new secret's first \
+                          and the old one's, so a receiver can switch secrets without refusing an event; then only \
+                          the new. No body. Owners and admins of the space only: members and viewers get 403 \
+                          `forbidden`, anyone else 404.",
+            parameters: vec![path_id(WEBHOOK_ID)], body: None,
+            success: ("200", ok("The new secret, shown this once.", reference("WebhookSecret"),
+                json!({ "secret": "whsec_e5peoqa2fr9SzM5ujTdc/mUKooEiuMgBNpGhG+YnbYU=" }))),
+            errors: &["400", "403", "404"],
+        },
+        Operation {
+            method: "post", path: "/api/webhooks/{id}/test", id: "testWebhook", tag: "Webhooks", auth: true,
+            summary: "Send a test event",
+            description: "Queues a `webhook.test` event for this webhook alone, whatever its `events`, and answers \
+                          with the event's id: its attempts show in `listWebhookDeliveries`. No body. Owners and \
+                          admins of the space only: members and viewers get 403 `forbidden`, anyone else 404.",
+            parameters: vec![path_id(WEBHOOK_ID)], body: None,
+            success: ("202", ok("The event is queued.", reference("WebhookTestEvent"), json!({ "eventId": EVENT_ID }))),
+            errors: &["400", "403", "404"],
+        },
+        Operation {
+            method: "get", path: "/api/webhooks/{id}/deliveries", id: "listWebhookDeliveries", tag: "Webhooks", auth: true,
+            summary: "List a webhook's delivery attempts",
+            description: "One item per attempt, newest first; the attempts at one event share its `eventId`. Kept \
+                          for 30 days. Owners and admins of the space only: members and viewers get 403 \
+                          `forbidden`, anyone else 404. A `read` token may list them.",
+            parameters: [vec![path_id(WEBHOOK_ID)], paging()].concat(), body: None,
+            success: ("200", list("The attempts.", "WebhookDelivery", json!({
+                "id": "01a21edd-ae20-7e4f-8a51-2c3d4e5f6071", "eventId": EVENT_ID, "eventType": "task.created",
+                "attempt": 1, "status": "delivered", "responseStatus": 200, "error": null, "durationMs": 12,
+                "createdAt": TIME, "nextAttemptAt": null }))),
+            errors: &["400", "403", "404"],
+        },
+    ]
+}
+
+/// An event a webhook receives: an entry of the document's `webhooks`.
+pub(super) struct Event {
+    pub(super) kind: &'static str,
+    pub(super) id: &'static str,
+    pub(super) summary: &'static str,
+    pub(super) description: &'static str,
+    /// The schema of its `data`.
+    pub(super) data: &'static str,
+    pub(super) example: Value,
+}
+
+/// The request headers of every delivery, as the receiver's parameters.
+pub(super) fn delivery_headers() -> Vec<Value> {
+    let header = |name: &str, schema: Value, description: &str, example: Value| {
+        json!({ "name": name, "in": "header", "required": true, "schema": schema, "description": description,
+                "example": example })
+    };
+    vec![
+        header(
+            "webhook-id",
+            json!({ "type": "string" }),
+            "the event's id, the same on every retry of this event to this webhook: delivery is at least once, so \
+             drop an id you have already handled",
+            json!(EVENT_ID),
+        ),
+        header(
+            "webhook-timestamp",
+            json!({ "type": "integer" }),
+            "Unix time (seconds) when this attempt was sent; refuse one far from your clock (Standard Webhooks \
+             libraries allow 5 minutes either way), against replays",
+            json!(1795809600),
+        ),
+        header(
+            "webhook-signature",
+            json!({ "type": "string", "pattern": "^v1,[A-Za-z0-9+/]{43}=( v1,[A-Za-z0-9+/]{43}=)*$" }),
+            "`v1,` and the base64 of HMAC-SHA256(key, `<webhook-id>.<webhook-timestamp>.<body>`), where key is the \
+             base64-decoded part of the webhook's secret after `whsec_` and body is the raw request body. In the 24 \
+             hours after the secret is rotated there are two, space-separated, the new secret's first: accept the \
+             request when any one matches",
+            json!("v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+        ),
+        header(
+            "user-agent",
+            json!({ "type": "string" }),
+            "`ktasks/<version>`",
+            json!(concat!("ktasks/", env!("CARGO_PKG_VERSION"))),
+        ),
+    ]
+}
+
+pub(super) fn events() -> Vec<Event> {
+    let actor = json!({ "userId": UUID, "tokenId": TOKEN_ID });
+    let with = |mut data: Value, extra: Value| {
+        for (name, value) in extra.as_object().into_iter().flatten() {
+            data[name] = value.clone();
+        }
+        data["actor"] = actor.clone();
+        data
+    };
+    let task = || with(example_task(), json!({}));
+    let completed_task = {
+        let mut task = example_task();
+        task["statusId"] = json!("01a21edd-ac60-7a5d-9a8c-4c5d6e7f8091");
+        task["completedAt"] = json!(TIME);
+        with(task, json!({}))
+    };
+    vec![
+        Event {
+            kind: "task.created",
+            id: "taskCreatedEvent",
+            data: "TaskEventData",
+            example: task(),
+            summary: "A task was created",
+            description: "`data` is the task as the API returns it, and the `actor`.",
+        },
+        Event {
+            kind: "task.updated",
+            id: "taskUpdatedEvent",
+            data: "TaskEventData",
+            example: task(),
+            summary: "A task was changed",
+            description: "Any change to a task: a `PATCH` that changes something, an assignee or label added or \
+                          removed, a move of its parent to another project. Emitted before the change's specific \
+                          events (`task.completed`, `task.assignee_added`, ...), so a webhook subscribed to \
+                          `task.updated` alone hears of every change. `data` is the task after the change.",
+        },
+        Event {
+            kind: "task.deleted",
+            id: "taskDeletedEvent",
+            data: "TaskDeletedEventData",
+            example: with(json!({ "id": TASK_ID, "projectId": PROJECT_ID }), json!({})),
+            summary: "A task was deleted",
+            description: "Once for the task and once for each of its subtasks, deleted with it. `data` is only \
+                          the task's `id` and `projectId`.",
+        },
+        Event {
+            kind: "task.completed",
+            id: "taskCompletedEvent",
+            data: "TaskEventData",
+            example: completed_task,
+            summary: "A task was completed",
+            description: "The task's `completedAt` went from `null` to a time (it entered a `done` status). \
+                          `data` is the task.",
+        },
+        Event {
+            kind: "task.assignee_added",
+            id: "taskAssigneeAddedEvent",
+            data: "TaskAssigneeEventData",
+            example: with(example_task(), json!({ "assigneeId": UUID })),
+            summary: "A user was assigned to a task",
+            description: "By `PATCH` or `addTaskAssignee`. `data` is the task, with `assigneeId`.",
+        },
+        Event {
+            kind: "task.assignee_removed",
+            id: "taskAssigneeRemovedEvent",
+            data: "TaskAssigneeEventData",
+            example: with(
+                example_task(),
+                json!({ "assigneeId": "01a21edd-ae30-7f50-9b62-3d4e5f607182" }),
+            ),
+            summary: "A user was unassigned from a task",
+            description: "By `PATCH` or `removeTaskAssignee`. `data` is the task, with `assigneeId`.",
+        },
+        Event {
+            kind: "task.label_added",
+            id: "taskLabelAddedEvent",
+            data: "TaskLabelEventData",
+            example: with(example_task(), json!({ "labelId": LABEL_ID })),
+            summary: "A label was added to a task",
+            description: "By `PATCH` or `addTaskLabel`. `data` is the task, with `labelId`.",
+        },
+        Event {
+            kind: "task.label_removed",
+            id: "taskLabelRemovedEvent",
+            data: "TaskLabelEventData",
+            example: with(
+                example_task(),
+                json!({ "labelId": "01a21edd-ad10-7c2d-9f30-2c3d4e5f6071" }),
+            ),
+            summary: "A label was removed from a task",
+            description: "By `PATCH` or `removeTaskLabel`. `data` is the task, with `labelId`.",
+        },
+        Event {
+            kind: "project.created",
+            id: "projectCreatedEvent",
+            data: "ProjectEventData",
+            example: with(example_project(), json!({})),
+            summary: "A project was created",
+            description: "`data` is the project as the API returns it, and the `actor`.",
+        },
+        Event {
+            kind: "project.updated",
+            id: "projectUpdatedEvent",
+            data: "ProjectEventData",
+            example: with(example_project(), json!({})),
+            summary: "A project was changed",
+            description: "`data` is the project after the change.",
+        },
+        Event {
+            kind: "webhook.test",
+            id: "webhookTestEvent",
+            data: "WebhookTestEventData",
+            example: with(
+                json!({ "webhookId": WEBHOOK_ID, "message": "a test event from ktasks" }),
+                json!({}),
+            ),
+            summary: "A test",
+            description: "Sent by `testWebhook` (or the settings page's \"Send test\") to that webhook alone, \
+                          whatever its `events`.",
         },
     ]
 }

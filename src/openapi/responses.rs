@@ -64,13 +64,19 @@ pub(super) fn responses() -> Value {
             "plan_required", "API access requires a Pro or Team plan; this account is on the free plan", json!({})),
         "Forbidden": error_response(
             "`plan_required` (the token's user is on the free plan), `insufficient_scope` (a read-only token \
-             on a non-GET request) or `forbidden` (your role in the space only allows reading).",
+             on a non-GET request) or `forbidden` (your role in the space does not allow the change: a viewer \
+             writing, or a member or viewer managing webhooks).",
             "forbidden", "your role in this space (viewer) only allows reading", json!({})),
+        // For the reads that need a role in the space, not only membership (webhooks).
+        "ReadForbidden": error_response(
+            "`plan_required` (the token's user is on the free plan) or `forbidden` (you are a member of the \
+             space, but your role may not read this: webhooks are for the space's owners and admins).",
+            "forbidden", "webhooks are managed by the space's owners and admins; your role here is member", json!({})),
         "NotFound": error_response(
             "No such resource, or one in a space you are not a member of: the two are never told apart.",
             "not_found", "not found", json!({})),
         "Conflict": error_response("A uniqueness clash (the slug is taken), or a limit reached (a space already \
-            holds 1,000 labels, so a new label name is refused).", "conflict", "the slug \"acme\" is taken", json!({})),
+            holds 1,000 labels, so a new label name is refused, or 20 webhooks).", "conflict", "the slug \"acme\" is taken", json!({})),
         "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",
             "payload_too_large", "request body is larger than the limit of 1048576 bytes", json!({})),
         "RequestTimeout": {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ERROR_CODES, TIME};
+use super::{ERROR_CODES, TIME, WEBHOOK_EVENT_TYPES};
 use crate::store::projects::{Category, View};
 use crate::store::spaces::Role;
 use crate::store::tasks::Priority;
@@ -79,7 +79,7 @@ pub(super) fn object(required: &[&str], properties: Value) -> Value {
 
 pub(super) fn schemas() -> Value {
     let description = || json!({ "type": "string", "maxLength": MAX_DESCRIPTION_CHARS });
-    json!({
+    let mut schemas = json!({
         "Error": object(&["error", "code"], json!({
             "error": { "type": "string", "description": "what went wrong, for a person" },
             "code": one_of(ERROR_CODES),
@@ -123,16 +123,7 @@ pub(super) fn schemas() -> Value {
             "id": id("status id"), "name": { "type": "string" }, "category": one_of(Category::ALL),
             "position": { "type": "integer" }, "color": nullable(color()),
         })),
-        "Project": object(
-            &["id", "spaceId", "name", "slug", "description", "defaultView", "color", "statuses", "createdAt", "updatedAt"],
-            json!({
-                "id": id("project id"), "spaceId": id("space id"), "name": { "type": "string" }, "slug": slug(),
-                "description": nullable(json!({ "type": "string" })), "defaultView": reference("View"),
-                "color": nullable(color()),
-                "statuses": { "type": "array", "items": reference("Status"), "description": "in board order" },
-                "createdAt": timestamp(), "updatedAt": timestamp(),
-            }),
-        ),
+        "Project": project(),
         "NewProject": object(&["spaceId", "name", "slug"], json!({
             "spaceId": id("the space to create the project in"), "name": name(MAX_NAME_CHARS),
             "slug": { "type": "string", "pattern": "^[a-z0-9-]{3,50}$",
@@ -151,22 +142,7 @@ pub(super) fn schemas() -> Value {
         "Label": object(&["id", "spaceId", "name", "color"], json!({
             "id": id("label id"), "spaceId": id("space id"), "name": { "type": "string" }, "color": nullable(color()),
         })),
-        "Task": object(
-            &["id", "projectId", "statusId", "title", "description", "priority", "dueDate", "startDate", "position",
-              "parentId", "assignees", "labels", "completedAt", "createdBy", "createdAt", "updatedAt"],
-            json!({
-                "id": id("task id"), "projectId": id("project id"), "statusId": id("status id"),
-                "title": { "type": "string" }, "description": nullable(json!({ "type": "string" })),
-                "priority": reference("Priority"), "dueDate": nullable(date()), "startDate": nullable(date()),
-                "position": { "type": "number", "description": "order within the project; lists sort by position, then id" },
-                "parentId": nullable(id("parent task id")),
-                "assignees": { "type": "array", "items": id("user id") },
-                "labels": { "type": "array", "items": reference("LabelRef") },
-                "completedAt": nullable(json!({ "type": "string", "format": "date-time",
-                    "description": "set when the task enters a done status, cleared when it leaves" })),
-                "createdBy": id("user id"), "createdAt": timestamp(), "updatedAt": timestamp(),
-            }),
-        ),
+        "Task": task(),
         "NewTask": object(&["projectId", "title"], task_fields(true)),
         "TaskPatch": object(&[], task_fields(false)),
         "AssigneeBody": object(&["userId"], json!({ "userId": id("a member of the task's space") })),
@@ -191,7 +167,236 @@ pub(super) fn schemas() -> Value {
             },
             "description": "`labelId` and/or `name`: each names a label to remove",
         },
+    });
+    for (name, schema) in webhook_schemas().as_object().into_iter().flatten() {
+        schemas[name] = schema.clone();
+    }
+    schemas
+}
+
+/// Webhooks (docs/webhooks.md). A webhook's secret is only in the answers of the two operations
+/// that make one, so it has schemas of its own rather than an optional field.
+fn webhook_schemas() -> Value {
+    json!({
+        "WebhookEventType": one_of(WEBHOOK_EVENT_TYPES),
+        "Webhook": object(&WEBHOOK_FIELDS, webhook_fields()),
+        "WebhookWithSecret": webhook_with_secret(),
+        "NewWebhook": object(&["spaceId", "url", "events"], json!({
+            "spaceId": id("the space whose changes the webhook hears of"),
+            "url": webhook_url(),
+            "events": webhook_events(),
+            "description": nullable(webhook_description()),
+            "active": { "type": "boolean", "description": "`true` when not given; an inactive webhook records no events" },
+        })),
+        "WebhookPatch": object(&[], json!({
+            "url": webhook_url(),
+            "events": webhook_events(),
+            "description": nullable(webhook_description()),
+            "active": { "type": "boolean",
+                        "description": "`false` switches the webhook off; `true` switches it on, clears `disabledReason` \
+                                        and resumes its queued events" },
+        })),
+        "WebhookSecret": object(&["secret"], json!({ "secret": webhook_secret() })),
+        "WebhookTestEvent": object(&["eventId"], json!({
+            "eventId": id("the `webhook.test` event; its deliveries carry it as `webhook-id`"),
+        })),
+        "WebhookDelivery": object(
+            &["id", "eventId", "eventType", "attempt", "status", "responseStatus", "error", "durationMs", "createdAt",
+              "nextAttemptAt"],
+            json!({
+                "id": id("delivery attempt id"),
+                "eventId": id("the event, the `webhook-id` of its every attempt"),
+                "eventType": reference("WebhookEventType"),
+                "attempt": { "type": "integer", "minimum": 1, "description": "1 for the first attempt at this event" },
+                "status": { "type": "string", "enum": ["pending", "delivered", "failed"],
+                            "description": "`delivered`: the receiver answered 2xx; `pending`: this attempt failed and \
+                                            the next is due at `nextAttemptAt`; `failed`: this attempt failed and was \
+                                            the last" },
+                "responseStatus": nullable(json!({ "type": "integer",
+                    "description": "the receiver's HTTP status; `null` when there was no HTTP answer" })),
+                "error": nullable(json!({ "type": "string",
+                    "description": "why the attempt failed without an HTTP answer (timeout, refused connection, refused \
+                                    address), or the first 1 KiB of the body of a non-2xx answer" })),
+                "durationMs": nullable(json!({ "type": "integer", "minimum": 0,
+                    "description": "how long the attempt took, in milliseconds" })),
+                "createdAt": { "type": "string", "format": "date-time", "description": "when the attempt was made" },
+                "nextAttemptAt": nullable(json!({ "type": "string", "format": "date-time",
+                    "description": "when the next attempt is due (only while `pending`)" })),
+            }),
+        ),
+        "Actor": actor(),
+        // What a webhook receives: `WebhookEvent` is the envelope; each entry of the document's
+        // `webhooks` narrows its `type` and `data` to one of the `*EventData` below.
+        "WebhookEvent": object(&["type", "timestamp", "data"], json!({
+            "type": reference("WebhookEventType"),
+            "timestamp": { "type": "string", "format": "date-time",
+                           "description": "when the change was committed; the same on every retry" },
+            "data": { "type": "object", "required": ["actor"], "properties": { "actor": reference("Actor") },
+                      "description": "depends on `type`; always with the `actor` who made the change" },
+        })),
+        "TaskEventData": with_actor(task(), json!({})),
+        "TaskAssigneeEventData": with_actor(task(), json!({
+            "assigneeId": id("the user assigned or unassigned"),
+        })),
+        "TaskLabelEventData": with_actor(task(), json!({
+            "labelId": id("the label added or removed"),
+        })),
+        "TaskDeletedEventData": with_actor(object(&["id", "projectId"], json!({
+            "id": id("the deleted task"), "projectId": id("the project it was in"),
+        })), json!({})),
+        "ProjectEventData": with_actor(project(), json!({})),
+        "WebhookTestEventData": with_actor(object(&["webhookId", "message"], json!({
+            "webhookId": id("the webhook tested"), "message": { "type": "string", "description": "for a person" },
+        })), json!({})),
     })
+}
+
+fn project() -> Value {
+    object(
+        &[
+            "id",
+            "spaceId",
+            "name",
+            "slug",
+            "description",
+            "defaultView",
+            "color",
+            "statuses",
+            "createdAt",
+            "updatedAt",
+        ],
+        json!({
+            "id": id("project id"), "spaceId": id("space id"), "name": { "type": "string" }, "slug": slug(),
+            "description": nullable(json!({ "type": "string" })), "defaultView": reference("View"),
+            "color": nullable(color()),
+            "statuses": { "type": "array", "items": reference("Status"), "description": "in board order" },
+            "createdAt": timestamp(), "updatedAt": timestamp(),
+        }),
+    )
+}
+
+fn task() -> Value {
+    object(
+        &[
+            "id",
+            "projectId",
+            "statusId",
+            "title",
+            "description",
+            "priority",
+            "dueDate",
+            "startDate",
+            "position",
+            "parentId",
+            "assignees",
+            "labels",
+            "completedAt",
+            "createdBy",
+            "createdAt",
+            "updatedAt",
+        ],
+        json!({
+            "id": id("task id"), "projectId": id("project id"), "statusId": id("status id"),
+            "title": { "type": "string" }, "description": nullable(json!({ "type": "string" })),
+            "priority": reference("Priority"), "dueDate": nullable(date()), "startDate": nullable(date()),
+            "position": { "type": "number", "description": "order within the project; lists sort by position, then id" },
+            "parentId": nullable(id("parent task id")),
+            "assignees": { "type": "array", "items": id("user id") },
+            "labels": { "type": "array", "items": reference("LabelRef") },
+            "completedAt": nullable(json!({ "type": "string", "format": "date-time",
+                "description": "set when the task enters a done status, cleared when it leaves" })),
+            "createdBy": id("user id"), "createdAt": timestamp(), "updatedAt": timestamp(),
+        }),
+    )
+}
+
+/// The limits of a webhook's fields (docs/webhooks.md).
+const MAX_WEBHOOK_URL_CHARS: usize = 2000;
+const MAX_WEBHOOK_DESCRIPTION_CHARS: usize = 1000;
+
+const WEBHOOK_FIELDS: [&str; 9] = [
+    "id",
+    "spaceId",
+    "url",
+    "events",
+    "description",
+    "active",
+    "disabledReason",
+    "createdAt",
+    "updatedAt",
+];
+
+/// The webhook as created: `Webhook` and its `secret`.
+fn webhook_with_secret() -> Value {
+    let mut required = WEBHOOK_FIELDS.to_vec();
+    required.push("secret");
+    let mut fields = webhook_fields();
+    fields["secret"] = webhook_secret();
+    object(&required, fields)
+}
+
+fn webhook_fields() -> Value {
+    json!({
+        "id": id("webhook id"), "spaceId": id("space id"),
+        "url": { "type": "string", "format": "uri", "maxLength": MAX_WEBHOOK_URL_CHARS,
+                 "description": "where events are sent" },
+        "events": webhook_events(),
+        "description": nullable(webhook_description()),
+        "active": { "type": "boolean", "description": "only an active webhook records and sends events" },
+        "disabledReason": nullable(json!({ "type": "string",
+            "description": "why ktasks switched the webhook off (its endpoint failed for a whole retry schedule); \
+                            cleared by setting `active: true`" })),
+        "createdAt": timestamp(), "updatedAt": timestamp(),
+    })
+}
+
+/// A webhook's `url` as written: the rules it is checked by.
+fn webhook_url() -> Value {
+    json!({ "type": "string", "format": "uri", "maxLength": MAX_WEBHOOK_URL_CHARS,
+            "description": "an absolute `https://` URL (`http://` only when the server sets `webhooks.allow_http`), \
+                            without user name, password or fragment. Refused (400, field `url`) when its host is or \
+                            resolves to a loopback, private, link-local, CGNAT, multicast, broadcast, documentation or \
+                            unspecified address, unless the server sets `webhooks.allow_private_targets`" })
+}
+
+fn webhook_events() -> Value {
+    json!({ "type": "array", "minItems": 1,
+            "items": { "anyOf": [reference("WebhookEventType"), { "const": "*", "description": "every event type" }] },
+            "description": "the event types to send, or `[\"*\"]` for all of them; a repeated entry is kept once" })
+}
+
+fn webhook_description() -> Value {
+    json!({ "type": "string", "maxLength": MAX_WEBHOOK_DESCRIPTION_CHARS })
+}
+
+fn webhook_secret() -> Value {
+    json!({ "type": "string", "pattern": "^whsec_[A-Za-z0-9+/]{43}=$",
+            "description": "`whsec_` and the base64 of 32 random bytes, the key of the deliveries' signatures. \
+                            Shown only here: ktasks never returns or logs it again" })
+}
+
+fn actor() -> Value {
+    let mut actor = object(
+        &["userId", "tokenId"],
+        json!({
+            "userId": id("the user who made the change"),
+            "tokenId": nullable(id("the API token it was made with; `null` for the web page and the command line")),
+        }),
+    );
+    actor["description"] = json!("who made the change");
+    actor
+}
+
+/// An event's `data`: `schema` (an object) with `extra` properties and the `actor`, all required.
+fn with_actor(schema: Value, extra: Value) -> Value {
+    let mut schema = schema;
+    let mut extra = extra;
+    extra["actor"] = reference("Actor");
+    for (name, property) in extra.as_object().into_iter().flatten() {
+        schema["properties"][name] = property.clone();
+        schema["required"].as_array_mut().unwrap().push(json!(name));
+    }
+    schema
 }
 
 /// The writable fields of a task; `for_create` drops `null` from the non-nullable ones' types.
