@@ -157,3 +157,58 @@ CREATE TRIGGER users_deleted AFTER DELETE ON users
 BEGIN
     UPDATE auth_epoch SET value = value + 1;
 END;
+
+-- Version 4: webhooks (SPEC section 9, docs/webhooks.md).
+CREATE TABLE webhooks (
+    id              TEXT PRIMARY KEY,
+    space_id        TEXT NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+    url             TEXT NOT NULL,
+    -- Event types joined by commas ("*" for all); none contains a comma.
+    events          TEXT NOT NULL,
+    description     TEXT,
+    active          INTEGER NOT NULL CHECK (active IN (0, 1)),
+    disabled_reason TEXT,
+    -- It must be kept to sign; it is never returned after the response that created it.
+    secret          TEXT NOT NULL,
+    -- After a rotation, deliveries are signed with the old secret too until it expires.
+    old_secret      TEXT,
+    old_secret_until TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX webhooks_by_space ON webhooks (space_id, id);
+
+-- The outbox: one row per event and subscribed webhook, written in the transaction of the change
+-- that caused it. Its id is the `webhook-id` header, the same on every retry.
+CREATE TABLE webhook_events (
+    id              TEXT PRIMARY KEY,
+    webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    type            TEXT NOT NULL,
+    -- The request body, exactly as signed and sent on every attempt.
+    payload         TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    -- Unix milliseconds; meaningful while pending.
+    next_attempt_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_events_by_webhook ON webhook_events (webhook_id, status);
+CREATE INDEX webhook_events_by_age ON webhook_events (created_at);
+
+-- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days.
+CREATE TABLE webhook_attempts (
+    id              TEXT PRIMARY KEY,
+    webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    response_status INTEGER,
+    error           TEXT,
+    duration_ms     INTEGER,
+    created_at      TEXT NOT NULL,
+    next_attempt_at TEXT
+) STRICT;
+CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);
+CREATE INDEX webhook_attempts_by_age ON webhook_attempts (created_at);

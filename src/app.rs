@@ -79,6 +79,8 @@ pub struct App {
     pub login_throttle: crate::web::LoginThrottle,
     /// Tokens minted on the settings page, waiting for the page view that shows them once.
     pub new_tokens: crate::web::NewTokens,
+    /// Webhook deliveries by outcome and the queue depth (`webhooks::Dispatcher`).
+    pub webhook_stats: crate::webhooks::Stats,
     /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
     proxied: Arc<crate::net::ClientCounts>,
     pub config: Config,
@@ -152,7 +154,7 @@ impl App {
             )
         });
         let body_limits = crate::body::BodyLimits::from_config(&config);
-        let site = Site::new(config.server.public_url.clone());
+        let site = Site::new(&config);
         App {
             store,
             token_cache: auth::TokenCache::default(),
@@ -160,6 +162,7 @@ impl App {
             failed_auth,
             login_throttle: crate::web::LoginThrottle::default(),
             new_tokens: crate::web::NewTokens::default(),
+            webhook_stats: crate::webhooks::Stats::default(),
             proxied: Arc::default(),
             config,
             openapi,
@@ -430,11 +433,19 @@ impl App {
 /// store reaches them only as the request's `Snapshot` or `Writes`.)
 pub struct Site {
     public_url: Option<String>,
+    /// Where webhooks may point (`webhooks.allow_http`, `webhooks.allow_private_targets`).
+    pub webhook_targets: crate::webhooks::target::Rules,
 }
 
 impl Site {
-    pub fn new(public_url: Option<String>) -> Site {
-        Site { public_url }
+    pub fn new(config: &Config) -> Site {
+        Site {
+            public_url: config.server.public_url.clone(),
+            webhook_targets: crate::webhooks::target::Rules {
+                allow_http: config.webhooks.allow_http,
+                allow_private: config.webhooks.allow_private_targets,
+            },
+        }
     }
 
     /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the

@@ -18,6 +18,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub log: LogConfig,
     pub tokens: TokensConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +99,36 @@ impl Default for TokensConfig {
     fn default() -> TokensConfig {
         TokensConfig {
             max_active_per_user: 50,
+        }
+    }
+}
+
+/// Webhook delivery (docs/webhooks.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub allow_http: bool,
+    pub allow_private_targets: bool,
+    pub timeout_secs: u64,
+    /// Seconds from a failed attempt to the next; one attempt more than entries in all.
+    pub retry_schedule_secs: Vec<u64>,
+    pub max_concurrent_deliveries: usize,
+    pub max_concurrent_per_endpoint: usize,
+    /// False: events are recorded but not sent.
+    pub deliver: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> WebhooksConfig {
+        WebhooksConfig {
+            allow_http: false,
+            allow_private_targets: false,
+            timeout_secs: 10,
+            // Svix's schedule: eight attempts over about 27.6 hours.
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            max_concurrent_deliveries: 16,
+            max_concurrent_per_endpoint: 4,
+            deliver: true,
         }
     }
 }
@@ -224,6 +255,28 @@ impl Config {
         if timeouts.contains(&0) {
             return Err("server timeouts must be at least 1 second".into());
         }
+        let webhooks = &self.webhooks;
+        if webhooks.timeout_secs == 0 || webhooks.timeout_secs > 300 {
+            return Err("webhooks.timeout_secs must be 1 to 300".into());
+        }
+        if webhooks.retry_schedule_secs.len() > 50
+            || webhooks
+                .retry_schedule_secs
+                .iter()
+                .any(|&secs| secs > 7 * 86_400)
+        {
+            return Err(
+                "webhooks.retry_schedule_secs holds at most 50 delays of at most a week each"
+                    .into(),
+            );
+        }
+        if webhooks.max_concurrent_deliveries == 0 || webhooks.max_concurrent_per_endpoint == 0 {
+            return Err(
+                "webhooks.max_concurrent_deliveries and max_concurrent_per_endpoint must be at \
+                 least 1"
+                    .into(),
+            );
+        }
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -283,6 +336,9 @@ mod tests {
         assert!(Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").is_err());
         assert!(Config::parse("[tokens]\nmax_active_per_user = 0").is_err());
         assert!(Config::parse("[server]\nbody_read_timeout_secs = 18446744073709551615").is_err());
+        assert!(Config::parse("[webhooks]\ntimeout_secs = 0").is_err());
+        assert!(Config::parse("[webhooks]\nmax_concurrent_per_endpoint = 0").is_err());
+        assert!(Config::parse("[webhooks]\nretry_schedule_secs = [1, 999999999]").is_err());
     }
 
     #[test]

@@ -126,6 +126,18 @@ impl Body {
             .transpose()
     }
 
+    /// A boolean; absent is `None`, `null` is refused (nothing to clear).
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, Error> {
+        match self.fields.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(*value)),
+            Some(_) => Err(Error::validation(
+                name,
+                format!("`{name}` must be true or false"),
+            )),
+        }
+    }
+
     pub fn optional_number(&self, name: &str) -> Result<Option<f64>, Error> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -142,6 +154,18 @@ impl Body {
                 format!("`{name}` must be a number"),
             )),
         }
+    }
+
+    /// For a non-nullable array in a PATCH: absent = unchanged, `null` is refused.
+    pub fn patch_required_array(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<String>>, Error> {
+        if let Some(Value::Null) = self.fields.get(name) {
+            return Err(Error::validation(name, format!("`{name}` cannot be null")));
+        }
+        self.optional_string_array(name, max)
     }
 
     /// An array of at most `max` strings; absent and `null` are `None`. The length is checked

@@ -60,6 +60,7 @@ pub mod time;
 pub mod token;
 pub mod validate;
 pub mod web;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fuzz_tests;

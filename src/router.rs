@@ -25,6 +25,14 @@
 //! POST   /api/tasks/:id/labels        -- add a label by id or name (idempotent)
 //! DELETE /api/tasks/:id/labels        -- remove a label (idempotent)
 //! GET    /api/labels?spaceId=         -- the labels of a space
+//! GET    /api/webhooks?spaceId=       -- the webhooks of a space (owner and admin only)
+//! POST   /api/webhooks                -- create a webhook (its secret is in this answer only)
+//! GET    /api/webhooks/:id            -- one webhook
+//! PATCH  /api/webhooks/:id            -- change a webhook
+//! DELETE /api/webhooks/:id            -- delete a webhook and its undelivered events
+//! POST   /api/webhooks/:id/rotate-secret -- a new secret; the old one signs too for 24 hours
+//! POST   /api/webhooks/:id/test       -- send a `webhook.test` event (202)
+//! GET    /api/webhooks/:id/deliveries -- delivery attempts, newest first
 //! ```
 //!
 //! The web settings pages (`web/`) are routed here too, listed in `WEB_ENDPOINTS`:
@@ -84,6 +92,9 @@ pub enum ReadRoute {
     ListTasks,
     GetTask(String),
     ListLabels,
+    ListWebhooks,
+    GetWebhook(String),
+    ListWebhookDeliveries(String),
 }
 
 /// The API's changes.
@@ -99,6 +110,11 @@ pub enum WriteRoute {
     RemoveAssignee(String),
     AddLabel(String),
     RemoveLabel(String),
+    CreateWebhook,
+    UpdateWebhook(String),
+    DeleteWebhook(String),
+    RotateWebhookSecret(String),
+    TestWebhook(String),
 }
 
 /// The settings pages: session cookies and HTML.
@@ -131,6 +147,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/api/tasks/:id/assignees", "POST, DELETE"),
     ("/api/tasks/:id/labels", "POST, DELETE"),
     ("/api/labels", "GET"),
+    ("/api/webhooks", "GET, POST"),
+    ("/api/webhooks/:id", "GET, PATCH, DELETE"),
+    ("/api/webhooks/:id/rotate-secret", "POST"),
+    ("/api/webhooks/:id/test", "POST"),
+    ("/api/webhooks/:id/deliveries", "GET"),
 ];
 
 /// The web pages' patterns, apart from the API's: they are HTML, not in the OpenAPI document.
@@ -167,6 +188,9 @@ impl Route {
                 ListTasks => "/api/tasks",
                 GetTask(_) => "/api/tasks/:id",
                 ListLabels => "/api/labels",
+                ListWebhooks => "/api/webhooks",
+                GetWebhook(_) => "/api/webhooks/:id",
+                ListWebhookDeliveries(_) => "/api/webhooks/:id/deliveries",
             },
             Route::Api(ApiRoute::Write(route)) => match route {
                 CreateSpace => "/api/spaces",
@@ -176,6 +200,10 @@ impl Route {
                 UpdateTask(_) | DeleteTask(_) => "/api/tasks/:id",
                 AddAssignee(_) | RemoveAssignee(_) => "/api/tasks/:id/assignees",
                 AddLabel(_) | RemoveLabel(_) => "/api/tasks/:id/labels",
+                CreateWebhook => "/api/webhooks",
+                UpdateWebhook(_) | DeleteWebhook(_) => "/api/webhooks/:id",
+                RotateWebhookSecret(_) => "/api/webhooks/:id/rotate-secret",
+                TestWebhook(_) => "/api/webhooks/:id/test",
             },
             Route::Web(route) => match route {
                 LoginPage | Login => "/login",
@@ -196,7 +224,10 @@ impl Route {
         use WriteRoute::*;
         match self {
             Route::Public(_) | Route::Api(ApiRoute::Read(_)) => false,
-            Route::Api(ApiRoute::Write(route)) => !matches!(route, DeleteTask(_)),
+            Route::Api(ApiRoute::Write(route)) => !matches!(
+                route,
+                DeleteTask(_) | DeleteWebhook(_) | RotateWebhookSecret(_) | TestWebhook(_)
+            ),
             Route::Web(route) => {
                 matches!(route, Login | Logout | CreateTokenForm | RevokeTokenForm(_))
             }
@@ -301,6 +332,37 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
         (["api", "labels"], m) => (
             "/api/labels",
             (m == Method::GET).then_some(Route::Api(ApiRoute::Read(ListLabels))),
+        ),
+        (["api", "webhooks"], m) => (
+            "/api/webhooks",
+            match *m {
+                Method::GET => Some(Route::Api(ApiRoute::Read(ListWebhooks))),
+                Method::POST => Some(Route::Api(ApiRoute::Write(CreateWebhook))),
+                _ => None,
+            },
+        ),
+        (["api", "webhooks", webhook], m) => (
+            "/api/webhooks/:id",
+            match *m {
+                Method::GET => Some(Route::Api(ApiRoute::Read(GetWebhook(id(webhook))))),
+                Method::PATCH => Some(Route::Api(ApiRoute::Write(UpdateWebhook(id(webhook))))),
+                Method::DELETE => Some(Route::Api(ApiRoute::Write(DeleteWebhook(id(webhook))))),
+                _ => None,
+            },
+        ),
+        (["api", "webhooks", webhook, "rotate-secret"], m) => (
+            "/api/webhooks/:id/rotate-secret",
+            (m == Method::POST)
+                .then(|| Route::Api(ApiRoute::Write(RotateWebhookSecret(id(webhook))))),
+        ),
+        (["api", "webhooks", webhook, "test"], m) => (
+            "/api/webhooks/:id/test",
+            (m == Method::POST).then(|| Route::Api(ApiRoute::Write(TestWebhook(id(webhook))))),
+        ),
+        (["api", "webhooks", webhook, "deliveries"], m) => (
+            "/api/webhooks/:id/deliveries",
+            (m == Method::GET)
+                .then(|| Route::Api(ApiRoute::Read(ListWebhookDeliveries(id(webhook))))),
         ),
         (["login"], m) => (
             "/login",

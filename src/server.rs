@@ -43,6 +43,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     // closed, so refusing cannot itself use up file descriptors.
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
+    let dispatcher = crate::webhooks::Dispatcher::start(Arc::clone(&app));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -103,6 +104,8 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     {
         crate::log_warn!("grace period over; closing the remaining connections");
     }
+    // Undelivered events stay pending for the next start.
+    let _ = tokio::task::spawn_blocking(move || dispatcher.stop()).await;
     let store_app = Arc::clone(&app);
     match tokio::task::spawn_blocking(move || store_app.store.checkpoint()).await {
         Ok(Ok(())) => {}

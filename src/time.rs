@@ -14,6 +14,28 @@ pub fn now() -> String {
     format_timestamp(OffsetDateTime::now_utc())
 }
 
+/// The clock as Unix milliseconds (webhook retry times).
+pub fn now_unix_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds as a timestamp; out of `time`'s range, the nearest end of it.
+pub fn from_unix_ms(ms: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(
+        if ms < 0 {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            time::macros::datetime!(9999-12-31 23:59:59.999 UTC)
+        },
+    );
+    format_timestamp(at)
+}
+
+/// `now` plus seconds.
+pub fn secs_from_now(secs: i64) -> String {
+    format_timestamp(OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+}
+
 /// `now` plus whole days, for token expiry.
 pub fn days_from_now(days: u32) -> String {
     format_timestamp(OffsetDateTime::now_utc() + time::Duration::days(days.into()))

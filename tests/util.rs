@@ -509,6 +509,12 @@ pub struct Team {
 
 impl Team {
     pub fn new() -> Team {
+        Team::with_webhooks("")
+    }
+
+    /// A team whose server sends webhooks to 127.0.0.1 over plain http (the tests' receivers),
+    /// with further `[webhooks]` settings (`key = value` lines).
+    pub fn with_webhooks(settings: &str) -> Team {
         let env = Env::new();
         let owner_id = env.user("owner@example.com", "team");
         let member_id = env.user("member@example.com", "pro");
@@ -518,7 +524,10 @@ impl Team {
         let member = env.token("member@example.com", &[]);
         let viewer = env.token("viewer@example.com", &[]);
         let outsider = env.token("outsider@example.com", &[]);
-        let server = env.serve_with_config("[rate_limit]\nrequests_per_minute = 100000\n");
+        let server = env.serve_with_config(&format!(
+            "[rate_limit]\nrequests_per_minute = 100000\n\
+             [webhooks]\nallow_http = true\nallow_private_targets = true\n{settings}"
+        ));
         let space = server.create(
             "/api/spaces",
             &owner,

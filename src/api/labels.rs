@@ -14,5 +14,12 @@ pub fn list(
     principal: &Principal,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
-    super::list_in_space(site, snapshot, principal, request, labels::list_labels)
+    super::list_in_space(
+        site,
+        snapshot,
+        principal,
+        request,
+        super::any_role,
+        labels::list_labels,
+    )
 }

@@ -10,10 +10,14 @@ mod labels;
 mod me;
 mod projects;
 mod spaces;
+mod task_events;
 mod task_json;
 mod task_patch;
 mod task_relations;
 mod tasks;
+mod webhooks;
+
+pub use webhooks::MAX_DESCRIPTION_CHARS as MAX_WEBHOOK_DESCRIPTION_CHARS;
 
 use hyper::header::LINK;
 use rusqlite::Connection;
@@ -47,6 +51,11 @@ pub fn dispatch_read(
         ReadRoute::ListTasks => tasks::list(site, snapshot, principal, request),
         ReadRoute::GetTask(id) => tasks::get(snapshot, principal, request, id),
         ReadRoute::ListLabels => labels::list(site, snapshot, principal, request),
+        ReadRoute::ListWebhooks => webhooks::list(site, snapshot, principal, request),
+        ReadRoute::GetWebhook(id) => webhooks::get(snapshot, principal, request, id),
+        ReadRoute::ListWebhookDeliveries(id) => {
+            webhooks::deliveries(site, snapshot, principal, request, id)
+        }
     }
 }
 
@@ -72,6 +81,13 @@ pub fn dispatch_write(
         }
         WriteRoute::AddLabel(id) => task_relations::add_label(writes, principal, request, id),
         WriteRoute::RemoveLabel(id) => task_relations::remove_label(writes, principal, request, id),
+        WriteRoute::CreateWebhook => webhooks::create(site, writes, principal, request),
+        WriteRoute::UpdateWebhook(id) => webhooks::update(site, writes, principal, request, id),
+        WriteRoute::DeleteWebhook(id) => webhooks::delete(writes, principal, request, id),
+        WriteRoute::RotateWebhookSecret(id) => {
+            webhooks::rotate_secret(writes, principal, request, id)
+        }
+        WriteRoute::TestWebhook(id) => webhooks::test(writes, principal, request, id),
     }
 }
 
@@ -103,6 +119,19 @@ fn visible_space(conn: &Connection, principal: &Principal, space_id: &str) -> Re
     find_space_for_user(conn, space_id, &principal.user.id)?.ok_or(Error::NotFound)
 }
 
+/// The webhooks of `space_id` that hear about this write, with the caller as the events' actor.
+fn outbox(
+    tx: &crate::store::Tx<'_>,
+    space_id: &str,
+    principal: &Principal,
+) -> Result<crate::store::webhooks::Outbox, Error> {
+    let actor = crate::store::webhooks::Actor {
+        user_id: &principal.user.id,
+        token_id: Some(&principal.token.id),
+    };
+    crate::store::webhooks::Outbox::open(tx, space_id, &actor)
+}
+
 /// The fields spaces and projects share on creation, validated.
 struct Named {
     name: String,
@@ -130,13 +159,15 @@ fn named_fields(body: &Body) -> Result<Named, Error> {
     })
 }
 
-/// `GET ?spaceId=` lists of a space's rows in id order (projects, labels): 404 unless the caller
-/// is a member, then one page from `fetch(conn, space_id, after, limit)`.
+/// `GET ?spaceId=` lists of a space's rows in id order (projects, labels, webhooks): 404 unless
+/// the caller is a member, `allowed`'s error unless its role may see them, then one page from
+/// `fetch(conn, space_id, after, limit)`.
 fn list_in_space<T: serde::Serialize + HasId>(
     site: &Site,
     snapshot: &Snapshot<'_>,
     principal: &Principal,
     request: &ApiRequest,
+    allowed: fn(Role) -> Result<(), Error>,
     fetch: impl FnOnce(&Connection, &str, Option<&str>, usize) -> crate::store::Result<Vec<T>>,
 ) -> Result<Reply, Error> {
     let query = query(request, &["spaceId", "limit", "cursor"])?;
@@ -144,7 +175,7 @@ fn list_in_space<T: serde::Serialize + HasId>(
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = snapshot.read(|conn| {
-        visible_space(conn, principal, space_id)?;
+        allowed(visible_space(conn, principal, space_id)?.role)?;
         fetch(conn, space_id, after.as_deref(), limit + 1)
     })?;
     Ok(page(
@@ -167,6 +198,17 @@ impl HasId for crate::store::projects::Project {
     fn id(&self) -> &str {
         &self.id
     }
+}
+
+impl HasId for crate::store::webhooks::Webhook {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Every member may see it (`list_in_space`).
+fn any_role(_: Role) -> Result<(), Error> {
+    Ok(())
 }
 
 impl HasId for crate::store::labels::Label {

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::json::Body;
 use crate::reply::Reply;
 use crate::store::projects::{self, NewProject, ProjectChanges, View};
+use crate::store::webhooks::EventType;
 use crate::store::{Snapshot, Writes};
 use crate::validate;
 
@@ -25,7 +26,14 @@ pub fn list(
     principal: &Principal,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
-    super::list_in_space(site, snapshot, principal, request, projects::list_projects)
+    super::list_in_space(
+        site,
+        snapshot,
+        principal,
+        request,
+        super::any_role,
+        projects::list_projects,
+    )
 }
 
 /// POST: needs role owner, admin or member in the space.
@@ -53,7 +61,13 @@ pub fn create(
     let project = writes.write(|tx| {
         let space = super::visible_space(tx, principal, &new.space_id)?;
         super::require_write(space.role)?;
-        projects::create_project(tx, &new)
+        let project = projects::create_project(tx, &new)?;
+        super::outbox(tx, &new.space_id, principal)?.emit_value(
+            tx,
+            EventType::ProjectCreated,
+            &project,
+        )?;
+        Ok(project)
     })?;
     let location = format!(
         "{}/api/projects/{}",
@@ -103,10 +117,20 @@ pub fn update(
         color: body.checked_patch_string("color", validate::color)?,
     };
     let project = writes.write(|tx| {
-        let (_, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
+        let (before, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
-        projects::update_project(tx, project_id, &changes)
+        let after = projects::update_project(tx, project_id, &changes)?;
+        let outbox = super::outbox(tx, &after.space_id, principal)?;
+        let unchanged = || {
+            let mut before = before.clone();
+            before.updated_at.clone_from(&after.updated_at);
+            serde_json::to_value(&before).ok() == serde_json::to_value(&after).ok()
+        };
+        if outbox.wants(EventType::ProjectUpdated) && !unchanged() {
+            outbox.emit_value(tx, EventType::ProjectUpdated, &after)?;
+        }
+        Ok(after)
     })?;
     Ok(Reply::ok(&project))
 }

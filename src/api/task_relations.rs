@@ -171,7 +171,10 @@ fn change_task(
         super::require_write(visible.role)?;
         if change(tx, &visible)? {
             tasks::touch_task(tx, task_id)?;
-            return reload(tx, principal, task_id);
+            let after = reload(tx, principal, task_id)?;
+            let outbox = super::outbox(tx, &visible.space_id, principal)?;
+            super::task_events::changed(tx, &outbox, &visible.task, &after)?;
+            return Ok(after);
         }
         Ok(visible.task)
     })?;

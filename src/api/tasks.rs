@@ -8,8 +8,8 @@
 
 use hyper::StatusCode;
 
-use super::task_json;
 use super::task_patch::{TaskPatch, merge, place};
+use super::{task_events, task_json};
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
 use crate::error::Error;
@@ -21,6 +21,7 @@ use crate::store::labels::{self, LabelRef};
 use crate::store::projects::{self, Category};
 use crate::store::spaces;
 use crate::store::tasks::{self, NewTask, Priority, Task, TaskFilter, VisibleTask};
+use crate::store::webhooks::EventType;
 use crate::store::{Snapshot, Writes};
 use crate::validate;
 
@@ -238,7 +239,10 @@ pub fn create(
             labels,
             created_by: principal.user.id.clone(),
         };
-        tasks::create_task(tx, &new, category)
+        let task = tasks::create_task(tx, &new, category)?;
+        let outbox = super::outbox(tx, &space_id, principal)?;
+        task_events::emit(tx, &outbox, EventType::TaskCreated, &task, None)?;
+        Ok(task)
     })?;
     let location = format!("{}/api/tasks/{}", site.base_url(&request.headers), task.id);
     Ok(task_reply(StatusCode::CREATED, &task).with_header(hyper::header::LOCATION, &location))
@@ -301,7 +305,16 @@ pub fn update(
                 .collect();
             tasks::set_labels(tx, &task.id, &label_ids)?;
         }
-        reload(tx, principal, &task.id)
+        let after = reload(tx, principal, &task.id)?;
+        let outbox = super::outbox(tx, &space_id, principal)?;
+        task_events::changed(tx, &outbox, &task, &after)?;
+        if placement.moved && outbox.wants(EventType::TaskUpdated) {
+            for subtask in tasks::descendants(tx, &task.id)? {
+                let subtask = reload(tx, principal, &subtask)?;
+                task_events::emit(tx, &outbox, EventType::TaskUpdated, &subtask, None)?;
+            }
+        }
+        Ok(after)
     })?;
     Ok(task_reply(StatusCode::OK, &task))
 }
@@ -317,7 +330,17 @@ pub fn delete(
     writes.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
         super::require_write(visible.role)?;
-        tasks::delete_task(tx, task_id)
+        let outbox = super::outbox(tx, &visible.space_id, principal)?;
+        let mut gone = Vec::new();
+        if outbox.wants(EventType::TaskDeleted) {
+            let project_id = &visible.task.project_id;
+            gone.push((visible.task.id.clone(), project_id.clone()));
+            for subtask in tasks::descendants(tx, task_id)? {
+                gone.push((subtask, project_id.clone()));
+            }
+        }
+        tasks::delete_task(tx, task_id)?;
+        task_events::deleted(tx, &outbox, &gone)
     })?;
     Ok(Reply::no_content())
 }

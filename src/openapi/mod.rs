@@ -41,20 +41,8 @@ pub const ERROR_CODES: &[&str] = &[
     "internal",
 ];
 
-/// Every event type a webhook can be sent (docs/webhooks.md), in the order the docs list them.
-pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
-    "task.created",
-    "task.updated",
-    "task.deleted",
-    "task.completed",
-    "task.assignee_added",
-    "task.assignee_removed",
-    "task.label_added",
-    "task.label_removed",
-    "project.created",
-    "project.updated",
-    "webhook.test",
-];
+/// Every event type a webhook can be sent (docs/webhooks.md), from the store's enum.
+pub const WEBHOOK_EVENT_TYPES: &[&str] = crate::store::webhooks::EventType::ALL;
 
 const UUID: &str = "01a21edd-ac5f-72f8-b787-6977a0249d57";
 const SPACE_ID: &str = "01a21edd-ac5f-72f8-b787-6978fc0828c8";

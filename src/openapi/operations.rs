@@ -498,11 +498,12 @@ pub(super) fn operations() -> Vec<Operation> {
             method: "post", path: "/api/webhooks/{id}/test", id: "testWebhook", tag: "Webhooks", auth: true,
             summary: "Send a test event",
             description: "Queues a `webhook.test` event for this webhook alone, whatever its `events`, and answers \
-                          with the event's id: its attempts show in `listWebhookDeliveries`. No body. Owners and \
-                          admins of the space only: members and viewers get 403 `forbidden`, anyone else 404.",
+                          with the event's id: its attempts show in `listWebhookDeliveries`. No body. A webhook \
+                          that is switched off (`active: false`) is 409 `conflict`. Owners and admins of the space \
+                          only: members and viewers get 403 `forbidden`, anyone else 404.",
             parameters: vec![path_id(WEBHOOK_ID)], body: None,
             success: ("202", ok("The event is queued.", reference("WebhookTestEvent"), json!({ "eventId": EVENT_ID }))),
-            errors: &["400", "403", "404"],
+            errors: &["400", "403", "404", "409"],
         },
         Operation {
             method: "get", path: "/api/webhooks/{id}/deliveries", id: "listWebhookDeliveries", tag: "Webhooks", auth: true,

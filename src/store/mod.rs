@@ -36,6 +36,7 @@ pub mod spaces;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 mod write;
 
 use std::ops::Deref;
@@ -74,11 +75,23 @@ pub struct Store {
     /// Writers between "I want the writer" and "I have it": while there are any, the holder leaves
     /// the transaction open for them instead of committing.
     waiting: AtomicUsize,
+    /// Woken after a commit that recorded webhook events (`Tx::note_events`): the dispatcher waits
+    /// on it, so an event is sent as soon as it is durable and never before.
+    events_committed: tokio::sync::Notify,
 }
 
 /// The writer connection inside a write transaction: what store functions that change data take.
 pub struct Tx<'c> {
     conn: &'c Connection,
+    /// Set when the write recorded webhook events; its batch's commit then wakes the dispatcher.
+    events: &'c std::sync::atomic::AtomicBool,
+}
+
+impl Tx<'_> {
+    pub(crate) fn note_events(&self) {
+        self.events
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Deref for Tx<'_> {
@@ -111,6 +124,16 @@ impl Store {
         // VACUUM INTO reads inside one transaction, so the copy is one consistent snapshot.
         conn.execute("VACUUM INTO ?1", [destination])?;
         Ok(())
+    }
+
+    /// Resolves after a commit that recorded webhook events (one permit is kept if nobody waits).
+    pub async fn events_committed(&self) {
+        self.events_committed.notified().await;
+    }
+
+    /// Wakes `events_committed` (a delivery finished: a slot for the next event is free).
+    pub fn wake_dispatcher(&self) {
+        self.events_committed.notify_one();
     }
 
     /// Folds the WAL back into the main file; called on graceful shutdown.

@@ -89,6 +89,8 @@ pub(super) struct Batch {
     done: tokio::sync::Notify,
     /// A savepoint statement failed: the transaction's state is unknown, so roll it all back.
     broken: std::sync::atomic::AtomicBool,
+    /// A job recorded webhook events: the commit wakes the dispatcher.
+    events: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -128,7 +130,12 @@ impl Store {
 
         let ran = match run(&writer.conn, "SAVEPOINT job") {
             Ok(()) => {
-                let ran = catch_unwind(AssertUnwindSafe(|| f(&Tx { conn: &writer.conn })));
+                let ran = catch_unwind(AssertUnwindSafe(|| {
+                    f(&Tx {
+                        conn: &writer.conn,
+                        events: &batch.events,
+                    })
+                }));
                 let end = if matches!(ran, Ok(Ok(_))) {
                     run(&writer.conn, "RELEASE job")
                 } else {
@@ -171,6 +178,9 @@ impl Store {
                 let _ = run(&writer.conn, "ROLLBACK");
             }
             writer.batch = None;
+            if outcome.is_ok() && batch.events.load(Ordering::Relaxed) {
+                self.events_committed.notify_one();
+            }
             let _ = batch.outcome.set(outcome);
             self.committed.notify_all();
             batch.done.notify_waiters();

@@ -1,0 +1,135 @@
+//! The webhook events of task changes (docs/webhooks.md, "Events"), recorded in the write's own
+//! transaction through the space's `Outbox`. Nothing is serialized unless a webhook of the space
+//! subscribes to the event, so a space without webhooks pays one indexed lookup per write.
+
+use super::task_json;
+use crate::error::Error;
+use crate::store::Tx;
+use crate::store::tasks::Task;
+use crate::store::webhooks::{EventType, Outbox};
+
+/// `event` with the task as its data, plus `extra` (`"assigneeId"` or `"labelId"` and its value).
+pub(super) fn emit(
+    tx: &Tx<'_>,
+    outbox: &Outbox,
+    event: EventType,
+    task: &Task,
+    extra: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    if !outbox.wants(event) {
+        return Ok(());
+    }
+    let mut data = Vec::with_capacity(1024);
+    task_json::write_task(task, &mut data);
+    if let Some((name, value)) = extra {
+        data.pop(); // the object's closing brace
+        data.push(b',');
+        crate::json::push_str(&mut data, name);
+        data.push(b':');
+        crate::json::push_str(&mut data, value);
+        data.push(b'}');
+    }
+    outbox.emit(tx, event, &data)
+}
+
+/// The events of `before` becoming `after`: none when nothing but `updatedAt` differs; else
+/// `task.updated`, then `task.completed` when it became completed, then one event per assignee
+/// and label added or removed.
+pub(super) fn changed(
+    tx: &Tx<'_>,
+    outbox: &Outbox,
+    before: &Task,
+    after: &Task,
+) -> Result<(), Error> {
+    if !outbox.wants(EventType::TaskUpdated)
+        && !outbox.wants(EventType::TaskCompleted)
+        && !outbox.wants(EventType::TaskAssigneeAdded)
+        && !outbox.wants(EventType::TaskAssigneeRemoved)
+        && !outbox.wants(EventType::TaskLabelAdded)
+        && !outbox.wants(EventType::TaskLabelRemoved)
+    {
+        return Ok(());
+    }
+    if !differs(before, after) {
+        return Ok(());
+    }
+    emit(tx, outbox, EventType::TaskUpdated, after, None)?;
+    if before.completed_at.is_none() && after.completed_at.is_some() {
+        emit(tx, outbox, EventType::TaskCompleted, after, None)?;
+    }
+    for user in after
+        .assignees
+        .iter()
+        .filter(|u| !before.assignees.contains(u))
+    {
+        emit(
+            tx,
+            outbox,
+            EventType::TaskAssigneeAdded,
+            after,
+            Some(("assigneeId", user)),
+        )?;
+    }
+    for user in before
+        .assignees
+        .iter()
+        .filter(|u| !after.assignees.contains(u))
+    {
+        emit(
+            tx,
+            outbox,
+            EventType::TaskAssigneeRemoved,
+            after,
+            Some(("assigneeId", user)),
+        )?;
+    }
+    let has = |task: &Task, id: &str| task.labels.iter().any(|label| label.id == id);
+    for label in after.labels.iter().filter(|l| !has(before, &l.id)) {
+        emit(
+            tx,
+            outbox,
+            EventType::TaskLabelAdded,
+            after,
+            Some(("labelId", &label.id)),
+        )?;
+    }
+    for label in before.labels.iter().filter(|l| !has(after, &l.id)) {
+        emit(
+            tx,
+            outbox,
+            EventType::TaskLabelRemoved,
+            after,
+            Some(("labelId", &label.id)),
+        )?;
+    }
+    Ok(())
+}
+
+/// `task.deleted` with `{id, projectId}`, for each of `tasks` (a task and its subtasks).
+pub(super) fn deleted(
+    tx: &Tx<'_>,
+    outbox: &Outbox,
+    tasks: &[(String, String)],
+) -> Result<(), Error> {
+    for (id, project_id) in tasks {
+        let mut data = Vec::with_capacity(96);
+        data.extend_from_slice(b"{\"id\":");
+        crate::json::push_str(&mut data, id);
+        data.extend_from_slice(b",\"projectId\":");
+        crate::json::push_str(&mut data, project_id);
+        data.push(b'}');
+        outbox.emit(tx, EventType::TaskDeleted, &data)?;
+    }
+    Ok(())
+}
+
+/// True when the two would be written differently, `updatedAt` aside.
+fn differs(before: &Task, after: &Task) -> bool {
+    let mut a = Vec::with_capacity(1024);
+    let mut b = Vec::with_capacity(1024);
+    let mut before = before.clone();
+    before.updated_at.clone_from(&after.updated_at);
+    task_json::write_task(&before, &mut a);
+    task_json::write_task(after, &mut b);
+    a != b
+}

@@ -1,0 +1,293 @@
+//! `/api/webhooks` (docs/webhooks.md). Managing a space's webhooks, reads included, needs the
+//! owner or admin role: a webhook's URL and deliveries say where the space's data goes. Members
+//! and viewers get 403, people outside the space 404.
+
+use hyper::StatusCode;
+
+use crate::app::{ApiRequest, Site};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::json::Body;
+use crate::query::decode_cursor;
+use crate::reply::Reply;
+use crate::store::spaces::{self, Role};
+use crate::store::webhooks::{
+    self, ALL_EVENTS, Actor, EventType, MAX_PER_SPACE, NewWebhook, Webhook, WebhookChanges,
+};
+use crate::store::{Snapshot, Writes};
+use crate::validate;
+use crate::webhooks::{send, target};
+
+const FIELDS: &[&str] = &["spaceId", "url", "events", "description", "active"];
+
+/// The longest `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// How long the old secret keeps signing after a rotation.
+const ROTATION_GRACE_SECS: i64 = 24 * 3600;
+
+pub fn list(
+    site: &Site,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    super::list_in_space(
+        site,
+        snapshot,
+        principal,
+        request,
+        require_manage,
+        webhooks::list_webhooks,
+    )
+}
+
+pub fn get(
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let webhook = snapshot.read(|conn| managed_webhook(conn, principal, id))?;
+    Ok(Reply::ok(&webhook))
+}
+
+/// POST: `spaceId`, `url`, `events`; `description`, `active`. The answer holds the secret, the
+/// only time it is shown.
+pub fn create(
+    site: &Site,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, FIELDS)?;
+    let space_id = body.required_string("spaceId")?;
+    let url = check_url(site, body.required_string("url")?)?;
+    let events = events(body.optional_string_array("events", MAX_EVENT_ENTRIES)?)?;
+    let description = description(&body)?.flatten();
+    let active = body.optional_bool("active")?.unwrap_or(true);
+    let secret = send::new_secret();
+    let new = NewWebhook {
+        space_id,
+        url,
+        events,
+        description,
+        active,
+    };
+    let webhook = writes.write(|tx| {
+        let space = super::visible_space(tx, principal, &new.space_id)?;
+        require_manage(space.role)?;
+        if webhooks::count_in_space(tx, &new.space_id)? >= MAX_PER_SPACE {
+            return Err(Error::Conflict {
+                field: Some("spaceId".into()),
+                message: format!(
+                    "this space already has {MAX_PER_SPACE} webhooks, the most it can hold; \
+                     delete one, or subscribe one to more events"
+                ),
+            });
+        }
+        webhooks::create_webhook(tx, &new, &secret)
+    })?;
+    let mut value = serde_json::to_value(&webhook).expect("a webhook serializes");
+    value["secret"] = secret.into();
+    let location = format!(
+        "{}/api/webhooks/{}",
+        site.base_url(&request.headers),
+        webhook.id
+    );
+    Ok(Reply::created(&value, &location))
+}
+
+/// PATCH: `url`, `events`, `description` (`null` clears), `active` (`true` clears
+/// `disabledReason`).
+pub fn update(
+    site: &Site,
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let body = Body::parse(&request.headers, &request.body, &FIELDS[1..])?;
+    let changes = WebhookChanges {
+        url: body
+            .patch_required_string("url")?
+            .map(|url| check_url(site, url))
+            .transpose()?,
+        events: match body.patch_required_array("events", MAX_EVENT_ENTRIES)? {
+            Some(entries) => Some(events(Some(entries))?),
+            None => None,
+        },
+        description: description(&body)?,
+        active: body.optional_bool("active")?,
+    };
+    let webhook = writes.write(|tx| {
+        managed_webhook(tx, principal, id)?;
+        webhooks::update_webhook(tx, id, &changes)
+    })?;
+    Ok(Reply::ok(&webhook))
+}
+
+/// DELETE: the webhook and its undelivered events.
+pub fn delete(
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    writes.write(|tx| {
+        managed_webhook(tx, principal, id)?;
+        webhooks::delete_webhook(tx, id)
+    })?;
+    Ok(Reply::no_content())
+}
+
+/// POST rotate-secret: a new secret; the old one signs alongside it for 24 hours.
+pub fn rotate_secret(
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let secret = send::new_secret();
+    writes.write(|tx| {
+        managed_webhook(tx, principal, id)?;
+        webhooks::rotate_secret(
+            tx,
+            id,
+            &secret,
+            &crate::time::secs_from_now(ROTATION_GRACE_SECS),
+        )
+    })?;
+    Ok(Reply::ok(&serde_json::json!({ "secret": secret })))
+}
+
+/// POST test: a `webhook.test` event for this webhook, whatever it subscribes to (202).
+pub fn test(
+    writes: &Writes<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    super::query(request, &[])?;
+    let event_id = writes.write(|tx| {
+        let webhook = managed_webhook(tx, principal, id)?;
+        if !webhook.active {
+            return Err(Error::Conflict {
+                field: None,
+                message: "this webhook is switched off; set `active: true` to send to it again"
+                    .into(),
+            });
+        }
+        let actor = Actor {
+            user_id: &principal.user.id,
+            token_id: Some(&principal.token.id),
+        };
+        webhooks::emit_test(tx, id, &actor)
+    })?;
+    Ok(Reply::json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "eventId": event_id }),
+    ))
+}
+
+/// GET deliveries: the webhook's attempts, newest first.
+pub fn deliveries(
+    site: &Site,
+    snapshot: &Snapshot<'_>,
+    principal: &Principal,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, Error> {
+    let query = super::query(request, &["limit", "cursor"])?;
+    let limit = query.limit()?;
+    let before = query.get("cursor").map(decode_cursor).transpose()?;
+    let rows = snapshot.read(|conn| {
+        managed_webhook(conn, principal, id)?;
+        webhooks::list_deliveries(conn, id, before.as_deref(), limit + 1)
+    })?;
+    Ok(super::page(
+        site,
+        request,
+        &query,
+        rows,
+        limit,
+        |delivery| delivery.id.clone(),
+        |items| Reply::ok(&items),
+    ))
+}
+
+/// The webhook if the caller manages its space: 404 outside it, 403 below admin.
+pub fn managed_webhook(
+    conn: &rusqlite::Connection,
+    principal: &Principal,
+    id: &str,
+) -> Result<Webhook, Error> {
+    let webhook = webhooks::find_webhook(conn, id)?.ok_or(Error::NotFound)?;
+    let role = spaces::role_in_space(conn, &webhook.space_id, &principal.user.id)?
+        .ok_or(Error::NotFound)?;
+    require_manage(role)?;
+    Ok(webhook)
+}
+
+/// 403 unless owner or admin.
+pub fn require_manage(role: Role) -> Result<(), Error> {
+    match role {
+        Role::Owner | Role::Admin => Ok(()),
+        _ => Err(Error::Forbidden(format!(
+            "managing webhooks needs the owner or admin role in the space; yours is {role}"
+        ))),
+    }
+}
+
+/// `events` has at most this many entries (there are fewer distinct ones).
+const MAX_EVENT_ENTRIES: usize = 50;
+
+/// A non-empty list of event types or `*`, each kept once, in the order given.
+pub fn events(entries: Option<Vec<String>>) -> Result<Vec<String>, Error> {
+    let entries = entries.ok_or_else(|| {
+        Error::validation(
+            "events",
+            "`events` is required: an array of event types, or [\"*\"] for all",
+        )
+    })?;
+    if entries.is_empty() {
+        return Err(Error::validation(
+            "events",
+            "`events` must name at least one event type, or \"*\" for all",
+        ));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry != ALL_EVENTS && EventType::parse(&entry).is_none() {
+            return Err(Error::validation(
+                "events",
+                format!(
+                    "unknown event type {entry:?}; the types are \"*\", {}",
+                    EventType::ALL.join(", ")
+                ),
+            ));
+        }
+        if !kept.contains(&entry) {
+            kept.push(entry);
+        }
+    }
+    Ok(kept)
+}
+
+fn description(body: &Body) -> Result<Option<Option<String>>, Error> {
+    body.checked_patch_string("description", |field, text| {
+        validate::text(field, text, MAX_DESCRIPTION_CHARS)
+    })
+}
+
+/// The URL rules and the SSRF guard (`webhooks::target`), names resolved: 400 with field `url`.
+pub fn check_url(site: &Site, url: String) -> Result<String, Error> {
+    target::check_url(&url, site.webhook_targets, true)
+        .map(String::from)
+        .map_err(|reason| Error::validation("url", reason))
+}

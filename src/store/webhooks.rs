@@ -1,0 +1,585 @@
+//! Webhooks, their outbox of events and the record of delivery attempts (docs/webhooks.md).
+//!
+//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts an event row
+//! per subscribed webhook inside the transaction of the change, so the event exists if and only if
+//! the change committed. The dispatcher (`crate::webhooks`) reads due rows, sends them, and records
+//! each attempt here.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{Result, Tx, new_id};
+use crate::json::{Patch, push_opt_str, push_str};
+use crate::text_enum;
+
+text_enum!(
+    /// What happened; `webhooks.events` subscribes to these or to `*`.
+    EventType {
+        TaskCreated = "task.created",
+        TaskUpdated = "task.updated",
+        TaskDeleted = "task.deleted",
+        TaskCompleted = "task.completed",
+        TaskAssigneeAdded = "task.assignee_added",
+        TaskAssigneeRemoved = "task.assignee_removed",
+        TaskLabelAdded = "task.label_added",
+        TaskLabelRemoved = "task.label_removed",
+        ProjectCreated = "project.created",
+        ProjectUpdated = "project.updated",
+        WebhookTest = "webhook.test",
+    }
+);
+
+text_enum!(
+    /// An event's state, and an attempt's outcome: `pending` means another attempt is due.
+    DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+);
+
+/// Subscribes to every event type.
+pub const ALL_EVENTS: &str = "*";
+
+/// A space holds at most this many webhooks: each one multiplies every write's outbox rows.
+pub const MAX_PER_SPACE: i64 = 20;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    pub space_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub struct NewWebhook {
+    pub space_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Default)]
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Patch<String>,
+    pub active: Option<bool>,
+}
+
+const COLUMNS: &str =
+    "id, space_id, url, events, description, active, disabled_reason, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
+    let events: String = row.get(3)?;
+    Ok(Webhook {
+        id: row.get(0)?,
+        space_id: row.get(1)?,
+        url: row.get(2)?,
+        events: events.split(',').map(str::to_string).collect(),
+        description: row.get(4)?,
+        active: row.get(5)?,
+        disabled_reason: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+    })
+}
+
+/// A page of the space's webhooks in id (creation) order.
+pub fn list_webhooks(
+    conn: &Connection,
+    space_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Webhook>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE space_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    ))?;
+    let rows = statement.query_map(
+        params![space_id, after.unwrap_or(""), limit as i64],
+        from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn find_webhook(conn: &Connection, id: &str) -> Result<Option<Webhook>> {
+    let webhook = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?;
+    Ok(webhook)
+}
+
+pub fn count_in_space(conn: &Connection, space_id: &str) -> Result<i64> {
+    let count = conn
+        .prepare_cached("SELECT count(*) FROM webhooks WHERE space_id = ?1")?
+        .query_row([space_id], |row| row.get(0))?;
+    Ok(count)
+}
+
+pub fn create_webhook(tx: &Tx<'_>, new: &NewWebhook, secret: &str) -> Result<Webhook> {
+    let id = new_id();
+    let now = crate::time::now();
+    tx.prepare_cached(
+        "INSERT INTO webhooks (id, space_id, url, events, description, active, secret, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )?
+    .execute(params![
+        id,
+        new.space_id,
+        new.url,
+        new.events.join(","),
+        new.description,
+        new.active,
+        secret,
+        now
+    ])?;
+    Ok(find_webhook(tx, &id)?.expect("the webhook was just inserted"))
+}
+
+/// Applies `changes`; `active: true` clears `disabled_reason`. `updated_at` moves only when
+/// something changed.
+pub fn update_webhook(tx: &Tx<'_>, id: &str, changes: &WebhookChanges) -> Result<Webhook> {
+    let events = changes.events.as_ref().map(|events| events.join(","));
+    let (set_description, description) = match &changes.description {
+        None => (false, None),
+        Some(value) => (true, value.as_deref()),
+    };
+    tx.prepare_cached(
+        "UPDATE webhooks SET url = coalesce(?2, url), events = coalesce(?3, events), \
+         description = CASE WHEN ?4 THEN ?5 ELSE description END, \
+         active = coalesce(?6, active), \
+         disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END, \
+         updated_at = ?7 WHERE id = ?1 AND (url IS NOT coalesce(?2, url) \
+           OR events IS NOT coalesce(?3, events) \
+           OR description IS NOT CASE WHEN ?4 THEN ?5 ELSE description END \
+           OR active IS NOT coalesce(?6, active) \
+           OR (?6 = 1 AND disabled_reason IS NOT NULL))",
+    )?
+    .execute(params![
+        id,
+        changes.url,
+        events,
+        set_description,
+        description,
+        changes.active,
+        crate::time::now()
+    ])?;
+    Ok(find_webhook(tx, id)?.expect("the caller found the webhook"))
+}
+
+/// Deletes the webhook; its events and attempts go with it (foreign keys), so nothing more is
+/// sent for it.
+pub fn delete_webhook(tx: &Tx<'_>, id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Replaces the secret; the old one keeps signing until `old_until`.
+pub fn rotate_secret(tx: &Tx<'_>, id: &str, secret: &str, old_until: &str) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE webhooks SET old_secret = secret, old_secret_until = ?3, secret = ?2, \
+         updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, secret, old_until, crate::time::now()])?;
+    Ok(())
+}
+
+/// Who made a change: `data.actor` of its events.
+pub struct Actor<'a> {
+    pub user_id: &'a str,
+    /// `None` for the web page and the CLI.
+    pub token_id: Option<&'a str>,
+}
+
+/// The webhooks of one space that hear about a write, loaded once per write. With none (the
+/// common case) `wants` is false and the handler builds no payload.
+pub struct Outbox {
+    /// `(webhook id, its events joined by commas)` of the space's active webhooks.
+    subscribers: Vec<(String, String)>,
+    actor: String,
+    timestamp: String,
+}
+
+impl Outbox {
+    pub fn open(tx: &Tx<'_>, space_id: &str, actor: &Actor<'_>) -> Result<Outbox> {
+        let mut statement =
+            tx.prepare_cached("SELECT id, events FROM webhooks WHERE space_id = ?1 AND active")?;
+        let subscribers = statement
+            .query_map([space_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+        Ok(Outbox {
+            subscribers,
+            actor: actor_json(actor),
+            timestamp: crate::time::now(),
+        })
+    }
+
+    /// True when some webhook subscribes to `event`.
+    pub fn wants(&self, event: EventType) -> bool {
+        self.subscribers
+            .iter()
+            .any(|(_, events)| subscribes(events, event))
+    }
+
+    /// Records `event` for every webhook that subscribes to it. `data` is the JSON object the API
+    /// returns for the resource; `actor` is added to it.
+    pub fn emit(&self, tx: &Tx<'_>, event: EventType, data: &[u8]) -> Result<()> {
+        if !self.wants(event) {
+            return Ok(());
+        }
+        let payload = payload(event, &self.timestamp, data, &self.actor);
+        for (webhook_id, events) in &self.subscribers {
+            if subscribes(events, event) {
+                insert_event(tx, webhook_id, event, &payload, &self.timestamp)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `emit` for a value serde writes (a project).
+    pub fn emit_value<T: Serialize>(&self, tx: &Tx<'_>, event: EventType, data: &T) -> Result<()> {
+        if !self.wants(event) {
+            return Ok(());
+        }
+        let data = serde_json::to_vec(data).expect("API values serialize");
+        self.emit(tx, event, &data)
+    }
+}
+
+/// Records a `webhook.test` event for one webhook, whatever it subscribes to; returns its id.
+pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<String> {
+    let timestamp = crate::time::now();
+    let mut data = Vec::new();
+    data.extend_from_slice(b"{\"webhookId\":");
+    push_str(&mut data, webhook_id);
+    data.extend_from_slice(
+        b",\"message\":\"A test event from ktasks: your endpoint receives and can verify events.\"}",
+    );
+    let event = EventType::WebhookTest;
+    let payload = payload(event, &timestamp, &data, &actor_json(actor));
+    insert_event(tx, webhook_id, event, &payload, &timestamp)
+}
+
+fn actor_json(actor: &Actor<'_>) -> String {
+    let mut json = Vec::with_capacity(96);
+    json.extend_from_slice(b"{\"userId\":");
+    push_str(&mut json, actor.user_id);
+    json.extend_from_slice(b",\"tokenId\":");
+    push_opt_str(&mut json, actor.token_id);
+    json.push(b'}');
+    String::from_utf8(json).expect("JSON is UTF-8")
+}
+
+fn subscribes(events: &str, event: EventType) -> bool {
+    events
+        .split(',')
+        .any(|subscribed| subscribed == ALL_EVENTS || subscribed == event.as_str())
+}
+
+/// `{"type", "timestamp", "data"}` with `actor` spliced into `data` (a JSON object).
+fn payload(event: EventType, timestamp: &str, data: &[u8], actor: &str) -> String {
+    let data = data.trim_ascii_end();
+    assert!(
+        data.first() == Some(&b'{') && data.last() == Some(&b'}'),
+        "event data must be a JSON object"
+    );
+    let inner = &data[1..data.len() - 1];
+    let mut out = Vec::with_capacity(data.len() + actor.len() + 96);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(event.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":\"");
+    out.extend_from_slice(timestamp.as_bytes());
+    out.extend_from_slice(b"\",\"data\":{");
+    out.extend_from_slice(inner);
+    if !inner.trim_ascii().is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"actor\":");
+    out.extend_from_slice(actor.as_bytes());
+    out.extend_from_slice(b"}}");
+    String::from_utf8(out).expect("JSON pieces are UTF-8")
+}
+
+fn insert_event(
+    tx: &Tx<'_>,
+    webhook_id: &str,
+    event: EventType,
+    payload: &str,
+    created_at: &str,
+) -> Result<String> {
+    let id = new_id();
+    tx.prepare_cached(
+        "INSERT INTO webhook_events (id, webhook_id, type, payload, created_at, status, \
+         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0)",
+    )?
+    .execute(params![id, webhook_id, event, payload, created_at])?;
+    tx.note_events();
+    Ok(id)
+}
+
+/// An event due for an attempt, with what sending it needs.
+#[derive(Debug, Clone)]
+pub struct DueEvent {
+    pub id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub url: String,
+    /// The secrets to sign with: the current one, then the old one during a rotation's grace.
+    pub secrets: Vec<String>,
+}
+
+/// Pending events of active webhooks due at `now_ms`, oldest due first, at most `per_webhook` of
+/// any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in all.
+pub fn due_events(
+    conn: &Connection,
+    now_ms: i64,
+    now: &str,
+    per_webhook: usize,
+    limit: usize,
+) -> Result<Vec<DueEvent>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT e.id, e.webhook_id, e.type, e.payload, e.created_at, e.attempts, w.url, \
+                w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END \
+         FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) \
+                 AS n \
+               FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ?1) AS e \
+         JOIN webhooks AS w ON w.id = e.webhook_id \
+         WHERE w.active AND e.n <= ?3 ORDER BY e.next_attempt_at, e.id LIMIT ?4",
+    )?;
+    let rows = statement.query_map(
+        params![now_ms, now, per_webhook as i64, limit as i64],
+        |row| {
+            let mut secrets = vec![row.get::<_, String>(7)?];
+            if let Some(old) = row.get::<_, Option<String>>(8)? {
+                secrets.push(old);
+            }
+            Ok(DueEvent {
+                id: row.get(0)?,
+                webhook_id: row.get(1)?,
+                event_type: row.get(2)?,
+                payload: row.get(3)?,
+                created_at: row.get(4)?,
+                attempts: row.get(5)?,
+                url: row.get(6)?,
+                secrets,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// When the next pending event of an active webhook is due (Unix ms), if any is.
+pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
+    let next = conn
+        .prepare_cached(
+            "SELECT min(e.next_attempt_at) FROM webhook_events AS e \
+             JOIN webhooks AS w ON w.id = e.webhook_id WHERE e.status = 'pending' AND w.active",
+        )?
+        .query_row([], |row| row.get(0))?;
+    Ok(next)
+}
+
+/// Events waiting to be delivered (of active webhooks): the queue depth.
+pub fn queue_depth(conn: &Connection) -> Result<i64> {
+    let depth = conn
+        .prepare_cached(
+            "SELECT count(*) FROM webhook_events AS e JOIN webhooks AS w ON w.id = e.webhook_id \
+             WHERE e.status = 'pending' AND w.active",
+        )?
+        .query_row([], |row| row.get(0))?;
+    Ok(depth)
+}
+
+/// The outcome of one attempt, as the dispatcher saw it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub event: DueEvent,
+    pub response_status: Option<u16>,
+    /// Why it failed when it did: the error, or the start of a non-2xx answer's body.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub delivered: bool,
+    pub at: String,
+}
+
+/// Records `attempt` and moves its event on: delivered, due again after `retry_after_secs`, or
+/// failed when that is `None`. An event that failed for good, with no successful delivery to its
+/// webhook since the event was made, switches the webhook off (docs/webhooks.md). Returns the
+/// attempt's status. An event whose webhook was deleted meanwhile is ignored.
+pub fn record_attempt(
+    tx: &Tx<'_>,
+    attempt: &Attempt,
+    retry_after_secs: Option<u64>,
+    now_ms: i64,
+) -> Result<DeliveryStatus> {
+    let event = &attempt.event;
+    let number = event.attempts + 1;
+    let (status, next_ms) = match (attempt.delivered, retry_after_secs) {
+        (true, _) => (DeliveryStatus::Delivered, None),
+        (false, Some(secs)) => (
+            DeliveryStatus::Pending,
+            Some(now_ms + (secs as i64).saturating_mul(1000)),
+        ),
+        (false, None) => (DeliveryStatus::Failed, None),
+    };
+    let changed = tx
+        .prepare_cached(
+            "UPDATE webhook_events SET status = ?2, attempts = ?3, \
+             next_attempt_at = coalesce(?4, next_attempt_at) WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![event.id, status, number, next_ms])?;
+    if changed == 0 {
+        return Ok(status);
+    }
+    let next_at = next_ms.map(crate::time::from_unix_ms);
+    tx.prepare_cached(
+        "INSERT INTO webhook_attempts (id, webhook_id, event_id, event_type, attempt, status, \
+         response_status, error, duration_ms, created_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        new_id(),
+        event.webhook_id,
+        event.id,
+        event.event_type,
+        number,
+        status,
+        attempt.response_status,
+        attempt.error,
+        attempt.duration_ms as i64,
+        attempt.at,
+        next_at
+    ])?;
+    if status == DeliveryStatus::Failed {
+        let succeeded_since: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM webhook_attempts WHERE webhook_id = ?1 \
+                 AND status = 'delivered' AND created_at >= ?2)",
+            )?
+            .query_row(params![event.webhook_id, event.created_at], |row| {
+                row.get(0)
+            })?;
+        if !succeeded_since {
+            let reason = format!(
+                "switched off at {}: every delivery since {} failed, and event {} used all its \
+                 {number} attempts (last: {})",
+                attempt.at,
+                event.created_at,
+                event.id,
+                attempt.error.as_deref().unwrap_or("no answer"),
+            );
+            tx.prepare_cached(
+                "UPDATE webhooks SET active = 0, disabled_reason = ?2, updated_at = ?3 \
+                 WHERE id = ?1 AND active",
+            )?
+            .execute(params![event.webhook_id, reason, attempt.at])?;
+        }
+    }
+    Ok(status)
+}
+
+/// An attempt as `GET /api/webhooks/:id/deliveries` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub attempt: u32,
+    pub status: DeliveryStatus,
+    pub response_status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+}
+
+/// A page of a webhook's attempts, newest first, before the attempt id `before`.
+pub fn list_deliveries(
+    conn: &Connection,
+    webhook_id: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Delivery>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, event_id, event_type, attempt, status, response_status, error, duration_ms, \
+         created_at, next_attempt_at FROM webhook_attempts \
+         WHERE webhook_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = statement.query_map(params![webhook_id, before, limit as i64], |row| {
+        Ok(Delivery {
+            id: row.get(0)?,
+            event_id: row.get(1)?,
+            event_type: row.get(2)?,
+            attempt: row.get(3)?,
+            status: row.get(4)?,
+            response_status: row.get(5)?,
+            error: row.get(6)?,
+            duration_ms: row.get::<_, Option<i64>>(7)?.map(|ms| ms.max(0) as u64),
+            created_at: row.get(8)?,
+            next_attempt_at: row.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes attempts, and events no longer pending, made before `before`; returns how many rows.
+pub fn prune(tx: &Tx<'_>, before: &str) -> Result<usize> {
+    let attempts = tx
+        .prepare_cached("DELETE FROM webhook_attempts WHERE created_at < ?1")?
+        .execute([before])?;
+    let events = tx
+        .prepare_cached("DELETE FROM webhook_events WHERE created_at < ?1 AND status != 'pending'")?
+        .execute([before])?;
+    Ok(attempts + events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_is_spliced_into_the_data_object() {
+        let body = payload(
+            EventType::TaskCreated,
+            "2026-11-29T08:00:00.000Z",
+            b"{\"id\":\"t\",\"title\":\"a } b\"}",
+            "{\"userId\":\"u\",\"tokenId\":null}",
+        );
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["type"], "task.created");
+        assert_eq!(value["timestamp"], "2026-11-29T08:00:00.000Z");
+        assert_eq!(value["data"]["title"], "a } b");
+        assert_eq!(value["data"]["actor"]["userId"], "u");
+        assert!(value["data"]["actor"]["tokenId"].is_null());
+        let empty = payload(EventType::WebhookTest, "t", b"{ }", "{}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&empty).unwrap()["data"]["actor"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn a_star_subscribes_to_everything_and_names_match_whole() {
+        assert!(subscribes("*", EventType::ProjectUpdated));
+        assert!(subscribes(
+            "task.created,task.updated",
+            EventType::TaskUpdated
+        ));
+        assert!(!subscribes("task.created", EventType::TaskCompleted));
+        assert!(!subscribes("task.created_x", EventType::TaskCreated));
+    }
+}

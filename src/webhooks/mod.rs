@@ -1,0 +1,318 @@
+//! Webhook delivery (docs/webhooks.md): the dispatcher that reads the outbox and sends events.
+//!
+//! Events are written by the writes that cause them (`store::webhooks::Outbox`); here they are
+//! only sent. The dispatcher runs on a thread of its own, with its own single-threaded runtime at
+//! a lower CPU priority: under load, API requests come first and deliveries take what is left,
+//! so a write never pays for delivery. It waits for a commit that recorded events
+//! (`Store::events_committed`), for the next retry to fall due, or for a second to pass (events
+//! written by another process, the CLI). Each due event is sent as a task within the concurrency
+//! limits; attempts are recorded by a recorder thread in batches, one write for many, and an event
+//! counts as in flight until its attempt is committed, so it is never sent twice by one process.
+//! After a crash an event whose attempt was not recorded is sent again with the same `webhook-id`:
+//! delivery is at least once.
+
+pub mod send;
+pub mod target;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::app::App;
+use crate::config::WebhooksConfig;
+use crate::store::Store;
+use crate::store::webhooks::{self, Attempt, DeliveryStatus, DueEvent};
+
+/// Delivery records older than this are pruned.
+const RETENTION_DAYS: i64 = 30;
+/// The outbox is polled at least this often, for events another process wrote.
+const POLL: Duration = Duration::from_secs(1);
+/// How often old delivery records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Counters for the metrics endpoint: attempts by outcome, and the queue depth as last seen.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub delivered: AtomicU64,
+    /// Failed attempts with another one scheduled.
+    pub retried: AtomicU64,
+    /// Failed attempts that were the event's last.
+    pub failed: AtomicU64,
+    /// Pending events of active webhooks, counted at every pass of the dispatcher.
+    pub queue_depth: AtomicI64,
+}
+
+impl Stats {
+    fn count(&self, status: DeliveryStatus) {
+        let counter = match status {
+            DeliveryStatus::Delivered => &self.delivered,
+            DeliveryStatus::Pending => &self.retried,
+            DeliveryStatus::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The running dispatcher; `stop` ends it, leaving undelivered events pending.
+pub struct Dispatcher {
+    stopping: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What the dispatcher's tasks share.
+struct Shared {
+    app: Arc<App>,
+    sender: send::Sender,
+    /// Events sent or being sent whose attempt is not committed yet.
+    in_flight: Mutex<HashSet<String>>,
+    /// Deliveries in flight per webhook.
+    per_webhook: Mutex<HashMap<String, usize>>,
+    /// `(event id, webhook id)` of attempts committed since the dispatcher last looked. They leave
+    /// `in_flight` only when the dispatcher takes them, before its next read of the outbox: a read
+    /// begun before the commit would still find the event pending and send it again.
+    recorded: Mutex<Vec<(String, String)>>,
+}
+
+impl Shared {
+    fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    fn config(&self) -> &WebhooksConfig {
+        &self.app.config.webhooks
+    }
+}
+
+impl Dispatcher {
+    /// Starts delivering (unless `webhooks.deliver` is false: then this does nothing until
+    /// `stop`).
+    pub fn start(app: Arc<App>) -> Dispatcher {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let config = &app.config.webhooks;
+        if !config.deliver {
+            crate::log_info!("webhooks.deliver is false: events are recorded, not sent");
+            return Dispatcher {
+                stopping,
+                wake,
+                threads: Vec::new(),
+            };
+        }
+        let rules = target::Rules {
+            allow_http: config.allow_http,
+            allow_private: config.allow_private_targets,
+        };
+        let shared = Arc::new(Shared {
+            sender: send::Sender::new(rules, Duration::from_secs(config.timeout_secs)),
+            app,
+            in_flight: Mutex::default(),
+            per_webhook: Mutex::default(),
+            recorded: Mutex::default(),
+        });
+        // The channel closes when the dispatcher's runtime is gone (every delivery task holds a
+        // sender), and the recorder then ends after recording what it was given.
+        let (recorder, attempts) = std::sync::mpsc::channel();
+        let recording = Arc::clone(&shared);
+        let record = std::thread::Builder::new()
+            .name("ktasks-webhook-record".into())
+            .spawn(move || record_attempts(&recording, &attempts))
+            .expect("a thread starts");
+        let (thread_stopping, thread_wake) = (Arc::clone(&stopping), Arc::clone(&wake));
+        let send = std::thread::Builder::new()
+            .name("ktasks-webhooks".into())
+            .spawn(move || {
+                lower_priority();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the webhook runtime starts");
+                runtime.block_on(dispatch(shared, recorder, thread_stopping, thread_wake));
+                // Dropping the runtime cancels deliveries still in flight: their events stay
+                // pending for the next start.
+            })
+            .expect("a thread starts");
+        Dispatcher {
+            stopping,
+            wake,
+            threads: vec![send, record],
+        }
+    }
+
+    /// Stops sending and waits until the attempts already made are recorded; events not yet
+    /// answered stay pending.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Deliveries are background work: on Linux, a nice value of 10 for this thread alone, so that
+/// under load the request threads get the CPU first.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and a thread id changes that thread's nice value only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+async fn dispatch(
+    shared: Arc<Shared>,
+    recorder: std::sync::mpsc::Sender<Attempt>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let config = shared.config();
+    let global = Arc::new(tokio::sync::Semaphore::new(
+        config.max_concurrent_deliveries,
+    ));
+    let stats = &shared.app.webhook_stats;
+    let mut pruned_at: Option<std::time::Instant> = None;
+    while !stopping.load(Ordering::SeqCst) {
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune(shared.store());
+            pruned_at = Some(std::time::Instant::now());
+        }
+        release_recorded(&shared);
+        let now_ms = crate::time::now_unix_ms();
+        let due = shared.store().read(|conn| {
+            stats
+                .queue_depth
+                .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
+            let due = webhooks::due_events(
+                conn,
+                now_ms,
+                &crate::time::now(),
+                config.max_concurrent_per_endpoint,
+                4 * config.max_concurrent_deliveries,
+            )?;
+            Ok((due, webhooks::next_due(conn)?))
+        });
+        let (due, next_due) = match due {
+            Ok(found) => found,
+            Err(error) => {
+                crate::log_error!("webhooks: reading the outbox failed: {error:?}");
+                (Vec::new(), None)
+            }
+        };
+        for event in due {
+            if let Some(permit) = claim(&shared, &event, &global) {
+                let shared = Arc::clone(&shared);
+                let recorder = recorder.clone();
+                tokio::spawn(async move {
+                    let sent = shared.sender.send(&event).await;
+                    drop(permit);
+                    let attempt = Attempt {
+                        response_status: sent.status.map(|s| s.as_u16()),
+                        delivered: sent.delivered(),
+                        error: sent.error,
+                        duration_ms: sent.duration.as_millis() as u64,
+                        at: crate::time::now(),
+                        event,
+                    };
+                    // The recorder releases the event and the webhook's slot once committed.
+                    let _ = recorder.send(attempt);
+                });
+            }
+        }
+        let wait = next_due
+            .map(|at| Duration::from_millis((at - crate::time::now_unix_ms()).max(0) as u64))
+            .map_or(POLL, |until| until.min(POLL));
+        tokio::select! {
+            () = shared.store().events_committed() => {}
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Marks `event` in flight and takes a slot of its webhook and one of the global limit, or
+/// `None` when it is in flight already or a limit is reached (it is looked at again on the next
+/// pass, which every finished attempt triggers).
+fn claim(
+    shared: &Shared,
+    event: &DueEvent,
+    global: &Arc<tokio::sync::Semaphore>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    if in_flight.contains(&event.id) {
+        return None;
+    }
+    let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+    let busy = per_webhook.entry(event.webhook_id.clone()).or_default();
+    if *busy >= shared.config().max_concurrent_per_endpoint {
+        return None;
+    }
+    let permit = Arc::clone(global).try_acquire_owned().ok()?;
+    *busy += 1;
+    in_flight.insert(event.id.clone());
+    Some(permit)
+}
+
+/// Takes the events whose attempts are committed out of `in_flight`, and frees their slots.
+fn release_recorded(shared: &Shared) {
+    let recorded = std::mem::take(&mut *shared.recorded.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+    for (event_id, webhook_id) in recorded {
+        in_flight.remove(&event_id);
+        if let Some(busy) = per_webhook.get_mut(&webhook_id) {
+            *busy = busy.saturating_sub(1);
+            if *busy == 0 {
+                per_webhook.remove(&webhook_id);
+            }
+        }
+    }
+}
+
+/// The recorder thread: commits attempts in batches (one write for all that are waiting), then
+/// hands their events to `release_recorded` and wakes the dispatcher.
+fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt>) {
+    while let Ok(first) = attempts.recv() {
+        let mut batch = vec![first];
+        batch.extend(attempts.try_iter().take(1023));
+        let now_ms = crate::time::now_unix_ms();
+        let schedule = &shared.config().retry_schedule_secs;
+        let recorded = shared.store().write(|tx| {
+            batch
+                .iter()
+                .map(|attempt| {
+                    let retry = schedule.get(attempt.event.attempts as usize).copied();
+                    webhooks::record_attempt(tx, attempt, retry, now_ms)
+                })
+                .collect::<crate::store::Result<Vec<_>>>()
+        });
+        match recorded {
+            Ok(statuses) => {
+                for status in statuses {
+                    shared.app.webhook_stats.count(status);
+                }
+            }
+            // The events stay pending and are sent again: at least once.
+            Err(error) => crate::log_error!("webhooks: recording attempts failed: {error:?}"),
+        }
+        shared
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch.into_iter().map(|a| (a.event.id, a.event.webhook_id)));
+        shared.store().wake_dispatcher();
+    }
+}
+
+fn prune(store: &Store) {
+    let before = crate::time::secs_from_now(-RETENTION_DAYS * 86_400);
+    match store.write(|tx| webhooks::prune(tx, &before)) {
+        Ok(0) => {}
+        Ok(rows) => crate::log_info!(
+            "webhooks: pruned {rows} delivery records older than {RETENTION_DAYS} days"
+        ),
+        Err(error) => crate::log_warn!("webhooks: pruning old delivery records failed: {error:?}"),
+    }
+}

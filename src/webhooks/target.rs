@@ -1,0 +1,283 @@
+//! Where a webhook may point: the URL rules and the SSRF guard (docs/webhooks.md, "Targets").
+//!
+//! The guard runs twice: on the URL when a webhook is created or its `url` changed (`check_url`),
+//! and on the addresses the host resolves to at every delivery (`resolve`), whose checked address
+//! is the one the sender connects to, so a DNS answer that changes in between cannot move it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use url::{Host, Url};
+
+/// The longest URL a webhook may have.
+pub const MAX_URL_CHARS: usize = 2000;
+
+/// What the server allows (`webhooks.allow_http`, `webhooks.allow_private_targets`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub allow_http: bool,
+    pub allow_private: bool,
+}
+
+/// Parses and checks a webhook URL; `Err` says why it is refused (400 with field `url`). The URL
+/// comes back as the WHATWG parser writes it (`http://2130706433/` is `http://127.0.0.1/`), which
+/// is what is stored. `resolve_names` also looks the host up when it is a name (at creation; the
+/// tests of the rules alone pass `false`).
+pub fn check_url(text: &str, rules: Rules, resolve_names: bool) -> Result<Url, String> {
+    if text.chars().count() > MAX_URL_CHARS {
+        return Err(format!("`url` must be at most {MAX_URL_CHARS} characters"));
+    }
+    let url = Url::parse(text).map_err(|e| format!("`url` must be an absolute URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if rules.allow_http => {}
+        "http" => {
+            return Err(
+                "`url` must use https:// (this server does not allow plain http:// targets)".into(),
+            );
+        }
+        _ => return Err("`url` must be an https:// URL".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "`url` must not hold a user name or password: they would be shown to everyone who \
+             can read the webhook; authenticate deliveries by their signature"
+                .into(),
+        );
+    }
+    if url.fragment().is_some() {
+        return Err("`url` must not have a #fragment".into());
+    }
+    let host = url.host().ok_or("`url` must have a host")?;
+    if rules.allow_private {
+        return Ok(url);
+    }
+    let refused = |address: IpAddr| {
+        format!(
+            "`url` points to {address}, a loopback, private, link-local or otherwise internal \
+             address, which this server does not send webhooks to"
+        )
+    };
+    match host {
+        Host::Ipv4(address) if is_internal(address.into()) => Err(refused(address.into())),
+        Host::Ipv6(address) if is_internal(address.into()) => Err(refused(address.into())),
+        Host::Domain(name) if is_local_name(name) => Err(format!(
+            "`url` names {name}, which is this machine, where this server does not send webhooks"
+        )),
+        Host::Domain(name) if resolve_names => {
+            let port = url.port_or_known_default().unwrap_or(443);
+            // A name that does not resolve (yet) is accepted; delivery checks it again.
+            let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
+                .map(Iterator::collect::<Vec<_>>)
+                .unwrap_or_default();
+            match addresses.iter().find(|a| is_internal(a.ip())) {
+                Some(address) => Err(refused(address.ip())),
+                None => Ok(url),
+            }
+        }
+        _ => Ok(url),
+    }
+}
+
+/// The addresses to connect to for `url`, each checked: `Err` when the host is or resolves to an
+/// internal address (and the rules do not allow it), or does not resolve.
+pub async fn resolve(url: &Url, rules: Rules) -> Result<Vec<SocketAddr>, String> {
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<SocketAddr> = match url.host() {
+        Some(Host::Ipv4(address)) => vec![SocketAddr::new(address.into(), port)],
+        Some(Host::Ipv6(address)) => vec![SocketAddr::new(address.into(), port)],
+        Some(Host::Domain(name)) => {
+            if !rules.allow_private && is_local_name(name) {
+                return Err(format!("refused: {name} is this machine"));
+            }
+            tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| format!("cannot resolve {name}: {e}"))?
+                .collect()
+        }
+        None => return Err("the URL has no host".into()),
+    };
+    if addresses.is_empty() {
+        return Err("the host resolves to no address".into());
+    }
+    if !rules.allow_private
+        && let Some(address) = addresses.iter().find(|a| is_internal(a.ip()))
+    {
+        return Err(format!(
+            "refused: the host is or resolves to {}, an internal address",
+            address.ip()
+        ));
+    }
+    Ok(addresses)
+}
+
+/// `localhost` and names under it are loopback by definition (RFC 6761), whatever DNS says; the
+/// trailing dot of a fully qualified name changes nothing.
+fn is_local_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// True for every address a webhook must not reach: loopback, private, link-local, shared
+/// (CGNAT), multicast, broadcast, documentation, benchmarking, reserved and unspecified ranges,
+/// and IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64, 6to4).
+pub fn is_internal(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => is_internal_v6(v6),
+    }
+}
+
+fn is_internal_v4(address: Ipv4Addr) -> bool {
+    let [a, b, c, _] = address.octets();
+    a == 0 // "this network", 0.0.0.0 included
+        || a == 10
+        || a == 127
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 169 && b == 254) // link-local, cloud metadata
+        || (a == 172 && (16..32).contains(&b))
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // documentation
+        || (a == 192 && b == 168)
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || (a == 198 && b == 51 && c == 100) // documentation
+        || (a == 203 && b == 0 && c == 113) // documentation
+        || a >= 224 // multicast, reserved, broadcast
+}
+
+fn is_internal_v6(address: Ipv6Addr) -> bool {
+    if let Some(v4) = address.to_ipv4_mapped() {
+        return is_internal_v4(v4);
+    }
+    let segments = address.segments();
+    let embedded_v4 = |high: u16, low: u16| {
+        Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+    };
+    address.is_unspecified()
+        || address.is_loopback()
+        // IPv4-compatible (deprecated): ::a.b.c.d
+        || (segments[..6] == [0; 6] && is_internal_v4(embedded_v4(segments[6], segments[7])))
+        // NAT64: 64:ff9b::a.b.c.d
+        || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+            && is_internal_v4(embedded_v4(segments[6], segments[7])))
+        // 6to4: 2002:aabb:ccdd::
+        || (segments[0] == 0x2002 && is_internal_v4(embedded_v4(segments[1], segments[2])))
+        || (segments[0] & 0xfe00) == 0xfc00 // unique local
+        || (segments[0] & 0xffc0) == 0xfe80 // link-local
+        || (segments[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (segments[0] & 0xff00) == 0xff00 // multicast
+        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+        || (segments[0] == 0x0100 && segments[1..4] == [0; 3]) // discard-only
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: Rules = Rules {
+        allow_http: true,
+        allow_private: false,
+    };
+
+    #[test]
+    fn internal_targets_are_refused_in_every_spelling() {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "localhost.",
+            "LOCALHOST",
+            "api.localhost",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:7f00:1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::a00:1]",
+            "[2002:a00:1::]",
+            "169.254.169.254",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "2130706433",
+            "0177.0.0.1",
+            "0x7f.1",
+            "127.1",
+            "0.0.0.0",
+            "0",
+            "[::]",
+            "[fc00::1]",
+            "[fd12:3456::1]",
+            "[fe80::1]",
+            "224.0.0.1",
+            "[ff02::1]",
+            "255.255.255.255",
+        ] {
+            let url = format!("http://{host}:8080/hook");
+            let refused = check_url(&url, STRICT, false);
+            assert!(refused.is_err(), "{url} was accepted");
+            assert!(
+                check_url(
+                    &url,
+                    Rules {
+                        allow_private: true,
+                        ..STRICT
+                    },
+                    false
+                )
+                .is_ok(),
+                "{url} refused even with private targets allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn public_targets_pass_and_are_stored_as_parsed() {
+        for url in [
+            "https://hooks.example.com/ktasks?token=abc",
+            "http://93.184.215.14/hook",
+            "https://[2606:4700::1111]/",
+        ] {
+            assert!(check_url(url, STRICT, false).is_ok(), "{url}");
+        }
+        let url = check_url("https://EXAMPLE.com:443/a/../b", STRICT, false).unwrap();
+        assert_eq!(url.as_str(), "https://example.com/b");
+    }
+
+    #[test]
+    fn malformed_or_unsafe_urls_are_refused_with_a_reason() {
+        let https_only = Rules {
+            allow_http: false,
+            allow_private: false,
+        };
+        for (url, reason) in [
+            ("/relative", "absolute"),
+            ("hooks.example.com/x", "absolute"),
+            ("ftp://example.com/", "https://"),
+            ("http://example.com/", "https://"),
+            ("https://user:pw@example.com/", "password"),
+            ("https://example.com/#x", "fragment"),
+        ] {
+            let error = check_url(url, https_only, false).unwrap_err();
+            assert!(error.contains(reason), "{url}: {error}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
+        assert!(
+            check_url(&long, https_only, false)
+                .unwrap_err()
+                .contains("2000")
+        );
+    }
+
+    #[tokio::test]
+    async fn delivery_refuses_what_creation_would_and_connects_to_the_checked_address() {
+        let url = Url::parse("http://localhost.:9/").unwrap();
+        assert!(resolve(&url, STRICT).await.is_err());
+        let url = Url::parse("http://2130706433:9/").unwrap();
+        assert!(resolve(&url, STRICT).await.is_err());
+        let allowed = Rules {
+            allow_private: true,
+            ..STRICT
+        };
+        let addresses = resolve(&url, allowed).await.unwrap();
+        assert_eq!(addresses, vec!["127.0.0.1:9".parse().unwrap()]);
+    }
+}
