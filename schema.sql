@@ -192,11 +192,11 @@ CREATE TABLE webhook_events (
     -- Unix milliseconds; meaningful while pending.
     next_attempt_at INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at) WHERE status = 'pending';
-CREATE INDEX webhook_events_by_webhook ON webhook_events (webhook_id, status);
-CREATE INDEX webhook_events_by_age ON webhook_events (created_at);
+-- A webhook's due events, its next due time, and its rows when it is deleted. Old rows are found by
+-- id: ids are UUIDv7, which begin with their creation time.
+CREATE INDEX webhook_events_due ON webhook_events (webhook_id, status, next_attempt_at, id);
 
--- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days.
+-- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days (by id, as above).
 CREATE TABLE webhook_attempts (
     id              TEXT PRIMARY KEY,
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
@@ -211,4 +211,3 @@ CREATE TABLE webhook_attempts (
     next_attempt_at TEXT
 ) STRICT;
 CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);
-CREATE INDEX webhook_attempts_by_age ON webhook_attempts (created_at);

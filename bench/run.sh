@@ -22,7 +22,8 @@ trap cleanup EXIT
 echo "== seeding (10,000 tasks; 1,000 and 100,000 tasks for the scale test)"
 target/release/examples/seed "$work/bench.db" "$work/bench.data" 10000
 target/release/examples/seed "$work/scale.db" "$work/scale.data" 1000,100000
-printf '[rate_limit]\nrequests_per_minute = 1000000000\n' > "$work/config.toml"
+# The webhook row's receiver is a local plain-http server.
+printf '[rate_limit]\nrequests_per_minute = 1000000000\n[webhooks]\nallow_http = true\nallow_private_targets = true\n' > "$work/config.toml"
 
 # start NAME COMMAND...: runs a server, waits for its address, sets $address and $pid.
 start() {
@@ -104,6 +105,35 @@ for _ in 1 2; do
   echo "POST /api/tasks c=64, again: $post_rps req/s"; echo "$post_rps" >> "$work/posts"
 done
 for c in 16 64; do measure "PATCH /api/tasks/:id" $c patch "http://$ktasks"; done
+
+# Writes must not pay for delivery: POST at 64 connections with a webhook subscribed to "*" (a
+# bare hyper server as its receiver), in alternated pairs with the webhook switched off, and after
+# each run the time until every event is delivered (the queue read from the database file).
+echo "== POST /api/tasks with and without a webhook subscribed to *"
+start receiver target/release/examples/bare 127.0.0.1:0
+receiver=$address; receiver_pid=$pid
+token=$(awk '/^token/ {print $2; exit}' "$DATA")
+project=$(awk '/^project/ {print $2; exit}' "$DATA")
+api() { curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+space=$(api "http://$ktasks/api/projects/$project" | json_field spaceId)
+hook=$(api -X POST -d "{\"spaceId\":\"$space\",\"url\":\"http://$receiver/hook\",\"events\":[\"*\"],\"active\":false}" \
+  "http://$ktasks/api/webhooks" | json_field id)
+pending() {
+  python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM webhook_events WHERE status = 'pending'\").fetchone()[0])" "$work/bench.db"
+}
+for _ in 1 2 3; do
+  api -X PATCH -d '{"active":false}' "http://$ktasks/api/webhooks/$hook" >/dev/null
+  without=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
+  api -X PATCH -d '{"active":true}' "http://$ktasks/api/webhooks/$hook" >/dev/null
+  with=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
+  ended=$(date +%s%N); queued=$(pending)
+  until [ "$(pending)" = 0 ]; do sleep 0.2; done
+  drained=$(awk -v n="$(date +%s%N)" -v e="$ended" 'BEGIN {printf "%.1f", (n - e) / 1e9}')
+  echo "$without $with $queued $drained" | tee -a "$work/webhook_pairs"
+done
+delivered=$(api "http://$ktasks/api/webhooks/$hook/deliveries?limit=1" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["status"])')
+kill "$receiver_pid"
 rss_peak=$(rss_kb "$ktasks_pid" VmHWM)
 kill "$ktasks_pid"
 
@@ -132,6 +162,8 @@ list_small=$(value "list, 1,000-task project" 16); list_large=$(value "list, 100
 pair_bare=$(awk '{print $1}' "$work/pairs" | median %.0f)
 pair_get=$(awk '{print $2}' "$work/pairs" | median %.0f)
 pair_ratio=$(awk '{print $2 / $1}' "$work/pairs" | median %.6g)
+hook_ratio=$(awk '{print $2 / $1}' "$work/webhook_pairs" | median %.6g)
+hook_drain=$(awk '{print $4}' "$work/webhook_pairs" | sort -n | tail -1)
 # The worst p99 of the pairs, in ms (wrk prints us, ms or s).
 pair_p99=$(awk '{ms = $3 + 0; if ($3 ~ /us$/) ms /= 1000; else if ($3 !~ /ms$/) ms *= 1000; print ms}' "$work/pairs" | sort -n | tail -1)
 
@@ -154,6 +186,16 @@ $(awk '{printf "| %d | %s | %s | %.1f%% | %s |\n", NR, $1, $2, 100 * $2 / $1, $3
 | what | connections | requests/s | of bare hyper | p50 | p99 | errors |
 |---|---|---|---|---|---|---|
 $rows
+POST /api/tasks at 64 connections with a webhook subscribed to \`*\` (receiver: bare hyper on
+loopback), in alternated pairs with the webhook switched off; "queued" is the number of events
+not yet delivered when the run ended, "drained" the seconds until none was left:
+
+| pair | without, req/s | with, req/s | ratio | queued at the end | drained in |
+|---|---|---|---|---|---|
+$(awk '{printf "| %d | %s | %s | %.1f%% | %s | %s s |\n", NR, $1, $2, 100 * $2 / $1, $3, $4}' "$work/webhook_pairs")
+
+The last delivery's status: $delivered.
+
 Memory: RSS ${rss_idle} kB idle after start-up, ${rss_peak} kB peak over the whole run.
 Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
 
@@ -164,6 +206,7 @@ Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
 | authenticated \`GET /api/tasks/:id\` at 64 connections ≥ 40% of bare hyper, p99 < 5 ms | median of $pairs alternated pairs: $pair_get vs $pair_bare req/s, ratio $(awk -v r="$pair_ratio" 'BEGIN {printf "%.1f%%", 100 * r}'); worst p99 ${pair_p99} ms | $(awk -v r="$pair_ratio" -v p="$pair_p99" 'BEGIN {print (r >= 0.4 && p < 5) ? "yes" : "no"}') |
 | \`POST /api/tasks\` at 64 connections ≥ 10,000 req/s, every 201 durable | median of three runs ($posts): $post64 req/s | $(awk -v a="$post64" 'BEGIN {print (a >= 10000 ? "yes" : "no")}') |
 | a page of 50 from 100,000 tasks ≤ 1.5x the time from 1,000 | $list_small vs $list_large req/s: $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {printf "%.2fx", a / b}') | $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {print (a / b <= 1.5 ? "yes" : "no")}') |
+| \`POST /api/tasks\` with a webhook on \`*\` within 10% of the rate without, queue empty within seconds | median ratio $(awk -v r="$hook_ratio" 'BEGIN {printf "%.1f%%", 100 * r}'), slowest drain ${hook_drain} s | $(awk -v r="$hook_ratio" -v d="$hook_drain" 'BEGIN {print (r >= 0.9 && d <= 10) ? "yes" : "no"}') |
 | RSS < 40 MB at peak | $(awk -v k="$rss_peak" 'BEGIN {printf "%.1f MB", k / 1024}') | $(awk -v k="$rss_peak" 'BEGIN {print (k / 1024 < 40 ? "yes" : "no")}') |
 REPORT
 echo "== wrote bench/RESULTS.md"

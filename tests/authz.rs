@@ -1,6 +1,7 @@
 //! The role x route authorization matrix: two spaces, an owner, a member, a viewer and an
 //! outsider; every cell asserted. Owner, admin and member write; a viewer reads (403 on writes);
-//! anyone outside the space gets 404, as if nothing existed.
+//! anyone outside the space gets 404, as if nothing existed. Webhooks are the space managers'
+//! alone: member and viewer get 403 on every webhook route, reads included.
 
 use serde_json::{Value, json};
 
@@ -13,9 +14,26 @@ struct Side<'a> {
     project: &'a str,
     owner: &'a str,
     member_id: &'a str,
+    /// A webhook of the space for the routes that leave it in place, made once (a space holds
+    /// at most 20).
+    webhook: std::cell::OnceCell<String>,
 }
 
 impl Side<'_> {
+    fn webhook(&self) -> &str {
+        self.webhook.get_or_init(|| self.new_webhook())
+    }
+
+    fn new_webhook(&self) -> String {
+        // Port 9 (discard): test events are refused there, which is all they need to be.
+        let body =
+            json!({"spaceId": self.space, "url": "http://127.0.0.1:9/hook", "events": ["*"]});
+        self.server.create("/api/webhooks", self.owner, &body)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     fn task(&self) -> String {
         let body = json!({"projectId": self.project, "title": "cell", "labels": ["l"], "assignees": [self.member_id]});
         self.server.create("/api/tasks", self.owner, &body)["id"]
@@ -107,11 +125,66 @@ const ROUTES: &[(&str, Call)] = &[
     ("GET /api/labels", |s, t| {
         s.server.get(&format!("/api/labels?spaceId={}", s.space), t)
     }),
+    ("GET /api/webhooks", |s, t| {
+        s.server
+            .get(&format!("/api/webhooks?spaceId={}", s.space), t)
+    }),
+    ("POST /api/webhooks", |s, t| {
+        let body = json!({"spaceId": s.space, "url": "http://127.0.0.1:9/new", "events": ["*"]});
+        let response = s.server.post("/api/webhooks", t, &body);
+        if response.status == 201 {
+            // Keeps the space under its cap of 20.
+            let id = response.json()["id"].as_str().unwrap().to_string();
+            s.server.delete(&format!("/api/webhooks/{id}"), s.owner);
+        }
+        response
+    }),
+    ("GET /api/webhooks/:id", |s, t| {
+        s.server.get(&format!("/api/webhooks/{}", s.webhook()), t)
+    }),
+    ("PATCH /api/webhooks/:id", |s, t| {
+        s.server.patch(
+            &format!("/api/webhooks/{}", s.webhook()),
+            t,
+            &json!({"description": "x"}),
+        )
+    }),
+    ("DELETE /api/webhooks/:id", |s, t| {
+        s.server
+            .delete(&format!("/api/webhooks/{}", s.new_webhook()), t)
+    }),
+    ("POST /api/webhooks/:id/rotate-secret", |s, t| {
+        s.server.post(
+            &format!("/api/webhooks/{}/rotate-secret", s.webhook()),
+            t,
+            &json!({}),
+        )
+    }),
+    ("POST /api/webhooks/:id/test", |s, t| {
+        s.server.post(
+            &format!("/api/webhooks/{}/test", s.webhook()),
+            t,
+            &json!({}),
+        )
+    }),
+    ("GET /api/webhooks/:id/deliveries", |s, t| {
+        s.server
+            .get(&format!("/api/webhooks/{}/deliveries", s.webhook()), t)
+    }),
 ];
 
 /// Expected status per route for [owner, member, viewer, outsider].
 fn expected(route: &str) -> [u16; 4] {
     let (method, _) = route.split_once(' ').unwrap();
+    if route.contains("/api/webhooks") {
+        let owner = match route {
+            "POST /api/webhooks" => 201,
+            "DELETE /api/webhooks/:id" => 204,
+            "POST /api/webhooks/:id/test" => 202,
+            _ => 200,
+        };
+        return [owner, 403, 403, 404];
+    }
     match method {
         "GET" => [200, 200, 200, 404],
         "POST" if route.ends_with("/api/projects") || route.ends_with("/api/tasks") => {
@@ -163,6 +236,7 @@ fn role_by_route_matrix_in_two_spaces() {
         project: &team.project,
         owner: &team.owner,
         member_id: &team.member_id,
+        webhook: std::cell::OnceCell::new(),
     };
     let mut failures = run_matrix(
         &team_side,
@@ -181,6 +255,7 @@ fn role_by_route_matrix_in_two_spaces() {
         project: &team.other_project,
         owner: &team.outsider,
         member_id: &team.outsider_id,
+        webhook: std::cell::OnceCell::new(),
     };
     failures.extend(run_matrix(
         &other_side,

@@ -1,6 +1,8 @@
 //! Nothing acknowledged is lost: kill -9 at random moments, concurrent writers, SIGTERM under
-//! load, backups while writing. The crash test prints its figures for the CI log.
+//! load, backups while writing, and the webhook events of acknowledged writes. The crash tests
+//! print their figures for the CI log.
 
+use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use crate::receiver::{Receiver, personal_webhook};
 use crate::util::{Client, Env, Server, wait_until};
 
 const NO_RATE_LIMIT: &str = "[rate_limit]\nrequests_per_minute = 100000000\n";
@@ -242,4 +245,79 @@ fn a_backup_taken_under_write_load_is_consistent_and_complete() {
         "the copy misses acknowledged rows"
     );
     assert!(count_tasks(&copy) <= acknowledged.len() + 1);
+}
+
+#[test]
+fn kill_9_while_writing_loses_no_webhook_event_and_invents_none() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    let receiver = Receiver::start();
+    let config =
+        format!("{NO_RATE_LIMIT}[webhooks]\nallow_http = true\nallow_private_targets = true\n");
+    let server = env.serve_with_config(&config);
+    let (project, secret) =
+        personal_webhook(&server, &token, &receiver.url, json!(["task.created"]));
+    drop(server);
+    let rounds = 3;
+    let mut acknowledged = Vec::new();
+    for round in 1..=rounds {
+        let server = env.serve_with_config(&config);
+        let writers = Writers::start(server.client(), &token, &project, 8);
+        std::thread::sleep(Duration::from_millis(random_millis(200, 900)));
+        signal(&server, "-KILL");
+        let (this_round, server_errors) = writers.finish();
+        assert_eq!(server_errors, 0);
+        assert!(!this_round.is_empty(), "round {round} acknowledged nothing");
+        acknowledged.extend(this_round);
+    }
+    // A last start delivers whatever was left pending.
+    let _server = env.serve_with_config(&config);
+    let committed = count_tasks(&env.db());
+    let events_by_task = || {
+        let mut by_task: HashMap<String, Vec<String>> = HashMap::new();
+        for delivery in receiver.received() {
+            let task = delivery.json()["data"]["id"].as_str().unwrap().to_string();
+            by_task
+                .entry(task)
+                .or_default()
+                .push(delivery.id().to_string());
+        }
+        by_task
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || events_by_task().len()
+            >= committed),
+        "only {} of {committed} committed tasks' events arrived",
+        events_by_task().len()
+    );
+    let received = receiver.received();
+    for delivery in &received {
+        delivery.verify(&secret).unwrap();
+    }
+    let by_task = events_by_task();
+    let missing = acknowledged
+        .iter()
+        .filter(|id| !by_task.contains_key(*id))
+        .count();
+    let invented =
+        by_task.len() - present_in(&env.db(), &by_task.keys().cloned().collect::<Vec<_>>());
+    let duplicates = received.len() - by_task.len();
+    let one_id_each = by_task
+        .values()
+        .all(|ids| ids.iter().all(|id| *id == ids[0]));
+    report(format_args!(
+        "webhook crash test: {rounds} kills, {} writes acknowledged, {committed} committed, {} \
+         events received, {} duplicates (same webhook-id: {one_id_each}), {missing} missing, \
+         {invented} for writes not committed",
+        acknowledged.len(),
+        received.len(),
+        duplicates,
+    ));
+    assert_eq!(missing, 0, "an acknowledged write's event never arrived");
+    assert_eq!(
+        invented, 0,
+        "an event arrived for a write that was not committed"
+    );
+    assert!(one_id_each, "a redelivery carried another webhook-id");
 }

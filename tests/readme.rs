@@ -44,7 +44,10 @@ fn readme_curl_examples_get_the_status_they_claim() {
     let env = Env::new();
     env.user("you@example.com", "pro");
     let token = env.token("you@example.com", &[]);
-    let server = env.serve();
+    // The block creates a webhook to hooks.example.com: no name lookup of it (private targets are
+    // allowed, so nothing is resolved) and no delivery, so that the test talks to 127.0.0.1 only.
+    let server =
+        env.serve_with_config("[webhooks]\nallow_private_targets = true\ndeliver = false\n");
     let statuses = env.dir.path().join("statuses");
     // Every curl also appends its status code to a file, in order; the block's own text runs as is
     // but for the server's address.

@@ -51,6 +51,25 @@ impl Received {
     }
 }
 
+/// A webhook of the token's personal space sending `events` to `url`: returns the space's first
+/// project and the webhook's secret.
+pub fn personal_webhook(
+    server: &crate::util::Server,
+    token: &str,
+    url: &str,
+    events: Value,
+) -> (String, String) {
+    let space = server.personal_space(token);
+    let project = server.first_project(token, &space);
+    let created = server.create(
+        "/api/webhooks",
+        token,
+        &serde_json::json!({"spaceId": space, "url": url, "events": events}),
+    );
+    let secret = created["secret"].as_str().unwrap().to_string();
+    (project, secret)
+}
+
 struct State {
     received: Mutex<Vec<Received>>,
     status: AtomicU16,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::receiver::{Received, Receiver};
+use crate::receiver::{Received, Receiver, personal_webhook};
 use crate::util::{Env, Team, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -517,14 +517,8 @@ fn events_recorded_while_delivery_is_off_are_sent_after_a_restart() {
     let receiver = Receiver::start();
     let config = "[webhooks]\nallow_http = true\nallow_private_targets = true\n";
     let server = env.serve_with_config(&format!("{config}deliver = false\n"));
-    let space = server.personal_space(&token);
-    let project = server.first_project(&token, &space);
-    let created = server.create(
-        "/api/webhooks",
-        &token,
-        &json!({"spaceId": space, "url": receiver.url, "events": ["task.created"]}),
-    );
-    let secret = created["secret"].as_str().unwrap().to_string();
+    let (project, secret) =
+        personal_webhook(&server, &token, &receiver.url, json!(["task.created"]));
     for n in 0..5 {
         server.create(
             "/api/tasks",
@@ -540,4 +534,33 @@ fn events_recorded_while_delivery_is_off_are_sent_after_a_restart() {
     for delivery in &received {
         delivery.verify(&secret).unwrap();
     }
+}
+
+#[test]
+fn an_admin_manages_webhooks_as_the_owner_does() {
+    let team = Team::new();
+    team.env.cli_ok(&[
+        "space",
+        "add-member",
+        "--space",
+        "team",
+        "--email",
+        "outsider@example.com",
+        "--role",
+        "admin",
+    ]);
+    let admin = &team.outsider;
+    let created = team.server.create(
+        "/api/webhooks",
+        admin,
+        &json!({"spaceId": team.space, "url": "http://127.0.0.1:9/", "events": ["*"]}),
+    );
+    let path = format!("/api/webhooks/{}", created["id"].as_str().unwrap());
+    assert_eq!(team.server.get(&path, admin).status, 200);
+    let listed = team.server.get_ok(
+        &format!("/api/webhooks?spaceId={}", team.space),
+        &team.owner,
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(team.server.delete(&path, admin).status, 204);
 }

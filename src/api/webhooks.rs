@@ -15,7 +15,6 @@ use crate::store::webhooks::{
     self, ALL_EVENTS, Actor, EventType, MAX_PER_SPACE, NewWebhook, Webhook, WebhookChanges,
 };
 use crate::store::{Snapshot, Writes};
-use crate::validate;
 use crate::webhooks::{send, target};
 
 const FIELDS: &[&str] = &["spaceId", "url", "events", "description", "active"];
@@ -279,9 +278,16 @@ pub fn events(entries: Option<Vec<String>>) -> Result<Vec<String>, Error> {
     Ok(kept)
 }
 
+/// At most `MAX_DESCRIPTION_CHARS`, kept as given (like a task's description, it is free text).
 fn description(body: &Body) -> Result<Option<Option<String>>, Error> {
     body.checked_patch_string("description", |field, text| {
-        validate::text(field, text, MAX_DESCRIPTION_CHARS)
+        if text.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(Error::validation(
+                field,
+                format!("`{field}` must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        Ok(text)
     })
 }
 

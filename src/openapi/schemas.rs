@@ -351,8 +351,11 @@ fn webhook_fields() -> Value {
 }
 
 /// A webhook's `url` as written: the rules it is checked by.
+/// The shape of a webhook URL the server checks before its parser and SSRF rules.
+const WEBHOOK_URL_PATTERN: &str = crate::webhooks::target::URL_PATTERN;
+
 fn webhook_url() -> Value {
-    json!({ "type": "string", "format": "uri", "maxLength": MAX_WEBHOOK_URL_CHARS,
+    json!({ "type": "string", "format": "uri", "pattern": WEBHOOK_URL_PATTERN, "maxLength": MAX_WEBHOOK_URL_CHARS,
             "description": "an absolute `https://` URL (`http://` only when the server sets `webhooks.allow_http`), \
                             without user name, password or fragment. Refused (400, field `url`) when its host is or \
                             resolves to a loopback, private, link-local, CGNAT, multicast, broadcast, documentation or \

@@ -342,7 +342,9 @@ pub struct DueEvent {
 }
 
 /// Pending events of active webhooks due at `now_ms`, oldest due first, at most `per_webhook` of
-/// any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in all.
+/// any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in all. Each
+/// webhook's share is an index range (`webhook_events_due`), so a backlog of any size costs a
+/// pass no more than the rows it returns.
 pub fn due_events(
     conn: &Connection,
     now_ms: i64,
@@ -353,11 +355,10 @@ pub fn due_events(
     let mut statement = conn.prepare_cached(
         "SELECT e.id, e.webhook_id, e.type, e.payload, e.created_at, e.attempts, w.url, \
                 w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END \
-         FROM (SELECT *, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) \
-                 AS n \
-               FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ?1) AS e \
-         JOIN webhooks AS w ON w.id = e.webhook_id \
-         WHERE w.active AND e.n <= ?3 ORDER BY e.next_attempt_at, e.id LIMIT ?4",
+         FROM webhooks AS w JOIN webhook_events AS e ON e.id IN ( \
+             SELECT id FROM webhook_events WHERE webhook_id = w.id AND status = 'pending' \
+             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?3) \
+         WHERE w.active ORDER BY e.next_attempt_at, e.id LIMIT ?4",
     )?;
     let rows = statement.query_map(
         params![now_ms, now, per_webhook as i64, limit as i64],
@@ -381,23 +382,27 @@ pub fn due_events(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// When the next pending event of an active webhook is due (Unix ms), if any is.
+/// When the next pending event of an active webhook is due (Unix ms), if any is: one index seek
+/// per webhook.
 pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
     let next = conn
         .prepare_cached(
-            "SELECT min(e.next_attempt_at) FROM webhook_events AS e \
-             JOIN webhooks AS w ON w.id = e.webhook_id WHERE e.status = 'pending' AND w.active",
+            "SELECT min((SELECT next_attempt_at FROM webhook_events \
+                         WHERE webhook_id = w.id AND status = 'pending' \
+                         ORDER BY next_attempt_at LIMIT 1)) \
+             FROM webhooks AS w WHERE w.active",
         )?
         .query_row([], |row| row.get(0))?;
     Ok(next)
 }
 
-/// Events waiting to be delivered (of active webhooks): the queue depth.
+/// Events waiting to be delivered (of active webhooks): the queue depth. It counts rows, so the
+/// dispatcher reads it at most once a second.
 pub fn queue_depth(conn: &Connection) -> Result<i64> {
     let depth = conn
         .prepare_cached(
-            "SELECT count(*) FROM webhook_events AS e JOIN webhooks AS w ON w.id = e.webhook_id \
-             WHERE e.status = 'pending' AND w.active",
+            "SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e \
+             ON e.webhook_id = w.id AND e.status = 'pending' WHERE w.active",
         )?
         .query_row([], |row| row.get(0))?;
     Ok(depth)
@@ -536,15 +541,29 @@ pub fn list_deliveries(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes attempts, and events no longer pending, made before `before`; returns how many rows.
-pub fn prune(tx: &Tx<'_>, before: &str) -> Result<usize> {
+/// Deletes attempts, and events no longer pending, made before `before_ms` (Unix ms); returns how
+/// many rows. Ids are UUIDv7, whose first 48 bits are their creation time, so the rows are a
+/// range of the primary key: no index on the time, and no scan.
+pub fn prune(tx: &Tx<'_>, before_ms: i64) -> Result<usize> {
+    let before = v7_floor(before_ms);
     let attempts = tx
-        .prepare_cached("DELETE FROM webhook_attempts WHERE created_at < ?1")?
-        .execute([before])?;
+        .prepare_cached("DELETE FROM webhook_attempts WHERE id < ?1")?
+        .execute([&before])?;
     let events = tx
-        .prepare_cached("DELETE FROM webhook_events WHERE created_at < ?1 AND status != 'pending'")?
-        .execute([before])?;
+        .prepare_cached("DELETE FROM webhook_events WHERE id < ?1 AND status != 'pending'")?
+        .execute([&before])?;
     Ok(attempts + events)
+}
+
+/// The smallest UUIDv7 of the millisecond `ms`, as text: every id made at or after `ms` sorts
+/// after it.
+fn v7_floor(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u64;
+    format!(
+        "{:08x}-{:04x}-7000-8000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
 }
 
 #[cfg(test)]
@@ -570,6 +589,21 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&empty).unwrap()["data"]["actor"],
             serde_json::json!({})
         );
+    }
+
+    #[test]
+    fn the_prune_floor_sorts_between_ids_of_neighbouring_milliseconds() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let ms = crate::time::now_unix_ms();
+        assert!(v7_floor(ms - 5_000) < id, "{id}");
+        assert!(v7_floor(ms + 5_000) > id, "{id}");
+        let (seconds, nanos) = uuid::Uuid::parse_str(&id)
+            .unwrap()
+            .get_timestamp()
+            .unwrap()
+            .to_unix();
+        let made = seconds as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert!(v7_floor(made) <= id && v7_floor(made + 1) > id);
     }
 
     #[test]

@@ -28,6 +28,8 @@ use crate::store::webhooks::{self, Attempt, DeliveryStatus, DueEvent};
 const RETENTION_DAYS: i64 = 30;
 /// The outbox is polled at least this often, for events another process wrote.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the queue depth is counted (it counts rows).
+const QUEUE_DEPTH_EVERY: Duration = Duration::from_secs(1);
 /// How often old delivery records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -39,7 +41,7 @@ pub struct Stats {
     pub retried: AtomicU64,
     /// Failed attempts that were the event's last.
     pub failed: AtomicU64,
-    /// Pending events of active webhooks, counted at every pass of the dispatcher.
+    /// Pending events of active webhooks, counted at most once a second.
     pub queue_depth: AtomicI64,
 }
 
@@ -174,6 +176,7 @@ async fn dispatch(
     ));
     let stats = &shared.app.webhook_stats;
     let mut pruned_at: Option<std::time::Instant> = None;
+    let mut counted_at: Option<std::time::Instant> = None;
     while !stopping.load(Ordering::SeqCst) {
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             prune(shared.store());
@@ -181,10 +184,13 @@ async fn dispatch(
         }
         release_recorded(&shared);
         let now_ms = crate::time::now_unix_ms();
+        let count_queue = counted_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY);
         let due = shared.store().read(|conn| {
-            stats
-                .queue_depth
-                .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
+            if count_queue {
+                stats
+                    .queue_depth
+                    .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
+            }
             let due = webhooks::due_events(
                 conn,
                 now_ms,
@@ -194,6 +200,9 @@ async fn dispatch(
             )?;
             Ok((due, webhooks::next_due(conn)?))
         });
+        if count_queue {
+            counted_at = Some(std::time::Instant::now());
+        }
         let (due, next_due) = match due {
             Ok(found) => found,
             Err(error) => {
@@ -307,8 +316,8 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
 }
 
 fn prune(store: &Store) {
-    let before = crate::time::secs_from_now(-RETENTION_DAYS * 86_400);
-    match store.write(|tx| webhooks::prune(tx, &before)) {
+    let before = crate::time::now_unix_ms() - RETENTION_DAYS * 86_400_000;
+    match store.write(|tx| webhooks::prune(tx, before)) {
         Ok(0) => {}
         Ok(rows) => crate::log_info!(
             "webhooks: pruned {rows} delivery records older than {RETENTION_DAYS} days"

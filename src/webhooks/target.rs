@@ -11,6 +11,69 @@ use url::{Host, Url};
 /// The longest URL a webhook may have.
 pub const MAX_URL_CHARS: usize = 2000;
 
+/// The shape every webhook URL must have before it is parsed, published in the OpenAPI document:
+/// http(s), a host name (ASCII; punycode for international names), an IPv4 or a bracketed IPv6
+/// address, an optional port, a path and a query; no user info, no fragment, nothing that needs
+/// escaping. `matches_pattern` is its matcher, kept equal to it by a test.
+pub const URL_PATTERN: &str = "^https?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\\.?)(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$";
+
+/// True when `text` matches `URL_PATTERN`.
+pub fn matches_pattern(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host_end = rest.find([':', '/', '?']).unwrap_or(rest.len());
+    // A bracketed IPv6 address holds colons: its end is the bracket.
+    let host_end = if rest.starts_with('[') {
+        match rest.find(']') {
+            Some(close) => close + 1,
+            None => return false,
+        }
+    } else {
+        host_end
+    };
+    let (host, mut rest) = rest.split_at(host_end);
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        let inner = &inner[..inner.len() - 1];
+        !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        let labels = host.strip_suffix('.').unwrap_or(host);
+        !labels.is_empty()
+            && labels.split('.').all(|label| {
+                let bytes = label.as_bytes();
+                !bytes.is_empty()
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                    && bytes[0] != b'-'
+                    && bytes[bytes.len() - 1] != b'-'
+            })
+    };
+    if !host_ok {
+        return false;
+    }
+    if let Some(after) = rest.strip_prefix(':') {
+        let digits = after.find(['/', '?']).unwrap_or(after.len());
+        if !(1..=5).contains(&digits) || !after[..digits].bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        rest = &after[digits..];
+    }
+    let url_char = |b: u8| b.is_ascii_alphanumeric() || b"._~!$&'()*+,;=:@%/-".contains(&b);
+    let (path, query) = match rest.find('?') {
+        Some(mark) => (&rest[..mark], Some(&rest[mark + 1..])),
+        None => (rest, None),
+    };
+    (path.is_empty() || (path.starts_with('/') && path.bytes().all(url_char)))
+        && query.is_none_or(|query| query.bytes().all(|b| url_char(b) || b == b'?'))
+}
+
 /// What the server allows (`webhooks.allow_http`, `webhooks.allow_private_targets`).
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
@@ -26,6 +89,25 @@ pub fn check_url(text: &str, rules: Rules, resolve_names: bool) -> Result<Url, S
     if text.chars().count() > MAX_URL_CHARS {
         return Err(format!("`url` must be at most {MAX_URL_CHARS} characters"));
     }
+    if !matches_pattern(text) {
+        let reason = match Url::parse(text) {
+            Err(e) => format!("`url` must be an absolute URL ({e})"),
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                "`url` must not hold a user name or password: they would be shown to everyone \
+                 who can read the webhook; authenticate deliveries by their signature"
+                    .into()
+            }
+            Ok(url) if url.fragment().is_some() => "`url` must not have a #fragment".into(),
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                "`url` must be an https:// URL".into()
+            }
+            Ok(_) => "`url` must be an http(s) URL of a host name (ASCII; punycode for \
+                      international names), an IPv4 or a bracketed IPv6 address, with an optional \
+                      port, path and query, its special characters percent-encoded"
+                .into(),
+        };
+        return Err(reason);
+    }
     let url = Url::parse(text).map_err(|e| format!("`url` must be an absolute URL ({e})"))?;
     match url.scheme() {
         "https" => {}
@@ -36,16 +118,6 @@ pub fn check_url(text: &str, rules: Rules, resolve_names: bool) -> Result<Url, S
             );
         }
         _ => return Err("`url` must be an https:// URL".into()),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "`url` must not hold a user name or password: they would be shown to everyone who \
-             can read the webhook; authenticate deliveries by their signature"
-                .into(),
-        );
-    }
-    if url.fragment().is_some() {
-        return Err("`url` must not have a #fragment".into());
     }
     let host = url.host().ok_or("`url` must have a host")?;
     if rules.allow_private {
@@ -265,6 +337,68 @@ mod tests {
                 .unwrap_err()
                 .contains("2000")
         );
+    }
+
+    #[test]
+    fn the_matcher_agrees_with_the_published_pattern() {
+        let schema = serde_json::json!({ "type": "string", "pattern": URL_PATTERN });
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let mut cases: Vec<String> = [
+            "https://example.com",
+            "https://example.com/",
+            "https://example.com.:8443/a/b?x=1&y=%20",
+            "http://127.0.0.1:9/hook",
+            "http://2130706433/",
+            "http://[::ffff:127.0.0.1]:80/",
+            "https://[2606:4700::1111]/",
+            "https://a-b.c-d.e/x?y?z",
+            "https://-a.com/",
+            "https://a-.com/",
+            "https://a..b/",
+            "https://./",
+            "https://example.com*",
+            "https://exa mple.com/",
+            "https://user@example.com/",
+            "https://example.com/#frag",
+            "https://example.com:/",
+            "https://example.com:123456/",
+            "https://[::1/",
+            "https://[]/",
+            "ftp://example.com/",
+            "https://bücher.example/",
+            "https://example.com/ä",
+            "https://example.com?q",
+            "HTTPS://example.com/",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // And a spread of strings made of the characters that matter.
+        let alphabet = b"htps:/[]0-9a.?#@%*: -";
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..5000 {
+            let mut text = String::from(if seed.is_multiple_of(2) {
+                "https://"
+            } else {
+                "http://"
+            });
+            for _ in 0..(seed % 12) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push(alphabet[(seed % alphabet.len() as u64) as usize] as char);
+            }
+            seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+            cases.push(text);
+        }
+        for case in &cases {
+            assert_eq!(
+                matches_pattern(case),
+                validator.is_valid(&serde_json::json!(case)),
+                "{case:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -26,6 +26,16 @@ from ktasks_api_client.api.projects import create_project, get_project, list_pro
 from ktasks_api_client.api.service import get_developers, get_health, get_open_api
 from ktasks_api_client.api.spaces import create_space, get_space, list_space_members, list_spaces
 from ktasks_api_client.api.tasks import create_task, delete_task, get_task, list_tasks, update_task
+from ktasks_api_client.api.webhooks import (
+    create_webhook,
+    delete_webhook,
+    get_webhook,
+    list_webhook_deliveries,
+    list_webhooks,
+    rotate_webhook_secret,
+    test_webhook,
+    update_webhook,
+)
 from ktasks_api_client.models import (
     AssigneeBody,
     Error,
@@ -44,6 +54,13 @@ from ktasks_api_client.models import (
     Task,
     TaskPatch,
     View,
+    NewWebhook,
+    Webhook,
+    WebhookEventType,
+    WebhookPatch,
+    WebhookSecret,
+    WebhookTestEvent,
+    WebhookWithSecret,
 )
 from ktasks_api_client.types import UNSET, Response, Unset
 
@@ -186,6 +203,37 @@ while True:
         assert "Link" not in page.headers
         break
 assert pages == 4 and len(seen) == 7 and set(seen) == made | {task.id, parent.id}, (pages, seen)
+
+# Webhooks: the secret comes with the webhook once, and from a rotation; a test is queued.
+# (.ci/clients allows plain-http private targets: the URL is a closed local port.)
+hook = ok(
+    create_webhook.sync_detailed(
+        client=client,
+        body=NewWebhook(
+            space_id=space.id, url="http://127.0.0.1:9/hook", events=[WebhookEventType.TASK_CREATED]
+        ),
+    ),
+    WebhookWithSecret,
+    HTTPStatus.CREATED,
+)
+assert hook.secret.startswith("whsec_") and hook.active
+hooks = ok(list_webhooks.sync_detailed(client=client, space_id=space.id), list)
+assert [h.id for h in hooks] == [hook.id]
+assert ok(get_webhook.sync_detailed(hook.id, client=client), Webhook).url == "http://127.0.0.1:9/hook"
+off = ok(update_webhook.sync_detailed(hook.id, client=client, body=WebhookPatch(active=False, description=None)), Webhook)
+assert not off.active and off.description is None
+on = ok(update_webhook.sync_detailed(hook.id, client=client, body=WebhookPatch(active=True)), Webhook)
+assert on.active and on.disabled_reason is None
+rotated = ok(rotate_webhook_secret.sync_detailed(hook.id, client=client), WebhookSecret)
+assert rotated.secret != hook.secret
+queued = ok(test_webhook.sync_detailed(hook.id, client=client), WebhookTestEvent, HTTPStatus.ACCEPTED)
+attempts = ok(list_webhook_deliveries.sync_detailed(hook.id, client=client), list)
+assert all(a.event_id == queued.event_id for a in attempts)
+unknown = create_webhook.sync_detailed(
+    client=client, body=NewWebhook(space_id=space.id, url="/relative", events=[WebhookEventType.TASK_CREATED])
+)
+assert error(unknown, HTTPStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED).field == "url"
+assert delete_webhook.sync_detailed(hook.id, client=client).status_code == HTTPStatus.NO_CONTENT
 
 # Typed errors.
 empty_title = create_task.sync_detailed(client=client, body=NewTask(project_id=project.id, title=" "))
