@@ -69,12 +69,13 @@ struct Shared {
     sender: send::Sender,
     /// Events sent or being sent whose attempt is not committed yet.
     in_flight: Mutex<HashSet<String>>,
-    /// Deliveries in flight per webhook.
+    /// Requests being sent per webhook (`max_concurrent_per_endpoint`). A slot is free again as
+    /// soon as its answer is in: recording it is the recorder's business, batched.
     per_webhook: Mutex<HashMap<String, usize>>,
-    /// `(event id, webhook id)` of attempts committed since the dispatcher last looked. They leave
+    /// Events whose attempts were committed since the dispatcher last looked. They leave
     /// `in_flight` only when the dispatcher takes them, before its next read of the outbox: a read
     /// begun before the commit would still find the event pending and send it again.
-    recorded: Mutex<Vec<(String, String)>>,
+    recorded: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -182,7 +183,7 @@ async fn dispatch(
             prune(shared.store());
             pruned_at = Some(std::time::Instant::now());
         }
-        release_recorded(&shared);
+        let in_flight = release_recorded(&shared);
         let now_ms = crate::time::now_unix_ms();
         let count_queue = counted_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY);
         let due = shared.store().read(|conn| {
@@ -191,12 +192,13 @@ async fn dispatch(
                     .queue_depth
                     .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
             }
+            // Events in flight are still pending in the database until recorded: read past them.
             let due = webhooks::due_events(
                 conn,
                 now_ms,
                 &crate::time::now(),
-                config.max_concurrent_per_endpoint,
-                4 * config.max_concurrent_deliveries,
+                config.max_concurrent_per_endpoint + in_flight,
+                4 * config.max_concurrent_deliveries + in_flight,
             )?;
             Ok((due, webhooks::next_due(conn)?))
         });
@@ -217,6 +219,7 @@ async fn dispatch(
                 tokio::spawn(async move {
                     let sent = shared.sender.send(&event).await;
                     drop(permit);
+                    release_slot(&shared, &event.webhook_id);
                     let attempt = Attempt {
                         response_status: sent.status.map(|s| s.as_u16()),
                         delivered: sent.delivered(),
@@ -225,8 +228,9 @@ async fn dispatch(
                         at: crate::time::now(),
                         event,
                     };
-                    // The recorder releases the event and the webhook's slot once committed.
+                    // The event stays in flight until the recorder has committed its attempt.
                     let _ = recorder.send(attempt);
+                    shared.store().wake_dispatcher();
                 });
             }
         }
@@ -243,7 +247,7 @@ async fn dispatch(
 
 /// Marks `event` in flight and takes a slot of its webhook and one of the global limit, or
 /// `None` when it is in flight already or a limit is reached (it is looked at again on the next
-/// pass, which every finished attempt triggers).
+/// pass, which every answered request triggers).
 fn claim(
     shared: &Shared,
     event: &DueEvent,
@@ -264,20 +268,26 @@ fn claim(
     Some(permit)
 }
 
-/// Takes the events whose attempts are committed out of `in_flight`, and frees their slots.
-fn release_recorded(shared: &Shared) {
-    let recorded = std::mem::take(&mut *shared.recorded.lock().unwrap_or_else(|p| p.into_inner()));
-    let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+/// Frees a webhook's slot once its request is answered (or has failed).
+fn release_slot(shared: &Shared, webhook_id: &str) {
     let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
-    for (event_id, webhook_id) in recorded {
-        in_flight.remove(&event_id);
-        if let Some(busy) = per_webhook.get_mut(&webhook_id) {
-            *busy = busy.saturating_sub(1);
-            if *busy == 0 {
-                per_webhook.remove(&webhook_id);
-            }
+    if let Some(busy) = per_webhook.get_mut(webhook_id) {
+        *busy = busy.saturating_sub(1);
+        if *busy == 0 {
+            per_webhook.remove(webhook_id);
         }
     }
+}
+
+/// Takes the events whose attempts are committed out of `in_flight`; returns how many are left
+/// in flight.
+fn release_recorded(shared: &Shared) -> usize {
+    let recorded = std::mem::take(&mut *shared.recorded.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    for event_id in recorded {
+        in_flight.remove(&event_id);
+    }
+    in_flight.len()
 }
 
 /// The recorder thread: commits attempts in batches (one write for all that are waiting), then
@@ -310,7 +320,7 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
             .recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(batch.into_iter().map(|a| (a.event.id, a.event.webhook_id)));
+            .extend(batch.into_iter().map(|attempt| attempt.event.id));
         shared.store().wake_dispatcher();
     }
 }
