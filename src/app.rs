@@ -78,7 +78,9 @@ pub struct App {
     /// Sign-ins on the web pages, per email and per client address.
     pub login_throttle: crate::web::LoginThrottle,
     /// Tokens minted on the settings page, waiting for the page view that shows them once.
-    pub new_tokens: crate::web::NewTokens,
+    pub new_tokens: crate::web::ShownOnce<String>,
+    /// Webhook secrets made on the webhooks page (a new webhook's, a rotated one), the same way.
+    pub new_webhook_secrets: crate::web::ShownOnce<crate::web::NewSecret>,
     /// Webhook deliveries by outcome and the queue depth (`webhooks::Dispatcher`).
     pub webhook_stats: crate::webhooks::Stats,
     /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
@@ -161,7 +163,8 @@ impl App {
             limiter,
             failed_auth,
             login_throttle: crate::web::LoginThrottle::default(),
-            new_tokens: crate::web::NewTokens::default(),
+            new_tokens: crate::web::ShownOnce::default(),
+            new_webhook_secrets: crate::web::ShownOnce::default(),
             webhook_stats: crate::webhooks::Stats::default(),
             proxied: Arc::default(),
             config,

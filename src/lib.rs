@@ -18,7 +18,8 @@
 //! - `reply`: `Reply`, what a handler answers.
 //! - `validate`: field rules (slugs, colours, text lengths).
 //! - `openapi`, `developers`: the OpenAPI document and the `/developers` page rendered from it.
-//! - `web`, `password`: the Settings -> Security pages (sessions, CSRF, token forms), Argon2id.
+//! - `web`, `password`: the settings pages (sessions, CSRF; Security: token forms; Webhooks: the
+//!   webhook forms over `api::webhooks`), Argon2id.
 //! - `api`: one file per resource (tasks also `task_patch`, `task_relations`); validates,
 //!   authorizes, calls the store.
 //! - `store`: the only place that speaks SQL; one file per table group.

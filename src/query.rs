@@ -1,5 +1,6 @@
 //! Query strings read strictly (every parameter known to the endpoint, none repeated, each value
-//! checked as its type says), forms read the same way, and the opaque cursors of paged lists.
+//! checked as its type says), forms read the same way (a form's checkbox group may repeat its
+//! one name), and the opaque cursors of paged lists.
 
 use crate::error::Error;
 
@@ -14,6 +15,16 @@ pub const MAX_LIMIT: usize = 200;
 
 impl Query {
     pub fn parse(query: Option<&str>, known: &[&str]) -> Result<Query, Error> {
+        Query::parse_with_lists(query, known, &[])
+    }
+
+    /// `parse`, except that the names in `lists` (also in `known`) may be given any number of
+    /// times: a form's group of checkboxes sharing one name. Read them with `all`.
+    pub fn parse_with_lists(
+        query: Option<&str>,
+        known: &[&str],
+        lists: &[&str],
+    ) -> Result<Query, Error> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
@@ -38,7 +49,7 @@ impl Query {
                     ),
                 ));
             }
-            if pairs.iter().any(|(n, _)| *n == name) {
+            if !lists.contains(&name.as_str()) && pairs.iter().any(|(n, _)| *n == name) {
                 return Err(Error::invalid_query(
                     &name,
                     format!("`{name}` is given more than once"),
@@ -53,6 +64,15 @@ impl Query {
     /// empty form fields should not trip on it.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a list parameter (`parse_with_lists`), in the order given.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     fn raw(&self, name: &str) -> Option<&str> {
@@ -208,6 +228,18 @@ mod tests {
             assert!(query.limit().is_err(), "{bad}");
         }
         assert_eq!(Query::parse(None, &[]).unwrap().limit().unwrap(), 50);
+    }
+
+    #[test]
+    fn only_list_parameters_may_repeat() {
+        let known = ["csrf", "events"];
+        let form =
+            Query::parse_with_lists(Some("events=a&csrf=x&events=b"), &known, &["events"]).unwrap();
+        assert_eq!(form.all("events"), ["a", "b"]);
+        assert_eq!(form.get("csrf"), Some("x"));
+        assert!(Query::parse_with_lists(Some("csrf=x&csrf=y"), &known, &["events"]).is_err());
+        assert!(Query::parse_with_lists(Some("other=1"), &known, &["events"]).is_err());
+        assert!(Query::parse(Some("events=a&events=b"), &known).is_err());
     }
 
     #[test]

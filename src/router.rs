@@ -43,6 +43,13 @@
 //! GET       /settings/security                   -- the user's tokens
 //! POST      /settings/security/tokens            -- create a token
 //! POST      /settings/security/tokens/:id/revoke -- revoke a token
+//! GET       /settings/webhooks                   -- the webhooks of the spaces the user manages
+//! POST      /settings/webhooks                   -- add a webhook
+//! POST      /settings/webhooks/:id               -- change a webhook
+//! POST      /settings/webhooks/:id/toggle        -- switch a webhook off or on
+//! POST      /settings/webhooks/:id/rotate        -- rotate a webhook's secret
+//! POST      /settings/webhooks/:id/test          -- send a webhook a test event
+//! POST      /settings/webhooks/:id/delete        -- delete a webhook
 //! GET       /assets/settings.js                  -- the pages' script (no inline script anywhere)
 //! GET       /assets/settings.css                 -- the pages' stylesheet
 //! ```
@@ -126,6 +133,13 @@ pub enum WebRoute {
     SecurityPage,
     CreateTokenForm,
     RevokeTokenForm(String),
+    WebhooksPage,
+    CreateWebhookForm,
+    UpdateWebhookForm(String),
+    ToggleWebhookForm(String),
+    RotateWebhookSecretForm(String),
+    TestWebhookForm(String),
+    DeleteWebhookForm(String),
     SettingsScript,
     SettingsStyle,
 }
@@ -161,6 +175,12 @@ pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
     ("/settings/security", "GET"),
     ("/settings/security/tokens", "POST"),
     ("/settings/security/tokens/:id/revoke", "POST"),
+    ("/settings/webhooks", "GET, POST"),
+    ("/settings/webhooks/:id", "POST"),
+    ("/settings/webhooks/:id/toggle", "POST"),
+    ("/settings/webhooks/:id/rotate", "POST"),
+    ("/settings/webhooks/:id/test", "POST"),
+    ("/settings/webhooks/:id/delete", "POST"),
     ("/assets/settings.js", "GET"),
     ("/assets/settings.css", "GET"),
 ];
@@ -211,6 +231,12 @@ impl Route {
                 SecurityPage => "/settings/security",
                 CreateTokenForm => "/settings/security/tokens",
                 RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
+                WebhooksPage | CreateWebhookForm => "/settings/webhooks",
+                UpdateWebhookForm(_) => "/settings/webhooks/:id",
+                ToggleWebhookForm(_) => "/settings/webhooks/:id/toggle",
+                RotateWebhookSecretForm(_) => "/settings/webhooks/:id/rotate",
+                TestWebhookForm(_) => "/settings/webhooks/:id/test",
+                DeleteWebhookForm(_) => "/settings/webhooks/:id/delete",
                 SettingsScript => "/assets/settings.js",
                 SettingsStyle => "/assets/settings.css",
             },
@@ -228,9 +254,20 @@ impl Route {
                 route,
                 DeleteTask(_) | DeleteWebhook(_) | RotateWebhookSecret(_) | TestWebhook(_)
             ),
-            Route::Web(route) => {
-                matches!(route, Login | Logout | CreateTokenForm | RevokeTokenForm(_))
-            }
+            // Exhaustive, so that a new page has to say.
+            Route::Web(route) => match route {
+                LoginPage | SecurityPage | WebhooksPage | SettingsScript | SettingsStyle => false,
+                Login
+                | Logout
+                | CreateTokenForm
+                | RevokeTokenForm(_)
+                | CreateWebhookForm
+                | UpdateWebhookForm(_)
+                | ToggleWebhookForm(_)
+                | RotateWebhookSecretForm(_)
+                | TestWebhookForm(_)
+                | DeleteWebhookForm(_) => true,
+            },
         }
     }
 }
@@ -385,6 +422,31 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
             "/settings/security/tokens/:id/revoke",
             (m == Method::POST).then(|| Route::Web(RevokeTokenForm(id(token)))),
         ),
+        (["settings", "webhooks"], m) => (
+            "/settings/webhooks",
+            match *m {
+                Method::GET => Some(Route::Web(WebhooksPage)),
+                Method::POST => Some(Route::Web(CreateWebhookForm)),
+                _ => None,
+            },
+        ),
+        (["settings", "webhooks", webhook], m) => (
+            "/settings/webhooks/:id",
+            (m == Method::POST).then(|| Route::Web(UpdateWebhookForm(id(webhook)))),
+        ),
+        (["settings", "webhooks", webhook, action], m) => {
+            let (pattern, form): (_, fn(String) -> WebRoute) = match *action {
+                "toggle" => ("/settings/webhooks/:id/toggle", ToggleWebhookForm),
+                "rotate" => ("/settings/webhooks/:id/rotate", RotateWebhookSecretForm),
+                "test" => ("/settings/webhooks/:id/test", TestWebhookForm),
+                "delete" => ("/settings/webhooks/:id/delete", DeleteWebhookForm),
+                _ => return Err(Error::NotFound),
+            };
+            (
+                pattern,
+                (m == Method::POST).then(|| Route::Web(form(id(webhook)))),
+            )
+        }
         (["assets", "settings.js"], m) => (
             "/assets/settings.js",
             (m == Method::GET).then_some(Route::Web(SettingsScript)),

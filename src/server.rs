@@ -155,6 +155,7 @@ async fn sweep_rate_limits(app: Arc<App>) {
         }
         app.login_throttle.sweep(now);
         app.new_tokens.sweep();
+        app.new_webhook_secrets.sweep();
     }
 }
 

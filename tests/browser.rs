@@ -1,7 +1,8 @@
 //! End to end in a real headless browser (Debian's chromium, driven through chromedriver's
 //! WebDriver HTTP API): sign in, create a token, read it off the page, use it on the API, revoke
-//! it on the page, see the API refuse it. Saves a screenshot of the page; with UPDATE_SCREENSHOT=1,
-//! over the one README.md shows.
+//! it on the page, see the API refuse it; add a webhook, send it a test, see the delivery on the
+//! page and verify it with the secret the page showed. Saves screenshots of the pages; with
+//! UPDATE_SCREENSHOT=1, over the ones in docs/ (README.md and docs/webhooks.md show them).
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::receiver::Receiver;
 use crate::util::{Env, require_tools, wait_until};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -185,6 +187,14 @@ impl Driver {
             .to_string()
     }
 
+    fn text_of(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.session_call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     fn url(&self) -> String {
         self.session_call("GET", "/url", None)
             .as_str()
@@ -198,6 +208,20 @@ impl Driver {
             .decode(encoded.as_str().unwrap())
             .unwrap()
     }
+}
+
+/// Saves what the browser shows as `name`: into the build directory, so a test run leaves the
+/// work tree clean; the copies in docs/ are refreshed on purpose, with UPDATE_SCREENSHOT=1.
+fn save_screenshot(browser: &Driver, name: &str) {
+    let screenshot = browser.screenshot();
+    assert!(screenshot.starts_with(b"\x89PNG"));
+    let directory = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    };
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join(name), &screenshot).unwrap();
 }
 
 /// A data directory whose user you@example.com (pro) has the password "correct horse battery".
@@ -252,17 +276,7 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
     browser.click("form[action='/settings/security/tokens'] button[type=submit]");
     let token = browser.value_of("#new-token");
     assert!(ktasks::token::is_well_formed(&token), "{token:?}");
-    let screenshot = browser.screenshot();
-    assert!(screenshot.starts_with(b"\x89PNG"));
-    // Into the build directory, so a test run leaves the work tree clean; README's copy in docs/
-    // is refreshed on purpose, with UPDATE_SCREENSHOT=1.
-    let directory = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
-    } else {
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-    };
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(directory.join("settings-security.png"), &screenshot).unwrap();
+    save_screenshot(&browser, "settings-security.png");
 
     assert_eq!(server.get("/api/me", &token).status, 200);
 
@@ -279,6 +293,87 @@ fn sign_in_create_use_and_revoke_a_token_in_a_real_browser() {
     server
         .get("/api/me", &token)
         .assert_error(401, "unauthorized");
+}
+
+/// SPEC section 9: add a webhook on the page, send it a test, reload until the delivery shows as
+/// delivered, and verify what the receiver got with the secret the page showed once.
+#[test]
+#[ignore = "needs chromium and chromedriver; `.ci/run` runs it (cargo test -- --ignored)"]
+fn add_a_webhook_send_a_test_and_see_it_delivered_in_a_real_browser() {
+    let env = you_with_a_password();
+    let token = env.token("you@example.com", &[]);
+    let server =
+        env.serve_with_config("[webhooks]\nallow_http = true\nallow_private_targets = true\n");
+    let receiver = Receiver::start();
+    let space = server.create(
+        "/api/spaces",
+        &token,
+        &json!({"name": "Acme", "slug": "acme"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("http://{}", server.addr);
+    let browser = Driver::start();
+    browser.sign_in(&base);
+    browser.click("nav a[href='/settings/webhooks']");
+    assert!(wait_until(Duration::from_secs(10), || browser
+        .url()
+        .ends_with("/settings/webhooks")));
+
+    // With no webhook yet, the form is unfolded.
+    browser.click(&format!("#new-space option[value='{space}']"));
+    browser.type_into("#new-url", &receiver.url);
+    browser.click("#new-webhook input[value='task.created']");
+    browser.click("#new-webhook input[value='task.completed']");
+    browser.type_into("#new-description", "n8n: new tasks to the team chat");
+    browser.click("#new-webhook button[type=submit]");
+    let secret = browser.value_of("#new-secret");
+    assert!(secret.starts_with("whsec_"), "{secret:?}");
+
+    browser.click("button[aria-label^='Send a test event']");
+    let test = receiver.wait_for(1, Duration::from_secs(10))[0].clone();
+    assert_eq!(test.event_type(), "webhook.test");
+    test.verify(&secret).unwrap();
+    // Two more events, for a realistic page: a task made and completed through the API.
+    let project = server.first_project(&token, &space);
+    let task = server.create(
+        "/api/tasks",
+        &token,
+        &json!({"projectId": project, "title": "Write the release notes"}),
+    );
+    let statuses = server.get_ok(&format!("/api/projects/{project}"), &token)["statuses"].clone();
+    let done = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|status| status["category"] == "done")
+        .unwrap()["id"]
+        .clone();
+    let task_path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+    assert_eq!(
+        server
+            .patch(&task_path, &token, &json!({"statusId": done}))
+            .status,
+        200
+    );
+    receiver.wait_for(3, Duration::from_secs(10));
+
+    // Reload until the page shows the three deliveries; the test's outcome is "delivered", 200.
+    let shown = wait_until(Duration::from_secs(10), || {
+        browser.open(&format!("{base}/settings/webhooks"));
+        browser.text_of("main").matches("delivered").count() >= 3
+    });
+    assert!(shown, "{}", browser.text_of("main"));
+    let oldest = browser.text_of("table.deliveries tr.delivery:last-child");
+    assert!(oldest.contains("webhook.test"), "{oldest}");
+    assert!(oldest.contains("delivered"), "{oldest}");
+    assert!(oldest.contains("200"), "{oldest}");
+    assert!(
+        !browser.text_of("main").contains("whsec_"),
+        "the secret is shown once"
+    );
+    save_screenshot(&browser, "settings-webhooks.png");
 }
 
 /// Issue 16: a token's name went into an inline `onsubmit="confirm('…')"`, where the browser

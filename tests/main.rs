@@ -23,4 +23,5 @@ mod task_lists;
 mod tasks;
 mod web;
 mod web_defences;
+mod web_webhooks;
 mod webhooks;

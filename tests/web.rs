@@ -124,6 +124,11 @@ pub(crate) fn ann_with_a_password() -> (Env, Server) {
 
 pub(crate) fn with_password(env: &Env, email: &str, plan: &str) {
     env.user(email, plan);
+    set_password(env, email);
+}
+
+/// Gives an existing user the password `PASSWORD`.
+pub(crate) fn set_password(env: &Env, email: &str) {
     let output = env.cli_with_stdin(
         &["user", "set-password", "--email", email],
         &format!("{PASSWORD}\n"),

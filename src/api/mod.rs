@@ -15,9 +15,7 @@ mod task_json;
 mod task_patch;
 mod task_relations;
 mod tasks;
-mod webhooks;
-
-pub use webhooks::MAX_DESCRIPTION_CHARS as MAX_WEBHOOK_DESCRIPTION_CHARS;
+pub mod webhooks;
 
 use hyper::header::LINK;
 use rusqlite::Connection;

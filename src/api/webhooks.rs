@@ -1,6 +1,8 @@
 //! `/api/webhooks` (docs/webhooks.md). Managing a space's webhooks, reads included, needs the
 //! owner or admin role: a webhook's URL and deliveries say where the space's data goes. Members
-//! and viewers get 403, people outside the space 404.
+//! and viewers get 403, people outside the space 404. The checks and changes below the handlers
+//! (`check_url`, `events`, `managed_webhook`, `create_managed`, ...) are the settings page's too
+//! (`web::webhooks`).
 
 use hyper::StatusCode;
 
@@ -14,7 +16,7 @@ use crate::store::spaces::{self, Role};
 use crate::store::webhooks::{
     self, ALL_EVENTS, Actor, EventType, MAX_PER_SPACE, NewWebhook, Webhook, WebhookChanges,
 };
-use crate::store::{Snapshot, Writes};
+use crate::store::{Snapshot, Tx, Writes};
 use crate::webhooks::{send, target};
 
 const FIELDS: &[&str] = &["spaceId", "url", "events", "description", "active"];
@@ -48,7 +50,7 @@ pub fn get(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let webhook = snapshot.read(|conn| managed_webhook(conn, principal, id))?;
+    let webhook = snapshot.read(|conn| managed_webhook(conn, &principal.user.id, id))?;
     Ok(Reply::ok(&webhook))
 }
 
@@ -75,20 +77,7 @@ pub fn create(
         description,
         active,
     };
-    let webhook = writes.write(|tx| {
-        let space = super::visible_space(tx, principal, &new.space_id)?;
-        require_manage(space.role)?;
-        if webhooks::count_in_space(tx, &new.space_id)? >= MAX_PER_SPACE {
-            return Err(Error::Conflict {
-                field: Some("spaceId".into()),
-                message: format!(
-                    "this space already has {MAX_PER_SPACE} webhooks, the most it can hold; \
-                     delete one, or subscribe one to more events"
-                ),
-            });
-        }
-        webhooks::create_webhook(tx, &new, &secret)
-    })?;
+    let webhook = writes.write(|tx| create_managed(tx, &principal.user.id, &new, &secret))?;
     let mut value = serde_json::to_value(&webhook).expect("a webhook serializes");
     value["secret"] = secret.into();
     let location = format!(
@@ -122,10 +111,7 @@ pub fn update(
         description: description(&body)?,
         active: body.optional_bool("active")?,
     };
-    let webhook = writes.write(|tx| {
-        managed_webhook(tx, principal, id)?;
-        webhooks::update_webhook(tx, id, &changes)
-    })?;
+    let webhook = writes.write(|tx| update_managed(tx, &principal.user.id, id, &changes))?;
     Ok(Reply::ok(&webhook))
 }
 
@@ -137,10 +123,7 @@ pub fn delete(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    writes.write(|tx| {
-        managed_webhook(tx, principal, id)?;
-        webhooks::delete_webhook(tx, id)
-    })?;
+    writes.write(|tx| delete_managed(tx, &principal.user.id, id))?;
     Ok(Reply::no_content())
 }
 
@@ -152,16 +135,7 @@ pub fn rotate_secret(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let secret = send::new_secret();
-    writes.write(|tx| {
-        managed_webhook(tx, principal, id)?;
-        webhooks::rotate_secret(
-            tx,
-            id,
-            &secret,
-            &crate::time::secs_from_now(ROTATION_GRACE_SECS),
-        )
-    })?;
+    let secret = writes.write(|tx| rotate_managed(tx, &principal.user.id, id))?;
     Ok(Reply::ok(&serde_json::json!({ "secret": secret })))
 }
 
@@ -173,21 +147,11 @@ pub fn test(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let event_id = writes.write(|tx| {
-        let webhook = managed_webhook(tx, principal, id)?;
-        if !webhook.active {
-            return Err(Error::Conflict {
-                field: None,
-                message: "this webhook is switched off; set `active: true` to send to it again"
-                    .into(),
-            });
-        }
-        let actor = Actor {
-            user_id: &principal.user.id,
-            token_id: Some(&principal.token.id),
-        };
-        webhooks::emit_test(tx, id, &actor)
-    })?;
+    let actor = Actor {
+        user_id: &principal.user.id,
+        token_id: Some(&principal.token.id),
+    };
+    let event_id = writes.write(|tx| test_managed(tx, &actor, id))?;
     Ok(Reply::json(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "eventId": event_id }),
@@ -206,7 +170,7 @@ pub fn deliveries(
     let limit = query.limit()?;
     let before = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = snapshot.read(|conn| {
-        managed_webhook(conn, principal, id)?;
+        managed_webhook(conn, &principal.user.id, id)?;
         webhooks::list_deliveries(conn, id, before.as_deref(), limit + 1)
     })?;
     Ok(super::page(
@@ -220,17 +184,84 @@ pub fn deliveries(
     ))
 }
 
-/// The webhook if the caller manages its space: 404 outside it, 403 below admin.
+/// The webhook if the user manages its space: 404 outside it, 403 below admin.
 pub fn managed_webhook(
     conn: &rusqlite::Connection,
-    principal: &Principal,
+    user_id: &str,
     id: &str,
 ) -> Result<Webhook, Error> {
     let webhook = webhooks::find_webhook(conn, id)?.ok_or(Error::NotFound)?;
-    let role = spaces::role_in_space(conn, &webhook.space_id, &principal.user.id)?
-        .ok_or(Error::NotFound)?;
+    let role = spaces::role_in_space(conn, &webhook.space_id, user_id)?.ok_or(Error::NotFound)?;
     require_manage(role)?;
     Ok(webhook)
+}
+
+// The changes themselves, each checking that `user_id` manages the webhook's space in the
+// change's own transaction. The API's handlers and the settings page (`web::webhooks`) both call
+// these, so a change obeys the same rules whichever way it comes.
+
+/// Creates a webhook in a space the user manages (404 outside it, 403 below admin), unless the
+/// space holds `MAX_PER_SPACE` already (409, field `spaceId`).
+pub fn create_managed(
+    tx: &Tx<'_>,
+    user_id: &str,
+    new: &NewWebhook,
+    secret: &str,
+) -> Result<Webhook, Error> {
+    let space = spaces::find_space_for_user(tx, &new.space_id, user_id)?.ok_or(Error::NotFound)?;
+    require_manage(space.role)?;
+    if webhooks::count_in_space(tx, &new.space_id)? >= MAX_PER_SPACE {
+        return Err(Error::Conflict {
+            field: Some("spaceId".into()),
+            message: format!(
+                "this space already has {MAX_PER_SPACE} webhooks, the most it can hold; \
+                 delete one, or subscribe one to more events"
+            ),
+        });
+    }
+    webhooks::create_webhook(tx, new, secret)
+}
+
+pub fn update_managed(
+    tx: &Tx<'_>,
+    user_id: &str,
+    id: &str,
+    changes: &WebhookChanges,
+) -> Result<Webhook, Error> {
+    managed_webhook(tx, user_id, id)?;
+    webhooks::update_webhook(tx, id, changes)
+}
+
+pub fn delete_managed(tx: &Tx<'_>, user_id: &str, id: &str) -> Result<(), Error> {
+    managed_webhook(tx, user_id, id)?;
+    webhooks::delete_webhook(tx, id)
+}
+
+/// A new secret, returned; the old one signs alongside it for 24 hours.
+pub fn rotate_managed(tx: &Tx<'_>, user_id: &str, id: &str) -> Result<String, Error> {
+    managed_webhook(tx, user_id, id)?;
+    let secret = send::new_secret();
+    webhooks::rotate_secret(
+        tx,
+        id,
+        &secret,
+        &crate::time::secs_from_now(ROTATION_GRACE_SECS),
+    )?;
+    Ok(secret)
+}
+
+/// A `webhook.test` event for an active webhook (409 when it is switched off); its id.
+pub fn test_managed(tx: &Tx<'_>, actor: &Actor<'_>, id: &str) -> Result<String, Error> {
+    let webhook = managed_webhook(tx, actor.user_id, id)?;
+    if !webhook.active {
+        return Err(Error::Conflict {
+            field: None,
+            message: "this webhook is switched off; switch it on (`active: true`) to send to it \
+                      again"
+                .into(),
+        });
+    }
+    webhooks::emit_test(tx, id, actor)
 }
 
 /// 403 unless owner or admin.

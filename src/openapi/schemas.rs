@@ -312,7 +312,7 @@ fn task() -> Value {
 
 /// The limits of a webhook's fields (docs/webhooks.md).
 const MAX_WEBHOOK_URL_CHARS: usize = crate::webhooks::target::MAX_URL_CHARS;
-const MAX_WEBHOOK_DESCRIPTION_CHARS: usize = crate::api::MAX_WEBHOOK_DESCRIPTION_CHARS;
+const MAX_WEBHOOK_DESCRIPTION_CHARS: usize = crate::api::webhooks::MAX_DESCRIPTION_CHARS;
 
 const WEBHOOK_FIELDS: [&str; 9] = [
     "id",

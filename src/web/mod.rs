@@ -1,5 +1,7 @@
-//! Settings -> Security -> API Tokens (SPEC section 7): server-rendered pages where users sign in
-//! with a password and create and revoke their own tokens.
+//! The settings pages: server-rendered pages where users sign in with a password, create and
+//! revoke their own tokens (Settings -> Security -> API Tokens, SPEC section 7) and manage the
+//! webhooks of the spaces they own or administer (Settings -> Webhooks, SPEC section 9; the
+//! handlers are in `webhooks`).
 //!
 //! ```text
 //! GET  /login                                 -- sign-in form
@@ -8,6 +10,13 @@
 //! GET  /settings/security                     -- the user's tokens and the "New token" form
 //! POST /settings/security/tokens              -- mint a token; the answer shows it once
 //! POST /settings/security/tokens/:id/revoke   -- revoke one of the user's tokens
+//! GET  /settings/webhooks                     -- webhooks and deliveries of the spaces the user manages
+//! POST /settings/webhooks                     -- add a webhook; the answer shows its secret once
+//! POST /settings/webhooks/:id                 -- change its URL, events, description
+//! POST /settings/webhooks/:id/toggle          -- switch it off or on (`active`)
+//! POST /settings/webhooks/:id/rotate          -- a new secret, shown once
+//! POST /settings/webhooks/:id/test            -- send it a `webhook.test` event
+//! POST /settings/webhooks/:id/delete          -- delete it
 //! GET  /assets/settings.js, /assets/settings.css -- the pages' script and stylesheet
 //! ```
 //!
@@ -18,13 +27,12 @@
 //! per email and per client address, a slot taken before the password is checked; a Bearer token
 //! is refused everywhere here (tokens cannot manage tokens); pages are `Cache-Control: no-store`,
 //! may not be framed, and run no inline script (`script-src 'self'`: data reaches the script only
-//! through `data-` attributes); a new token is shown on the page a redirect lands on
-//! (Post/Redirect/Get), so a reload cannot mint a second one.
+//! through `data-` attributes); a new token or webhook secret is shown on the page a redirect
+//! lands on (Post/Redirect/Get, `ShownOnce`), so a reload cannot make a second one. A webhook the
+//! user may not manage is "not found", whatever it is.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-use dashmap::DashMap;
 
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, StatusCode};
@@ -41,6 +49,12 @@ use crate::store::users::{self, Plan, User};
 use crate::{password, validate};
 
 mod pages;
+mod shown_once;
+mod webhook_page;
+mod webhooks;
+
+pub use shown_once::ShownOnce;
+pub use webhooks::NewSecret;
 
 use pages::{SCRIPT, STYLE, asset, login_form, message_page, redirect, settings_page};
 
@@ -50,8 +64,6 @@ const SESSION_COOKIE: &str = "ktasks_session";
 const HOST_SESSION_COOKIE: &str = "__Host-ktasks_session";
 const LOGIN_CSRF_COOKIE: &str = "ktasks_login_csrf";
 const HOST_LOGIN_CSRF_COOKIE: &str = "__Host-ktasks_login_csrf";
-/// How long a token made on the page waits for the page that shows it.
-const SHOW_NEW_TOKEN_FOR: Duration = Duration::from_secs(5 * 60);
 const EXPIRY_CHOICES: [(&str, Option<u32>); 4] = [
     ("never", None),
     ("30", Some(30)),
@@ -85,42 +97,6 @@ impl LoginThrottle {
     }
 }
 
-/// Tokens just minted on the page, held in memory (never on disk) for the one page view that
-/// shows them, by the session's hash: every token minted since that session's last view (two
-/// tabs may each make one).
-#[derive(Default)]
-pub struct NewTokens {
-    waiting: DashMap<[u8; 32], Vec<(String, Instant)>>,
-}
-
-impl NewTokens {
-    fn put(&self, session: [u8; 32], secret: String) {
-        self.waiting
-            .entry(session)
-            .or_default()
-            .push((secret, Instant::now()));
-    }
-
-    fn take(&self, session: &[u8; 32]) -> Vec<String> {
-        let Some((_, waiting)) = self.waiting.remove(session) else {
-            return Vec::new();
-        };
-        waiting
-            .into_iter()
-            .filter(|(_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR)
-            .map(|(secret, _)| secret)
-            .collect()
-    }
-
-    /// Forgets tokens nobody came to see.
-    pub fn sweep(&self) {
-        self.waiting.retain(|_, waiting| {
-            waiting.retain(|(_, made)| made.elapsed() < SHOW_NEW_TOKEN_FOR);
-            !waiting.is_empty()
-        });
-    }
-}
-
 pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Reply, Error> {
     if let Some(refused) = refused_outright(app, request) {
         return Ok(refused);
@@ -130,7 +106,7 @@ pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Rep
         WebRoute::SettingsStyle => Ok(asset("text/css; charset=utf-8", STYLE)),
         WebRoute::LoginPage => login_page(app, request),
         WebRoute::Login => login(app, request),
-        WebRoute::Logout => with_session(app, request, |_, id_hash, _| {
+        WebRoute::Logout => with_session(app, request, CSRF_ONLY, |_, id_hash, _| {
             app.store
                 .write(|tx| sessions::delete_session(tx, &id_hash))?;
             Ok(redirect("/login").with_header(
@@ -138,13 +114,15 @@ pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Rep
                 &cookie(app, session_cookie(app), "", "/", 0),
             ))
         }),
-        WebRoute::SecurityPage => with_session(app, request, |session, id_hash, _| {
+        WebRoute::SecurityPage => with_session(app, request, NO_FORM, |session, id_hash, _| {
             settings_page(app, &session, Ok(&app.new_tokens.take(&id_hash)))
         }),
-        WebRoute::CreateTokenForm => with_session(app, request, |session, id_hash, form| {
-            create_token(app, &form, &session, id_hash)
-        }),
-        WebRoute::RevokeTokenForm(id) => with_session(app, request, |session, _, _| {
+        WebRoute::CreateTokenForm => {
+            with_session(app, request, TOKEN_FORM, |session, id_hash, form| {
+                create_token(app, &form, &session, id_hash)
+            })
+        }
+        WebRoute::RevokeTokenForm(id) => with_session(app, request, CSRF_ONLY, |session, _, _| {
             let user_id = session.user.id.clone();
             let revoked = app.store.write(|tx| match tokens::find_token(tx, id)? {
                 Some(token) if token.user_id == user_id => {
@@ -157,12 +135,69 @@ pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Rep
                     StatusCode::NOT_FOUND,
                     "Not found",
                     "No such token.",
+                    "/settings/security",
                 ));
             }
             Ok(redirect("/settings/security"))
         }),
+        WebRoute::WebhooksPage => with_session(app, request, NO_FORM, |session, id_hash, _| {
+            let shown = app.new_webhook_secrets.take(&id_hash);
+            webhook_page::render(app, &session, &shown, None)
+        }),
+        WebRoute::CreateWebhookForm => {
+            with_session(app, request, webhooks::FORM, |session, id_hash, form| {
+                webhooks::create(app, &session, id_hash, &form)
+            })
+        }
+        WebRoute::UpdateWebhookForm(id) => {
+            with_session(app, request, webhooks::FORM, |session, _, form| {
+                webhooks::update(app, &session, id, &form)
+            })
+        }
+        WebRoute::ToggleWebhookForm(id) => {
+            with_session(app, request, webhooks::TOGGLE_FORM, |session, _, form| {
+                webhooks::toggle(app, &session, id, &form)
+            })
+        }
+        WebRoute::RotateWebhookSecretForm(id) => {
+            with_session(app, request, CSRF_ONLY, |session, id_hash, _| {
+                webhooks::rotate(app, &session, id_hash, id)
+            })
+        }
+        WebRoute::TestWebhookForm(id) => with_session(app, request, CSRF_ONLY, |session, _, _| {
+            webhooks::test(app, &session, id)
+        }),
+        WebRoute::DeleteWebhookForm(id) => {
+            with_session(app, request, CSRF_ONLY, |session, _, _| {
+                webhooks::delete(app, &session, id)
+            })
+        }
     }
 }
+
+/// The fields a page's form may post (any other is refused) and those of them that a group of
+/// checkboxes may repeat.
+struct FormFields {
+    known: &'static [&'static str],
+    lists: &'static [&'static str],
+}
+
+/// A GET: no form.
+const NO_FORM: &FormFields = &FormFields {
+    known: &[],
+    lists: &[],
+};
+
+/// A button's form: only its CSRF token.
+const CSRF_ONLY: &FormFields = &FormFields {
+    known: &["csrf"],
+    lists: &[],
+};
+
+const TOKEN_FORM: &FormFields = &FormFields {
+    known: &["csrf", "name", "scope", "expiry"],
+    lists: &[],
+};
 
 /// The answer to a request no page may serve: one with a Bearer token (tokens cannot manage
 /// tokens), or a form posted from another site.
@@ -177,6 +212,7 @@ fn refused_outright(app: &App, request: &ApiRequest) -> Option<Reply> {
             StatusCode::FORBIDDEN,
             "Tokens cannot manage tokens",
             "API tokens are not accepted on these pages. Sign in with your password instead.",
+            "/login",
         ));
     }
     if request.method == Method::POST && !origin_is_ours(app, &request.headers) {
@@ -184,16 +220,18 @@ fn refused_outright(app: &App, request: &ApiRequest) -> Option<Reply> {
             StatusCode::FORBIDDEN,
             "Refused",
             "This form was sent from another site.",
+            back_link(request),
         ));
     }
     None
 }
 
-/// Runs `page` for a signed-in user (303 to `/login` otherwise) with the posted form (empty for
-/// a GET); POSTs must carry the session's CSRF token.
+/// Runs `page` for a signed-in user (303 to `/login` otherwise) with the posted form of `fields`
+/// (empty for a GET); POSTs must carry the session's CSRF token.
 fn with_session(
     app: &App,
     request: &ApiRequest,
+    fields: &FormFields,
     page: impl FnOnce(Session, [u8; 32], Query) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
     let Some(value) = cookie_value(&request.headers, session_cookie(app)) else {
@@ -208,7 +246,7 @@ fn with_session(
         return Ok(redirect("/login"));
     };
     let form = if request.method == Method::POST {
-        form(request, &["csrf", "name", "scope", "expiry"])?
+        form(request, fields.known, fields.lists)?
     } else {
         Query::default()
     };
@@ -218,6 +256,7 @@ fn with_session(
             StatusCode::FORBIDDEN,
             "Refused",
             "The form expired. Reload the page and try again.",
+            back_link(request),
         ));
     }
     let stale = crate::time::format_timestamp(now - time::Duration::minutes(1));
@@ -226,6 +265,15 @@ fn with_session(
             .write(|tx| sessions::touch_session(tx, &id_hash))?;
     }
     page(session, id_hash, form)
+}
+
+/// The page a refused form's "Back" link returns to: the one the form was on.
+fn back_link(request: &ApiRequest) -> &'static str {
+    if request.uri.path().starts_with("/settings/webhooks") {
+        "/settings/webhooks"
+    } else {
+        "/settings/security"
+    }
 }
 
 fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
@@ -244,7 +292,7 @@ fn login_page(app: &App, request: &ApiRequest) -> Result<Reply, Error> {
 
 /// The posted sign-in form when its CSRF token is right, or the page saying the form expired.
 fn sign_in_form(app: &App, request: &ApiRequest) -> Result<Result<Query, Reply>, Error> {
-    let form = form(request, &["csrf", "email", "password"])?;
+    let form = form(request, &["csrf", "email", "password"], &[])?;
     let expected = cookie_value(&request.headers, login_csrf_cookie(app)).unwrap_or("");
     if expected.is_empty() || !same_secret(form.get("csrf").unwrap_or(""), expected) {
         let expired = login_form(
@@ -474,7 +522,7 @@ fn origin_is_ours(app: &App, headers: &HeaderMap) -> bool {
     origin == expected_origin
 }
 
-fn form(request: &ApiRequest, known: &[&str]) -> Result<Query, Error> {
+fn form(request: &ApiRequest, known: &[&str], lists: &[&str]) -> Result<Query, Error> {
     let content_type = request
         .headers
         .get(header::CONTENT_TYPE)
@@ -485,7 +533,7 @@ fn form(request: &ApiRequest, known: &[&str]) -> Result<Query, Error> {
     }
     let text = std::str::from_utf8(&request.body)
         .map_err(|_| Error::InvalidJson("the form is not UTF-8".into()))?;
-    Query::parse(Some(text), known)
+    Query::parse_with_lists(Some(text), known, lists)
 }
 
 /// Compares two secrets in constant time (by their BLAKE3 hashes, whose equality is constant-time).

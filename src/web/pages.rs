@@ -1,6 +1,8 @@
-//! The settings pages' HTML: the page frame and its headers, the sign-in form, the settings page
-//! with its token table, and the two files the pages load (`settings.css`, `settings.js`, served
-//! from the binary so that the policy can forbid inline script and style).
+//! The settings pages' HTML: the page frame and its headers (with the pages' navigation once
+//! signed in), the sign-in form, the security page with its token table, the card that shows a
+//! new secret once, and the two files the pages load (`settings.css`, `settings.js`, served from
+//! the binary so that the policy can forbid inline script and style). The webhooks page is in
+//! `webhook_page`.
 
 use std::fmt::Write;
 
@@ -68,35 +70,20 @@ pub(super) fn settings_page(
     tokens.retain(|t| t.revoked_at.is_none());
     tokens.reverse();
     let csrf = escape(&session.csrf);
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<p class=\"muted\">Signed in as {} · plan {}</p>\
-         <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\" class=\"secondary\">Sign out</button></form>\
-         <h2>API Tokens</h2><p>Personal tokens let scripts and integrations use the API as you. \
+    let mut body = String::from(
+        "<h2>API Tokens</h2><p>Personal tokens let scripts and integrations use the API as you. \
          Use one token per integration, so you can revoke one without breaking the others.</p>",
-        escape(&user.email),
-        user.plan
     );
     match shown {
         Ok(new_tokens) => {
             for (i, secret) in new_tokens.iter().enumerate() {
-                // The first keeps the plain ids; tokens made in two tabs get numbered ones.
-                let suffix = if i == 0 {
-                    String::new()
-                } else {
-                    format!("-{}", i + 1)
-                };
-                let _ = write!(
-                    body,
-                    "<section class=\"card new-token\" aria-labelledby=\"new-token-title{suffix}\">\
-                     <h3 id=\"new-token-title{suffix}\">Your new token</h3>\
-                     <p class=\"warning\"><strong>Copy it now. It will not be shown again:</strong> only a hash is kept.</p>\
-                     <div class=\"copy\"><input id=\"new-token{suffix}\" readonly value=\"{}\" aria-label=\"New token\">\
-                     <button type=\"button\" id=\"copy{suffix}\" data-copy=\"new-token{suffix}\">Copy</button></div></section>",
-                    escape(secret)
-                );
+                body.push_str(&shown_once_card(
+                    "new-token",
+                    i,
+                    "Your new token",
+                    "<strong>Copy it now. It will not be shown again:</strong> only a hash is kept.",
+                    secret,
+                ));
             }
         }
         Err(problem) => {
@@ -132,7 +119,97 @@ pub(super) fn settings_page(
         );
     }
     body.push_str(&token_table(&tokens, &csrf));
-    Ok(page(StatusCode::OK, "Security", &body))
+    Ok(signed_in_page(
+        StatusCode::OK,
+        session,
+        Section::Security,
+        &body,
+    ))
+}
+
+/// A secret shown this once, with a copy button: the `n`th of its kind on the page (the first
+/// keeps the plain ids `{id}` and `copy`; those made in other tabs get numbered ones). `title` is
+/// text, `warning` HTML.
+pub(super) fn shown_once_card(
+    id: &str,
+    n: usize,
+    title: &str,
+    warning: &str,
+    secret: &str,
+) -> String {
+    let suffix = if n == 0 {
+        String::new()
+    } else {
+        format!("-{}", n + 1)
+    };
+    format!(
+        "<section class=\"card new-token\" aria-labelledby=\"{id}-title{suffix}\">\
+         <h3 id=\"{id}-title{suffix}\">{}</h3><p class=\"warning\">{warning}</p>\
+         <div class=\"copy\"><input id=\"{id}{suffix}\" readonly value=\"{}\" aria-label=\"{}\">\
+         <button type=\"button\" id=\"copy{suffix}\" data-copy=\"{id}{suffix}\">Copy</button></div></section>",
+        escape(title),
+        escape(secret),
+        escape(title),
+    )
+}
+
+/// The settings pages a signed-in user moves between.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Section {
+    Security,
+    Webhooks,
+}
+
+impl Section {
+    const ALL: [Section; 2] = [Section::Security, Section::Webhooks];
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Security => "Security",
+            Section::Webhooks => "Webhooks",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Section::Security => "/settings/security",
+            Section::Webhooks => "/settings/webhooks",
+        }
+    }
+}
+
+/// A settings page for a signed-in user: the pages' navigation, who is signed in (with "Sign
+/// out"), then `body`.
+pub(super) fn signed_in_page(
+    status: StatusCode,
+    session: &Session,
+    current: Section,
+    body: &str,
+) -> Reply {
+    let mut nav = String::from("<nav class=\"tabs\" aria-label=\"Settings\">");
+    for section in Section::ALL {
+        let here = if section == current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            nav,
+            "<a href=\"{}\"{here}>{}</a>",
+            section.path(),
+            section.title()
+        );
+    }
+    nav.push_str("</nav>");
+    let signed_in = format!(
+        "<div class=\"who\"><p class=\"muted\">Signed in as {} · plan {}</p>\
+         <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\" class=\"secondary\">Sign out</button></form></div>{body}",
+        escape(&session.user.email),
+        session.user.plan,
+        escape(&session.csrf),
+    );
+    frame(status, current.title(), &nav, &signed_in)
 }
 
 pub(super) fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
@@ -173,12 +250,18 @@ pub(super) fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
     html
 }
 
+/// A page for anyone (the sign-in form, a refusal).
 pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Reply {
+    frame(status, title, "<p class=\"muted\">Settings</p>", body)
+}
+
+/// The HTML document: `above` (HTML) goes over the `<h1>`.
+fn frame(status: StatusCode, title: &str, above: &str, body: &str) -> Reply {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · ktasks</title>\
          <link rel=\"stylesheet\" href=\"/assets/settings.css\"><script src=\"/assets/settings.js\" defer></script>\
-         </head><body><main><p class=\"muted\">Settings</p><h1>{}</h1>{body}</main></body></html>",
+         </head><body><main>{above}<h1>{}</h1>{body}</main></body></html>",
         escape(title),
         escape(title)
     );
@@ -197,13 +280,15 @@ pub(super) fn asset(content_type: &'static str, text: &'static str) -> Reply {
     .with_header(HeaderName::from_static("x-content-type-options"), "nosniff")
 }
 
-pub(super) fn message_page(status: StatusCode, title: &str, message: &str) -> Reply {
+/// A page that says one thing, with a link `back`.
+pub(super) fn message_page(status: StatusCode, title: &str, message: &str, back: &str) -> Reply {
     page(
         status,
         title,
         &format!(
-            "<p class=\"card\">{}</p><p><a href=\"/settings/security\">Back</a></p>",
-            escape(message)
+            "<p class=\"card\">{}</p><p><a href=\"{}\">Back</a></p>",
+            escape(message),
+            escape(back)
         ),
     )
 }
