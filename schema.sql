@@ -178,25 +178,36 @@ CREATE TABLE webhooks (
 ) STRICT;
 CREATE INDEX webhooks_by_space ON webhooks (space_id, id);
 
--- The outbox: one row per event and subscribed webhook, written in the transaction of the change
--- that caused it. Its id is the `webhook-id` header, the same on every retry.
+-- The outbox. A change's event is one payload, the request body exactly as signed and sent on every
+-- attempt, shared by the webhooks that subscribe to it; each of those has an event row, whose id
+-- is the `webhook-id` header (the same on every retry), while the event waits for delivery. The
+-- row is deleted when the event is delivered or has failed for good (its attempts stay in
+-- `webhook_attempts`), and the payload with the last row that shares it.
+CREATE TABLE webhook_payloads (
+    id   INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+) STRICT;
 CREATE TABLE webhook_events (
     id              TEXT PRIMARY KEY,
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     type            TEXT NOT NULL,
-    -- The request body, exactly as signed and sent on every attempt.
-    payload         TEXT NOT NULL,
+    payload_id      INTEGER NOT NULL REFERENCES webhook_payloads (id),
     created_at      TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
     attempts        INTEGER NOT NULL DEFAULT 0,
-    -- Unix milliseconds; meaningful while pending.
+    -- Unix milliseconds: when the next attempt is due.
     next_attempt_at INTEGER NOT NULL
 ) STRICT;
--- A webhook's due events, its next due time, and its rows when it is deleted. Old rows are found by
--- id: ids are UUIDv7, which begin with their creation time.
-CREATE INDEX webhook_events_due ON webhook_events (webhook_id, status, next_attempt_at, id);
+-- A webhook's due events, its next due time, and its rows when it is deleted.
+CREATE INDEX webhook_events_due ON webhook_events (webhook_id, next_attempt_at, id);
+CREATE INDEX webhook_events_by_payload ON webhook_events (payload_id);
+CREATE TRIGGER webhook_events_done AFTER DELETE ON webhook_events
+    WHEN NOT EXISTS (SELECT 1 FROM webhook_events WHERE payload_id = OLD.payload_id)
+BEGIN
+    DELETE FROM webhook_payloads WHERE id = OLD.payload_id;
+END;
 
--- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days (by id, as above).
+-- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days. Old rows are
+-- found by id: ids are UUIDv7, which begin with their creation time.
 CREATE TABLE webhook_attempts (
     id              TEXT PRIMARY KEY,
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,

@@ -120,7 +120,7 @@ space=$(api "http://$ktasks/api/projects/$project" | json_field spaceId)
 hook=$(api -X POST -d "{\"spaceId\":\"$space\",\"url\":\"http://$receiver/hook\",\"events\":[\"*\"],\"active\":false}" \
   "http://$ktasks/api/webhooks" | json_field id)
 pending() {
-  python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM webhook_events WHERE status = 'pending'\").fetchone()[0])" "$work/bench.db"
+  python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM webhook_events\").fetchone()[0])" "$work/bench.db"
 }
 for _ in 1 2 3; do
   api -X PATCH -d '{"active":false}' "http://$ktasks/api/webhooks/$hook" >/dev/null

@@ -270,12 +270,12 @@ impl Config {
                     .into(),
             );
         }
-        if webhooks.max_concurrent_deliveries == 0 || webhooks.max_concurrent_per_endpoint == 0 {
-            return Err(
-                "webhooks.max_concurrent_deliveries and max_concurrent_per_endpoint must be at \
-                 least 1"
-                    .into(),
-            );
+        if !(1..=1024).contains(&webhooks.max_concurrent_deliveries)
+            || !(1..=256).contains(&webhooks.max_concurrent_per_endpoint)
+        {
+            return Err("webhooks.max_concurrent_deliveries must be 1 to 1024 and \
+                 max_concurrent_per_endpoint 1 to 256"
+                .into());
         }
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -338,6 +338,7 @@ mod tests {
         assert!(Config::parse("[server]\nbody_read_timeout_secs = 18446744073709551615").is_err());
         assert!(Config::parse("[webhooks]\ntimeout_secs = 0").is_err());
         assert!(Config::parse("[webhooks]\nmax_concurrent_per_endpoint = 0").is_err());
+        assert!(Config::parse("[webhooks]\nmax_concurrent_deliveries = 1000000000").is_err());
         assert!(Config::parse("[webhooks]\nretry_schedule_secs = [1, 999999999]").is_err());
     }
 

@@ -499,11 +499,7 @@ fn a_deleted_webhook_drops_its_pending_events() {
             .status,
         204
     );
-    let conn = rusqlite::Connection::open(team.env.db()).unwrap();
-    let left: i64 = conn
-        .query_row("SELECT count(*) FROM webhook_events", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(outbox_rows(&team.env), (0, 0));
     team.server
         .get(&format!("/api/webhooks/{webhook}"), &team.owner)
         .assert_error(404, "not_found");
@@ -529,11 +525,24 @@ fn events_recorded_while_delivery_is_off_are_sent_after_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(receiver.received().is_empty());
     drop(server);
+    assert_eq!(outbox_rows(&env), (5, 5));
     let _server = env.serve_with_config(config);
     let received = receiver.wait_for(5, WAIT);
     for delivery in &received {
         delivery.verify(&secret).unwrap();
     }
+    // Delivered events leave the outbox, payloads included.
+    assert!(wait_until(WAIT, || outbox_rows(&env) == (0, 0)));
+}
+
+/// `(event rows, payload rows)` in the outbox.
+fn outbox_rows(env: &Env) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let count = |table: &str| {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    (count("webhook_events"), count("webhook_payloads"))
 }
 
 #[test]

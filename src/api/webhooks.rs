@@ -85,7 +85,8 @@ pub fn create(
         site.base_url(&request.headers),
         webhook.id
     );
-    Ok(Reply::created(&value, &location))
+    // A secret must not be kept by a cache between here and the client.
+    Ok(Reply::created(&value, &location).with_header(hyper::header::CACHE_CONTROL, "no-store"))
 }
 
 /// PATCH: `url`, `events`, `description` (`null` clears), `active` (`true` clears
@@ -136,7 +137,8 @@ pub fn rotate_secret(
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let secret = writes.write(|tx| rotate_managed(tx, &principal.user.id, id))?;
-    Ok(Reply::ok(&serde_json::json!({ "secret": secret })))
+    Ok(Reply::ok(&serde_json::json!({ "secret": secret }))
+        .with_header(hyper::header::CACHE_CONTROL, "no-store"))
 }
 
 /// POST test: a `webhook.test` event for this webhook, whatever it subscribes to (202).

@@ -1,9 +1,10 @@
 //! Webhooks, their outbox of events and the record of delivery attempts (docs/webhooks.md).
 //!
-//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts an event row
-//! per subscribed webhook inside the transaction of the change, so the event exists if and only if
-//! the change committed. The dispatcher (`crate::webhooks`) reads due rows, sends them, and records
-//! each attempt here.
+//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts the event's
+//! payload once and an event row per subscribed webhook inside the transaction of the change, so
+//! the event exists if and only if the change committed. The dispatcher (`crate::webhooks`) reads
+//! due rows, sends them, and records each attempt here; a row is deleted once its event is
+//! delivered or has failed for good (schema.sql), so the outbox holds only what is still to send.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -236,10 +237,10 @@ impl Outbox {
         if !self.wants(event) {
             return Ok(());
         }
-        let payload = payload(event, &self.timestamp, data, &self.actor);
+        let payload = insert_payload(tx, &payload(event, &self.timestamp, data, &self.actor))?;
         for (webhook_id, events) in &self.subscribers {
             if subscribes(events, event) {
-                insert_event(tx, webhook_id, event, &payload, &self.timestamp)?;
+                insert_event(tx, webhook_id, event, payload, &self.timestamp)?;
             }
         }
         Ok(())
@@ -265,8 +266,8 @@ pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<Str
         b",\"message\":\"A test event from ktasks: your endpoint receives and can verify events.\"}",
     );
     let event = EventType::WebhookTest;
-    let payload = payload(event, &timestamp, &data, &actor_json(actor));
-    insert_event(tx, webhook_id, event, &payload, &timestamp)
+    let payload = insert_payload(tx, &payload(event, &timestamp, &data, &actor_json(actor)))?;
+    insert_event(tx, webhook_id, event, payload, &timestamp)
 }
 
 fn actor_json(actor: &Actor<'_>) -> String {
@@ -309,25 +310,39 @@ fn payload(event: EventType, timestamp: &str, data: &[u8], actor: &str) -> Strin
     String::from_utf8(out).expect("JSON pieces are UTF-8")
 }
 
+fn insert_payload(tx: &Tx<'_>, body: &str) -> Result<i64> {
+    tx.prepare_cached("INSERT INTO webhook_payloads (body) VALUES (?1)")?
+        .execute([body])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// An event row, due now: after retries already due, never before them.
 fn insert_event(
     tx: &Tx<'_>,
     webhook_id: &str,
     event: EventType,
-    payload: &str,
+    payload: i64,
     created_at: &str,
 ) -> Result<String> {
     let id = new_id();
     tx.prepare_cached(
-        "INSERT INTO webhook_events (id, webhook_id, type, payload, created_at, status, \
-         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0)",
+        "INSERT INTO webhook_events (id, webhook_id, type, payload_id, created_at, \
+         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![id, webhook_id, event, payload, created_at])?;
+    .execute(params![
+        id,
+        webhook_id,
+        event,
+        payload,
+        created_at,
+        crate::time::now_unix_ms()
+    ])?;
     tx.note_events();
     Ok(id)
 }
 
-/// An event due for an attempt, with what sending it needs.
-#[derive(Debug, Clone)]
+/// An event due for an attempt, with what sending it needs. No `Debug`: it holds the secrets.
+#[derive(Clone)]
 pub struct DueEvent {
     pub id: String,
     pub webhook_id: String,
@@ -353,11 +368,12 @@ pub fn due_events(
     limit: usize,
 ) -> Result<Vec<DueEvent>> {
     let mut statement = conn.prepare_cached(
-        "SELECT e.id, e.webhook_id, e.type, e.payload, e.created_at, e.attempts, w.url, \
+        "SELECT e.id, e.webhook_id, e.type, p.body, e.created_at, e.attempts, w.url, \
                 w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END \
          FROM webhooks AS w JOIN webhook_events AS e ON e.id IN ( \
-             SELECT id FROM webhook_events WHERE webhook_id = w.id AND status = 'pending' \
+             SELECT id FROM webhook_events WHERE webhook_id = w.id \
              AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?3) \
+         JOIN webhook_payloads AS p ON p.id = e.payload_id \
          WHERE w.active ORDER BY e.next_attempt_at, e.id LIMIT ?4",
     )?;
     let rows = statement.query_map(
@@ -382,17 +398,18 @@ pub fn due_events(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// When the next pending event of an active webhook is due (Unix ms), if any is: one index seek
-/// per webhook.
-pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
+/// When the next event of an active webhook falls due after `now_ms` (Unix ms), if one does: one
+/// index seek per webhook. Events due already (in flight, or waiting for a free slot) are not
+/// counted: a finished request wakes the dispatcher for those.
+pub fn next_due(conn: &Connection, now_ms: i64) -> Result<Option<i64>> {
     let next = conn
         .prepare_cached(
             "SELECT min((SELECT next_attempt_at FROM webhook_events \
-                         WHERE webhook_id = w.id AND status = 'pending' \
+                         WHERE webhook_id = w.id AND next_attempt_at > ?1 \
                          ORDER BY next_attempt_at LIMIT 1)) \
              FROM webhooks AS w WHERE w.active",
         )?
-        .query_row([], |row| row.get(0))?;
+        .query_row([now_ms], |row| row.get(0))?;
     Ok(next)
 }
 
@@ -402,14 +419,14 @@ pub fn queue_depth(conn: &Connection) -> Result<i64> {
     let depth = conn
         .prepare_cached(
             "SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e \
-             ON e.webhook_id = w.id AND e.status = 'pending' WHERE w.active",
+             ON e.webhook_id = w.id WHERE w.active",
         )?
         .query_row([], |row| row.get(0))?;
     Ok(depth)
 }
 
 /// The outcome of one attempt, as the dispatcher saw it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Attempt {
     pub event: DueEvent,
     pub response_status: Option<u16>,
@@ -420,8 +437,8 @@ pub struct Attempt {
     pub at: String,
 }
 
-/// Records `attempt` and moves its event on: delivered, due again after `retry_after_secs`, or
-/// failed when that is `None`. An event that failed for good, with no successful delivery to its
+/// Records `attempt` and moves its event on: due again after `retry_after_secs`, or, delivered or
+/// failed for good (`retry_after_secs` is `None`), out of the outbox. An event that failed for good, with no successful delivery to its
 /// webhook since the event was made, switches the webhook off (docs/webhooks.md). Returns the
 /// attempt's status. An event whose webhook was deleted meanwhile is ignored.
 pub fn record_attempt(
@@ -440,12 +457,17 @@ pub fn record_attempt(
         ),
         (false, None) => (DeliveryStatus::Failed, None),
     };
-    let changed = tx
-        .prepare_cached(
-            "UPDATE webhook_events SET status = ?2, attempts = ?3, \
-             next_attempt_at = coalesce(?4, next_attempt_at) WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute(params![event.id, status, number, next_ms])?;
+    let changed = match next_ms {
+        Some(next_ms) => tx
+            .prepare_cached(
+                "UPDATE webhook_events SET attempts = ?2, next_attempt_at = ?3 \
+                 WHERE id = ?1 AND attempts = ?2 - 1",
+            )?
+            .execute(params![event.id, number, next_ms])?,
+        None => tx
+            .prepare_cached("DELETE FROM webhook_events WHERE id = ?1 AND attempts = ?2 - 1")?
+            .execute(params![event.id, number])?,
+    };
     if changed == 0 {
         return Ok(status);
     }
@@ -541,18 +563,17 @@ pub fn list_deliveries(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes attempts, and events no longer pending, made before `before_ms` (Unix ms); returns how
-/// many rows. Ids are UUIDv7, whose first 48 bits are their creation time, so the rows are a
-/// range of the primary key: no index on the time, and no scan.
-pub fn prune(tx: &Tx<'_>, before_ms: i64) -> Result<usize> {
-    let before = v7_floor(before_ms);
-    let attempts = tx
-        .prepare_cached("DELETE FROM webhook_attempts WHERE id < ?1")?
-        .execute([&before])?;
-    let events = tx
-        .prepare_cached("DELETE FROM webhook_events WHERE id < ?1 AND status != 'pending'")?
-        .execute([&before])?;
-    Ok(attempts + events)
+/// Deletes at most `limit` attempts made before `before_ms` (Unix ms); returns how many. Ids are
+/// UUIDv7, whose first 48 bits are their creation time, so the rows are a range of the primary
+/// key: no index on the time, and no scan. The caller repeats it, one short write at a time.
+pub fn prune(tx: &Tx<'_>, before_ms: i64, limit: usize) -> Result<usize> {
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM webhook_attempts WHERE id IN \
+             (SELECT id FROM webhook_attempts WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![v7_floor(before_ms), limit as i64])?;
+    Ok(deleted)
 }
 
 /// The smallest UUIDv7 of the millisecond `ms`, as text: every id made at or after `ms` sorts

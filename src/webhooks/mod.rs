@@ -200,7 +200,7 @@ async fn dispatch(
                 config.max_concurrent_per_endpoint + in_flight,
                 4 * config.max_concurrent_deliveries + in_flight,
             )?;
-            Ok((due, webhooks::next_due(conn)?))
+            Ok((due, webhooks::next_due(conn, now_ms)?))
         });
         if count_queue {
             counted_at = Some(std::time::Instant::now());
@@ -217,9 +217,14 @@ async fn dispatch(
                 let shared = Arc::clone(&shared);
                 let recorder = recorder.clone();
                 tokio::spawn(async move {
+                    let claimed = Claimed {
+                        shared: &shared,
+                        event_id: &event.id,
+                        webhook_id: &event.webhook_id,
+                    };
                     let sent = shared.sender.send(&event).await;
                     drop(permit);
-                    release_slot(&shared, &event.webhook_id);
+                    drop(claimed);
                     let attempt = Attempt {
                         response_status: sent.status.map(|s| s.as_u16()),
                         delivered: sent.delivered(),
@@ -234,8 +239,10 @@ async fn dispatch(
                 });
             }
         }
+        // Events due already but not sent (in flight, or no free slot) are looked at again when a
+        // request is answered or an attempt recorded, which wakes this loop.
         let wait = next_due
-            .map(|at| Duration::from_millis((at - crate::time::now_unix_ms()).max(0) as u64))
+            .map(|at| Duration::from_millis((at - crate::time::now_unix_ms()).max(1) as u64))
             .map_or(POLL, |until| until.min(POLL));
         tokio::select! {
             () = shared.store().events_committed() => {}
@@ -268,13 +275,34 @@ fn claim(
     Some(permit)
 }
 
-/// Frees a webhook's slot once its request is answered (or has failed).
-fn release_slot(shared: &Shared, webhook_id: &str) {
-    let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(busy) = per_webhook.get_mut(webhook_id) {
-        *busy = busy.saturating_sub(1);
-        if *busy == 0 {
-            per_webhook.remove(webhook_id);
+/// A claimed event's webhook slot, freed when its request is answered or has failed, or when the
+/// sending task panics: then the event leaves `in_flight` too, to be sent again, since no attempt
+/// will be recorded for it.
+struct Claimed<'a> {
+    shared: &'a Shared,
+    event_id: &'a str,
+    webhook_id: &'a str,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        let mut per_webhook = self
+            .shared
+            .per_webhook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(busy) = per_webhook.get_mut(self.webhook_id) {
+            *busy = busy.saturating_sub(1);
+            if *busy == 0 {
+                per_webhook.remove(self.webhook_id);
+            }
+        }
+        if std::thread::panicking() {
+            self.shared
+                .recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.event_id.to_string());
         }
     }
 }
@@ -298,22 +326,35 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
         batch.extend(attempts.try_iter().take(1023));
         let now_ms = crate::time::now_unix_ms();
         let schedule = &shared.config().retry_schedule_secs;
-        let recorded = shared.store().write(|tx| {
-            batch
-                .iter()
-                .map(|attempt| {
-                    let retry = schedule.get(attempt.event.attempts as usize).copied();
-                    webhooks::record_attempt(tx, attempt, retry, now_ms)
-                })
-                .collect::<crate::store::Result<Vec<_>>>()
-        });
+        let record = || {
+            shared.store().write(|tx| {
+                batch
+                    .iter()
+                    .map(|attempt| {
+                        let retry = schedule.get(attempt.event.attempts as usize).copied();
+                        webhooks::record_attempt(tx, attempt, retry, now_ms)
+                    })
+                    .collect::<crate::store::Result<Vec<_>>>()
+            })
+        };
+        // A write that fails (a full disk) is tried again, with the events kept in flight, rather
+        // than letting them be sent again at once; after a minute they are let go, and sent again
+        // when the database takes writes: at least once.
+        let mut recorded = record();
+        for backoff in [1, 2, 4, 8, 15, 30] {
+            let Err(error) = &recorded else { break };
+            crate::log_error!(
+                "webhooks: recording attempts failed, again in {backoff} s: {error:?}"
+            );
+            std::thread::sleep(Duration::from_secs(backoff));
+            recorded = record();
+        }
         match recorded {
             Ok(statuses) => {
                 for status in statuses {
                     shared.app.webhook_stats.count(status);
                 }
             }
-            // The events stay pending and are sent again: at least once.
             Err(error) => crate::log_error!("webhooks: recording attempts failed: {error:?}"),
         }
         shared
@@ -325,13 +366,29 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
     }
 }
 
+/// Deletes attempts older than `RETENTION_DAYS`, a thousand rows per write, so that requests'
+/// writes are never held up for long.
 fn prune(store: &Store) {
+    const CHUNK: usize = 1000;
     let before = crate::time::now_unix_ms() - RETENTION_DAYS * 86_400_000;
-    match store.write(|tx| webhooks::prune(tx, before)) {
-        Ok(0) => {}
-        Ok(rows) => crate::log_info!(
-            "webhooks: pruned {rows} delivery records older than {RETENTION_DAYS} days"
-        ),
-        Err(error) => crate::log_warn!("webhooks: pruning old delivery records failed: {error:?}"),
+    let mut pruned = 0;
+    loop {
+        match store.write(|tx| webhooks::prune(tx, before, CHUNK)) {
+            Ok(rows) => {
+                pruned += rows;
+                if rows < CHUNK {
+                    break;
+                }
+            }
+            Err(error) => {
+                crate::log_warn!("webhooks: pruning old delivery records failed: {error:?}");
+                break;
+            }
+        }
+    }
+    if pruned > 0 {
+        crate::log_info!(
+            "webhooks: pruned {pruned} delivery attempts older than {RETENTION_DAYS} days"
+        );
     }
 }

@@ -103,15 +103,18 @@ impl Sender {
 
     async fn attempt(&self, event: &DueEvent) -> Result<(StatusCode, String), String> {
         let url = Url::parse(&event.url).map_err(|e| format!("bad URL: {e}"))?;
-        let mut sender = match self.take_idle(&event.url) {
-            Some(sender) => sender,
-            None => self.connect(&url).await?,
+        let (sender, response) = match self.take_idle(&event.url) {
+            Some(mut kept) => match kept.send_request(self.request(&url, event)?).await {
+                Ok(response) => (kept, response),
+                // The receiver closed the kept connection as it was reused: once more on a new
+                // one, which is no retry of a request the receiver saw.
+                Err(error) if error.is_closed() || error.is_incomplete_message() => {
+                    self.send_on_new_connection(&url, event).await?
+                }
+                Err(error) => return Err(format!("request failed: {error}")),
+            },
+            None => self.send_on_new_connection(&url, event).await?,
         };
-        let request = self.request(&url, event)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
         let status = response.status();
         let mut body = response.into_body();
         let mut kept = Vec::new();
@@ -136,12 +139,25 @@ impl Sender {
         Ok((status, kept_text(&kept)))
     }
 
+    async fn send_on_new_connection(
+        &self,
+        url: &Url,
+        event: &DueEvent,
+    ) -> Result<(Connection, hyper::Response<hyper::body::Incoming>), String> {
+        let mut sender = self.connect(url).await?;
+        let response = sender
+            .send_request(self.request(url, event)?)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        Ok((sender, response))
+    }
+
     fn request(&self, url: &Url, event: &DueEvent) -> Result<Request<Full<Bytes>>, String> {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let signature = sign_all(&event.secrets, &event.id, timestamp, &event.payload);
+        let signature = sign_all(&event.secrets, &event.id, timestamp, &event.payload)?;
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
@@ -259,19 +275,25 @@ pub fn new_secret() -> String {
     format!("whsec_{}", BASE64.encode(key))
 }
 
-/// `webhook-signature`: `v1,<base64 HMAC-SHA256>` per secret, space-separated.
-pub fn sign_all(secrets: &[String], id: &str, timestamp: u64, body: &str) -> String {
-    secrets
+/// `webhook-signature`: `v1,<base64 HMAC-SHA256>` per secret, space-separated. `Err` for a secret
+/// that is not base64 (only a hand-edited database holds one).
+pub fn sign_all(
+    secrets: &[String],
+    id: &str,
+    timestamp: u64,
+    body: &str,
+) -> Result<String, String> {
+    let signatures = secrets
         .iter()
-        .map(|secret| format!("v1,{}", sign(secret, id, timestamp, body)))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|secret| Ok(format!("v1,{}", sign(secret, id, timestamp, body)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(signatures.join(" "))
 }
 
-fn sign(secret: &str, id: &str, timestamp: u64, body: &str) -> String {
+fn sign(secret: &str, id: &str, timestamp: u64, body: &str) -> Result<String, String> {
     let key = BASE64
         .decode(secret.trim_start_matches("whsec_"))
-        .expect("secrets are made by new_secret");
+        .map_err(|_| "the webhook's secret is not valid base64; rotate it".to_string())?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
     let mut context = ring::hmac::Context::with_key(&key);
     context.update(id.as_bytes());
@@ -279,7 +301,7 @@ fn sign(secret: &str, id: &str, timestamp: u64, body: &str) -> String {
     context.update(timestamp.to_string().as_bytes());
     context.update(b".");
     context.update(body.as_bytes());
-    BASE64.encode(context.sign().as_ref())
+    Ok(BASE64.encode(context.sign().as_ref()))
 }
 
 #[cfg(test)]
@@ -299,7 +321,7 @@ mod tests {
             .unwrap()
             .as_secs();
         let old = new_secret();
-        let header = sign_all(&[secret.clone(), old.clone()], "msg_1", timestamp, body);
+        let header = sign_all(&[secret.clone(), old.clone()], "msg_1", timestamp, body).unwrap();
         assert_eq!(header.split(' ').count(), 2);
         for key in [&secret, &old] {
             let webhook = standardwebhooks::Webhook::new(key).unwrap();

@@ -137,22 +137,62 @@ pub fn check_url(text: &str, rules: Rules, resolve_names: bool) -> Result<Url, S
         )),
         Host::Domain(name) if resolve_names => {
             let port = url.port_or_known_default().unwrap_or(443);
-            // A name that does not resolve (yet) is accepted; delivery checks it again.
-            let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
-                .map(Iterator::collect::<Vec<_>>)
-                .unwrap_or_default();
-            match addresses.iter().find(|a| is_internal(a.ip())) {
-                Some(address) => Err(refused(address.ip())),
-                None => Ok(url),
+            // Which address a name resolves to is not said: the answer would map internal names.
+            if lookup_bounded(name, port)
+                .iter()
+                .any(|address| is_internal(address.ip()))
+            {
+                return Err(format!(
+                    "`url`'s host {name} resolves to a loopback, private, link-local or otherwise \
+                     internal address, which this server does not send webhooks to"
+                ));
             }
+            Ok(url)
         }
         _ => Ok(url),
     }
 }
 
+/// Name lookups at creation at once, at most; more are skipped (delivery checks every time).
+const MAX_LOOKUPS: usize = 4;
+/// How long creation waits for a name lookup; a slower one is left to delivery's check.
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The addresses `name` resolves to, or none when it does not resolve within `LOOKUP_WAIT` or
+/// `MAX_LOOKUPS` are under way: a nameserver that never answers must not hold the request
+/// threads. The system resolver blocks, so it runs on a thread of its own, which is left to
+/// finish alone when it is too slow.
+fn lookup_bounded(name: &str, port: u16) -> Vec<SocketAddr> {
+    static UNDER_WAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::Ordering;
+    if UNDER_WAY.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
+        UNDER_WAY.fetch_sub(1, Ordering::SeqCst);
+        return Vec::new();
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let name = name.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("ktasks-lookup".into())
+        .spawn(move || {
+            let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+                .map(Iterator::collect::<Vec<_>>)
+                .unwrap_or_default();
+            UNDER_WAY.fetch_sub(1, Ordering::SeqCst);
+            let _ = sender.send(addresses);
+        });
+    if spawned.is_err() {
+        UNDER_WAY.fetch_sub(1, Ordering::SeqCst);
+        return Vec::new();
+    }
+    receiver.recv_timeout(LOOKUP_WAIT).unwrap_or_default()
+}
+
 /// The addresses to connect to for `url`, each checked: `Err` when the host is or resolves to an
 /// internal address (and the rules do not allow it), or does not resolve.
 pub async fn resolve(url: &Url, rules: Rules) -> Result<Vec<SocketAddr>, String> {
+    if url.scheme() == "http" && !rules.allow_http {
+        return Err("refused: plain http:// targets are not allowed (webhooks.allow_http)".into());
+    }
     let port = url.port_or_known_default().unwrap_or(443);
     let addresses: Vec<SocketAddr> = match url.host() {
         Some(Host::Ipv4(address)) => vec![SocketAddr::new(address.into(), port)],
@@ -163,7 +203,7 @@ pub async fn resolve(url: &Url, rules: Rules) -> Result<Vec<SocketAddr>, String>
             }
             tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|e| format!("cannot resolve {name}: {e}"))?
+                .map_err(|_| format!("cannot resolve {name}"))?
                 .collect()
         }
         None => return Err("the URL has no host".into()),
@@ -171,13 +211,8 @@ pub async fn resolve(url: &Url, rules: Rules) -> Result<Vec<SocketAddr>, String>
     if addresses.is_empty() {
         return Err("the host resolves to no address".into());
     }
-    if !rules.allow_private
-        && let Some(address) = addresses.iter().find(|a| is_internal(a.ip()))
-    {
-        return Err(format!(
-            "refused: the host is or resolves to {}, an internal address",
-            address.ip()
-        ));
+    if !rules.allow_private && addresses.iter().any(|a| is_internal(a.ip())) {
+        return Err("refused: the host is or resolves to an internal address".into());
     }
     Ok(addresses)
 }
@@ -191,7 +226,8 @@ fn is_local_name(name: &str) -> bool {
 
 /// True for every address a webhook must not reach: loopback, private, link-local, shared
 /// (CGNAT), multicast, broadcast, documentation, benchmarking, reserved and unspecified ranges,
-/// and IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64, 6to4).
+/// IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64, 6to4), local-use NAT64
+/// and Teredo.
 pub fn is_internal(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => is_internal_v4(v4),
@@ -231,6 +267,10 @@ fn is_internal_v6(address: Ipv6Addr) -> bool {
         // NAT64: 64:ff9b::a.b.c.d
         || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
             && is_internal_v4(embedded_v4(segments[6], segments[7])))
+        // NAT64 for local use (RFC 8215): 64:ff9b:1::/48, whatever it carries
+        || segments[..3] == [0x64, 0xff9b, 1]
+        // Teredo: 2001::/32 tunnels to an address no check sees
+        || (segments[0] == 0x2001 && segments[1] == 0)
         // 6to4: 2002:aabb:ccdd::
         || (segments[0] == 0x2002 && is_internal_v4(embedded_v4(segments[1], segments[2])))
         || (segments[0] & 0xfe00) == 0xfc00 // unique local
@@ -263,6 +303,8 @@ mod tests {
             "[::ffff:7f00:1]",
             "[::127.0.0.1]",
             "[64:ff9b::a00:1]",
+            "[64:ff9b:1::808:808]",
+            "[2001::1]",
             "[2002:a00:1::]",
             "169.254.169.254",
             "10.0.0.1",
