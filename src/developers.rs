@@ -24,6 +24,27 @@ pub fn render(document: &Value) -> String {
         escape(title),
         escape(document["info"]["version"].as_str().unwrap_or(""))
     );
+    // Contents under the title: every section and, within Endpoints, every tag.
+    let tags: Vec<&str> = document["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| tag["name"].as_str())
+        .collect();
+    html.push_str(
+        "<nav class=\"contents\"><a href=\"#start\">Getting started</a> · \
+         <a href=\"#rate-limits\">Rate-limit headers</a> · <a href=\"#errors\">Error codes</a> · \
+         <a href=\"#endpoints\">Endpoints</a>: ",
+    );
+    let tag_links: Vec<String> = tags
+        .iter()
+        .map(|tag| format!("<a href=\"#tag-{}\">{}</a>", slug(tag), escape(tag)))
+        .collect();
+    html.push_str(&tag_links.join(", "));
+    if document["webhooks"].is_object() {
+        html.push_str(" · <a href=\"#webhook-events\">Webhook events</a>");
+    }
+    html.push_str(" · <a href=\"#objects\">Objects</a></nav>");
     for paragraph in document["info"]["description"]
         .as_str()
         .unwrap_or("")
@@ -32,62 +53,28 @@ pub fn render(document: &Value) -> String {
         let _ = write!(html, "<p>{}</p>", inline_markdown(paragraph));
     }
     html.push_str(GETTING_STARTED);
+    html.push_str(RATE_LIMITS_AND_ERRORS);
 
-    // One group per tag, in the document's order of tags: each resource once, with its
-    // endpoints listed first and each endpoint folded until opened (or linked to).
+    // One group per tag, in the document's order of tags: each resource once, each endpoint one
+    // line (its title, which is also the index entry) until it is opened or linked to.
     let operations = operations(document);
-    let tags: Vec<&str> = document["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|tag| tag["name"].as_str())
-        .collect();
     html.push_str(
-        "<nav><h2 id=\"endpoints\">Endpoints</h2><p class=\"muted\">Each endpoint is folded to its title: \
-         follow it to unfold it, or <a id=\"all\" href=\"#all\">unfold them all</a>.</p><ul>",
+        "<h2 id=\"endpoints\">Endpoints</h2><p class=\"muted\">Each endpoint, webhook event and object \
+         is folded to its title: follow it to unfold it, or <a id=\"all\" href=\"#all\">unfold them all</a>.</p>",
     );
     for tag in &tags {
-        let _ = write!(
-            html,
-            "<li><a href=\"#tag-{}\">{}</a></li>",
-            slug(tag),
-            escape(tag)
-        );
-    }
-    if document["webhooks"].is_object() {
-        html.push_str("<li><a href=\"#webhook-events\">Webhook events</a></li>");
-    }
-    html.push_str("</ul></nav>");
-    for tag in &tags {
-        let _ = write!(
-            html,
-            "<h2 id=\"tag-{}\">{}</h2><ul class=\"index\">",
-            slug(tag),
-            escape(tag)
-        );
-        let in_tag: Vec<_> = operations
-            .iter()
-            .filter(|(_, _, operation)| operation["tags"][0] == *tag)
-            .collect();
-        for (path, method, operation) in &in_tag {
-            let _ = write!(
-                html,
-                "<li><a href=\"#{}\"><code>{} {}</code></a> {}</li>",
-                escape(operation["operationId"].as_str().unwrap_or("")),
-                method.to_uppercase(),
-                escape(path),
-                escape(operation["summary"].as_str().unwrap_or(""))
-            );
-        }
-        html.push_str("</ul>");
-        for (path, method, operation) in in_tag {
-            render_operation(&mut html, document, path, method, operation);
+        let _ = write!(html, "<h2 id=\"tag-{}\">{}</h2>", slug(tag), escape(tag));
+        for (path, method, operation) in &operations {
+            if operation["tags"][0] == *tag {
+                render_operation(&mut html, document, path, method, operation);
+            }
         }
     }
 
     render_webhook_events(&mut html, document);
 
-    html.push_str("<h2 id=\"objects\">Objects</h2>");
+    // The objects as a row of names; the one linked to takes the whole width with its fields.
+    html.push_str("<h2 id=\"objects\">Objects</h2><div class=\"objects\">");
     for name in [
         "Space",
         "Member",
@@ -110,7 +97,7 @@ pub fn render(document: &Value) -> String {
     ] {
         let _ = write!(
             html,
-            "<section class=\"op\" id=\"object-{name}\"><h3><a href=\"#object-{name}\">{name}</a></h3>\
+            "<section class=\"fold object\" id=\"object-{name}\"><h3><a href=\"#object-{name}\">{name}</a></h3>\
              <div class=\"more\">"
         );
         fields_table(
@@ -120,7 +107,7 @@ pub fn render(document: &Value) -> String {
         );
         html.push_str("</div></section>");
     }
-    html.push_str("</main></body></html>");
+    html.push_str("</div></main></body></html>");
     html
 }
 
@@ -133,16 +120,20 @@ ktasks token create --user you@example.com --name \"my script\"        # add --r
 <pre><code>export KTASKS_URL=https://tasks.example.com KTASKS_TOKEN=kt_…\n\
 curl -H \"Authorization: Bearer $KTASKS_TOKEN\" \"$KTASKS_URL/api/me\"</code></pre>\
 <p>Revoke a token on the same page, or with <code>ktasks token revoke ID</code>; it is refused from the next \
-request on.</p>\
-<h2 id=\"rate-limits\">Rate-limit headers</h2><div class=\"table\"><table>\
+request on.</p>";
+
+/// The reference tables the description summarises, each folded to its heading until followed.
+const RATE_LIMITS_AND_ERRORS: &str = "<section class=\"fold\" id=\"rate-limits\">\
+<h2><a href=\"#rate-limits\">Rate-limit headers</a></h2><div class=\"more table\"><table>\
 <tr><th>Header</th><th>Meaning</th></tr>\
 <tr><td><code>X-RateLimit-Limit</code></td><td>requests per token in any sliding 60-second window</td></tr>\
 <tr><td><code>X-RateLimit-Remaining</code></td><td>requests left after this one</td></tr>\
 <tr><td><code>X-RateLimit-Reset</code></td><td>Unix time (seconds) when the next slot frees</td></tr>\
 <tr><td><code>RateLimit-Policy</code></td><td><code>\"default\";q=100;w=60</code></td></tr>\
 <tr><td><code>RateLimit</code></td><td><code>\"default\";r=&lt;remaining&gt;;t=&lt;seconds until a slot frees&gt;</code></td></tr>\
-<tr><td><code>Retry-After</code></td><td>on 429: whole seconds to wait</td></tr></table></div>\
-<h2 id=\"errors\">Error codes</h2><div class=\"table\"><table><tr><th>Status</th><th>Code</th><th>When</th></tr>\
+<tr><td><code>Retry-After</code></td><td>on 429: whole seconds to wait</td></tr></table></div></section>\
+<section class=\"fold\" id=\"errors\"><h2><a href=\"#errors\">Error codes</a></h2><div class=\"more table\">\
+<table><tr><th>Status</th><th>Code</th><th>When</th></tr>\
 <tr><td>400</td><td><code>invalid_json</code>, <code>validation_failed</code>, <code>unknown_field</code>, <code>invalid_query</code></td><td>malformed body, a field out of its rules, an unknown field, a bad query parameter</td></tr>\
 <tr><td>401</td><td><code>unauthorized</code></td><td>missing, malformed, unknown, revoked or expired token</td></tr>\
 <tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads, or is not owner or admin for webhooks</td></tr>\
@@ -153,7 +144,7 @@ request on.</p>\
 <tr><td>413</td><td><code>payload_too_large</code></td><td>body over the limit (1 MiB by default)</td></tr>\
 <tr><td>415</td><td><code>unsupported_media_type</code></td><td>a body without <code>Content-Type: application/json</code></td></tr>\
 <tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit, too many refused tokens, or too many open connections from your address</td></tr>\
-<tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div>";
+<tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div></section>";
 
 const WEBHOOKS_INTRO: &str = "<p>A <a href=\"#tag-webhooks\">webhook</a> makes ktasks send its space's \
 changes, of the types in its <code>events</code>, as they happen: an HTTP <code>POST</code> to its URL with a JSON \
@@ -165,7 +156,7 @@ then its specific events; a request that changes nothing emits nothing.</p>\
 5 h, 10 h and 10 h after the attempt before, and a webhook whose endpoint fails for that whole schedule is switched \
 off. Delivery is at least once: drop a <code>webhook-id</code> you have already handled.</p>";
 
-const VERIFYING: &str = "<p><strong>Verifying a delivery.</strong> A Standard Webhooks library \
+const VERIFYING: &str = "<p>A Standard Webhooks library \
 (<code>standardwebhooks</code> for Python, JavaScript, Rust, Go, …) does it with the webhook's secret. By hand: \
 HMAC-SHA256 over <code>webhook-id.webhook-timestamp.body</code> (the raw body, before any JSON parsing), keyed with \
 the base64-decoded part of the secret after <code>whsec_</code>, in base64, must equal one of the space-separated \
@@ -185,8 +176,9 @@ def verify(secret, headers, body):  # body: the raw bytes, before any JSON parsi
     return any(version == "v1" and hmac.compare_digest(signature, expected)
                for version, _, signature in (s.partition(",") for s in headers["webhook-signature"].split()))"#;
 
-/// The document's top-level `webhooks`: what ktasks sends, one folded section per event type in
-/// the order of `WebhookEventType`, after the headers every delivery carries and how to check them.
+/// The document's top-level `webhooks`: what ktasks sends, one folded line per event type in the
+/// order of `WebhookEventType`, after the headers every delivery carries and how to check them
+/// (each in a `<details>`, as they are long and read once).
 fn render_webhook_events(html: &mut String, document: &Value) {
     let Some(webhooks) = document["webhooks"].as_object() else {
         return;
@@ -201,28 +193,21 @@ fn render_webhook_events(html: &mut String, document: &Value) {
     html.push_str("<h2 id=\"webhook-events\">Webhook events</h2>");
     html.push_str(WEBHOOKS_INTRO);
     if let Some(first) = kinds.first() {
-        html.push_str("<p><strong>Headers</strong> of every delivery</p>");
+        html.push_str("<details><summary>Headers of every delivery</summary>");
         parameters_table(html, &webhooks[*first]["post"]["parameters"]);
+        html.push_str("</details>");
     }
-    html.push_str(VERIFYING);
-    let _ = write!(html, "<pre><code>{}</code></pre>", escape(VERIFY_EXAMPLE));
-    html.push_str("<ul class=\"index\">");
-    for kind in &kinds {
-        let _ = write!(
-            html,
-            "<li><a href=\"#event-{}\"><code>{}</code></a> {}</li>",
-            slug(kind),
-            escape(kind),
-            escape(webhooks[*kind]["post"]["summary"].as_str().unwrap_or(""))
-        );
-    }
-    html.push_str("</ul>");
+    let _ = write!(
+        html,
+        "<details><summary>Verifying a delivery</summary>{VERIFYING}<pre><code>{}</code></pre></details>",
+        escape(VERIFY_EXAMPLE)
+    );
     for kind in kinds {
         let event = &webhooks[kind]["post"];
         let _ = write!(
             html,
-            "<section class=\"op\" id=\"event-{0}\"><h3><a href=\"#event-{0}\"><span class=\"method post\">post</span>\
-             <code>{1}</code> <span>{2}</span></a></h3><div class=\"more\"><p>{3}</p>",
+            "<section class=\"fold op\" id=\"event-{0}\"><h3><a href=\"#event-{0}\"><code>{1}</code> \
+             <span>{2}</span></a></h3><div class=\"more\"><p>{3}</p>",
             slug(kind),
             escape(kind),
             escape(event["summary"].as_str().unwrap_or("")),
@@ -281,7 +266,7 @@ fn render_operation(
     let id = operation["operationId"].as_str().unwrap_or("");
     let _ = write!(
         html,
-        "<section class=\"op\" id=\"{0}\"><h3><a href=\"#{0}\"><span class=\"method {method}\">{method}</span>\
+        "<section class=\"fold op\" id=\"{0}\"><h3><a href=\"#{0}\"><span class=\"method {method}\">{method}</span>\
          <code>{1}</code> <span>{2}</span></a></h3><div class=\"more\"><p>{3}</p>",
         escape(id),
         escape(path),
@@ -611,6 +596,31 @@ mod tests {
                 html.contains(&format!("id=\"{target}\"")),
                 "#{target} leads nowhere"
             );
+        }
+    }
+
+    /// With no separate index lists, a folded section's title is its only entry on the page: it
+    /// must link to the section itself, and hold what unfolds in one `more`.
+    #[test]
+    fn every_folded_section_is_opened_by_its_own_title() {
+        let html = render(&crate::openapi::document());
+        let sections: Vec<&str> = html.split("<section class=\"fold").skip(1).collect();
+        assert!(sections.len() > 40, "endpoints, events and objects fold");
+        for section in sections {
+            let id = section
+                .split("id=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let title = &section[section.find("<h").unwrap()..section.find("</h").unwrap()];
+            assert!(
+                title.contains(&format!("<a href=\"#{id}\">")),
+                "{id}: {title}"
+            );
+            let section = &section[..section.find("</section>").unwrap()];
+            assert_eq!(section.matches("class=\"more").count(), 1, "{id}");
         }
     }
 
