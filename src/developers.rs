@@ -144,7 +144,8 @@ const RATE_LIMITS_AND_ERRORS: &str = "<section class=\"fold\" id=\"rate-limits\"
 <tr><td>413</td><td><code>payload_too_large</code></td><td>body over the limit (1 MiB by default)</td></tr>\
 <tr><td>415</td><td><code>unsupported_media_type</code></td><td>a body without <code>Content-Type: application/json</code></td></tr>\
 <tr><td>429</td><td><code>rate_limited</code></td><td>over the rate limit, too many refused tokens, or too many open connections from your address</td></tr>\
-<tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr></table></div></section>";
+<tr><td>500</td><td><code>internal</code></td><td>a bug, logged on the server</td></tr>\
+<tr><td>503</td><td><code>unavailable</code></td><td>the request ran past the server's time limit, or the database is not answering; try again</td></tr></table></div></section>";
 
 const WEBHOOKS_INTRO: &str = "<p>A <a href=\"#tag-webhooks\">webhook</a> makes ktasks send its space's \
 changes, of the types in its <code>events</code>, as they happen: an HTTP <code>POST</code> to its URL with a JSON \
