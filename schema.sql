@@ -178,39 +178,45 @@ CREATE TABLE webhooks (
 ) STRICT;
 CREATE INDEX webhooks_by_space ON webhooks (space_id, id);
 
--- The outbox. A change's event is one payload, the request body exactly as signed and sent on every
--- attempt, shared by the webhooks that subscribe to it; each of those has an event row, whose id
--- is the `webhook-id` header (the same on every retry), while the event waits for delivery. The
--- row is deleted when the event is delivered or has failed for good (its attempts stay in
--- `webhook_attempts`), and the payload with the last row that shares it.
+-- The outbox. A change writes one row per event here, in its own transaction, naming the webhooks
+-- subscribed at that moment (`webhooks`): the only cost the change pays. The dispatcher then fans
+-- it out, one `webhook_events` row per webhook still there, and clears `webhooks`, in `seq`
+-- order (`seq` is handed out by the server in commit order and never reused while it runs, so its
+-- cursor misses nothing; AUTOINCREMENT would cost every insert a write). `id` is the event's id,
+-- the `webhook-id` header of every attempt to every webhook. `remaining` counts the webhooks
+-- still to deliver to; the last one's row deletes the payload (the trigger below), so the outbox
+-- holds only what is still to send. A rowid table: bodies are appended, never rebalanced.
 CREATE TABLE webhook_payloads (
-    id   INTEGER PRIMARY KEY,
-    body TEXT NOT NULL
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    webhooks   TEXT,
+    remaining  INTEGER NOT NULL DEFAULT 0,
+    -- The request body, exactly as signed and sent on every attempt.
+    body       TEXT NOT NULL
 ) STRICT;
+-- An event waiting for delivery to one webhook, in the order of its key.
 CREATE TABLE webhook_events (
-    id              TEXT PRIMARY KEY,
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-    type            TEXT NOT NULL,
-    payload_id      INTEGER NOT NULL REFERENCES webhook_payloads (id),
-    created_at      TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
     -- Unix milliseconds: when the next attempt is due.
-    next_attempt_at INTEGER NOT NULL
-) STRICT;
--- A webhook's due events, its next due time, and its rows when it is deleted.
-CREATE INDEX webhook_events_due ON webhook_events (webhook_id, next_attempt_at, id);
-CREATE INDEX webhook_events_by_payload ON webhook_events (payload_id);
+    next_attempt_at INTEGER NOT NULL,
+    payload         INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (webhook_id, next_attempt_at, payload)
+) STRICT, WITHOUT ROWID;
 CREATE TRIGGER webhook_events_done AFTER DELETE ON webhook_events
-    WHEN NOT EXISTS (SELECT 1 FROM webhook_events WHERE payload_id = OLD.payload_id)
 BEGIN
-    DELETE FROM webhook_payloads WHERE id = OLD.payload_id;
+    UPDATE webhook_payloads SET remaining = remaining - 1 WHERE seq = OLD.payload;
+    DELETE FROM webhook_payloads WHERE seq = OLD.payload AND remaining <= 0 AND webhooks IS NULL;
 END;
 
--- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`; kept 30 days. Old rows are
--- found by id: ids are UUIDv7, which begin with their creation time.
+-- Every delivery attempt, for `GET /api/webhooks/:id/deliveries`, by webhook and then id (UUIDv7,
+-- which begins with its creation time): a webhook's attempts newest first, and those older than
+-- 30 days to prune, are ranges of the key.
 CREATE TABLE webhook_attempts (
-    id              TEXT PRIMARY KEY,
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    id              TEXT NOT NULL,
     event_id        TEXT NOT NULL,
     event_type      TEXT NOT NULL,
     attempt         INTEGER NOT NULL,
@@ -219,6 +225,6 @@ CREATE TABLE webhook_attempts (
     error           TEXT,
     duration_ms     INTEGER,
     created_at      TEXT NOT NULL,
-    next_attempt_at TEXT
-) STRICT;
-CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);
+    next_attempt_at TEXT,
+    PRIMARY KEY (webhook_id, id)
+) STRICT, WITHOUT ROWID;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request: the server's user-space work, counted by valgrind's callgrind.
 #   bash bench/instructions.sh            (get; MODE=list|post|patch; SECONDS_MEASURED=8)
+#   WEBHOOK=1 bash bench/instructions.sh  (with a webhook on "*" whose events are recorded, not
+#                                         sent: what a write pays for its events)
 # On a shared VM throughput moves 10-15% between runs, so a 3% change is invisible to
 # bench/run.sh. This count repeats to about 0.1% and shows such changes. It leaves out the kernel
 # (TCP, futexes) and waiting, so read it beside run.sh, never instead of it. The server runs under
@@ -26,6 +28,9 @@ trap cleanup EXIT
 
 target/release/examples/seed "$work/bench.db" "$work/bench.data" 10000 >/dev/null
 printf '[rate_limit]\nrequests_per_minute = 1000000000\n' > "$work/config.toml"
+if [ -n "${WEBHOOK:-}" ]; then
+  printf '[webhooks]\nallow_http = true\nallow_private_targets = true\ndeliver = false\n' >> "$work/config.toml"
+fi
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
   target/release/ktasks --config "$work/config.toml" --db "$work/bench.db" serve \
   --bind 127.0.0.1:0 2>"$work/server.log" &
@@ -37,6 +42,15 @@ load() {
   BENCH_MODE=$mode BENCH_DATA="$work/bench.data" \
     wrk -t1 -c4 -d"$1s" -s bench/wrk.lua "http://$address" > "$work/wrk.out"
 }
+if [ -n "${WEBHOOK:-}" ]; then
+  token=$(awk '/^token/ {print $2; exit}' "$work/bench.data")
+  project=$(awk '/^project/ {print $2; exit}' "$work/bench.data")
+  space=$(curl -sf -H "Authorization: Bearer $token" "http://$address/api/projects/$project" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["spaceId"])')
+  curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"spaceId\":\"$space\",\"url\":\"http://127.0.0.1:9/\",\"events\":[\"*\"]}" \
+    "http://$address/api/webhooks" >/dev/null
+fi
 load 3
 callgrind_control -z "$pid" >/dev/null 2>&1
 load "$seconds"

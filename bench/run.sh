@@ -119,16 +119,14 @@ json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])";
 space=$(api "http://$ktasks/api/projects/$project" | json_field spaceId)
 hook=$(api -X POST -d "{\"spaceId\":\"$space\",\"url\":\"http://$receiver/hook\",\"events\":[\"*\"],\"active\":false}" \
   "http://$ktasks/api/webhooks" | json_field id)
-pending() {
-  python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM webhook_events\").fetchone()[0])" "$work/bench.db"
-}
+sql() { python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" "$work/bench.db" "$1"; }
 for _ in 1 2 3; do
   api -X PATCH -d '{"active":false}' "http://$ktasks/api/webhooks/$hook" >/dev/null
   without=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
   api -X PATCH -d '{"active":true}' "http://$ktasks/api/webhooks/$hook" >/dev/null
   with=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
-  ended=$(date +%s%N); queued=$(pending)
-  until [ "$(pending)" = 0 ]; do sleep 0.2; done
+  ended=$(date +%s%N); queued=$(sql "SELECT count(*) FROM webhook_payloads")
+  until [ "$(sql "SELECT EXISTS (SELECT 1 FROM webhook_payloads)")" = 0 ]; do sleep 0.2; done
   drained=$(awk -v n="$(date +%s%N)" -v e="$ended" 'BEGIN {printf "%.1f", (n - e) / 1e9}')
   echo "$without $with $queued $drained" | tee -a "$work/webhook_pairs"
 done

@@ -83,6 +83,9 @@ pub struct App {
     pub new_webhook_secrets: crate::web::ShownOnce<crate::web::NewSecret>,
     /// Webhook deliveries by outcome and the queue depth (`webhooks::Dispatcher`).
     pub webhook_stats: crate::webhooks::Stats,
+    /// API write requests so far: the webhook dispatcher paces itself by their rate, so that
+    /// writes under load do not pay for deliveries.
+    pub api_writes: std::sync::atomic::AtomicU64,
     /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
     proxied: Arc<crate::net::ClientCounts>,
     pub config: Config,
@@ -166,6 +169,7 @@ impl App {
             new_tokens: crate::web::ShownOnce::default(),
             new_webhook_secrets: crate::web::ShownOnce::default(),
             webhook_stats: crate::webhooks::Stats::default(),
+            api_writes: std::sync::atomic::AtomicU64::new(0),
             proxied: Arc::default(),
             config,
             openapi,
@@ -309,6 +313,8 @@ impl App {
                 })
                 .unwrap_or_else(Outcome::error),
             ApiRoute::Write(route) => {
+                self.api_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The snapshot is for the token's lookup only: it ends before anything is written.
                 let admitted = self
                     .store

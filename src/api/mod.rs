@@ -118,16 +118,16 @@ fn visible_space(conn: &Connection, principal: &Principal, space_id: &str) -> Re
 }
 
 /// The webhooks of `space_id` that hear about this write, with the caller as the events' actor.
-fn outbox(
+fn outbox<'a>(
     tx: &crate::store::Tx<'_>,
-    space_id: &str,
-    principal: &Principal,
-) -> Result<crate::store::webhooks::Outbox, Error> {
+    space_id: &'a str,
+    principal: &'a Principal,
+) -> Result<crate::store::webhooks::Outbox<'a>, Error> {
     let actor = crate::store::webhooks::Actor {
         user_id: &principal.user.id,
         token_id: Some(&principal.token.id),
     };
-    crate::store::webhooks::Outbox::open(tx, space_id, &actor)
+    crate::store::webhooks::Outbox::open(tx, space_id, actor)
 }
 
 /// The fields spaces and projects share on creation, validated.

@@ -78,6 +78,30 @@ pub struct Store {
     /// Woken after a commit that recorded webhook events (`Tx::note_events`): the dispatcher waits
     /// on it, so an event is sent as soon as it is durable and never before.
     events_committed: tokio::sync::Notify,
+    /// What writes need to record webhook events cheaply (`webhooks::Outbox`).
+    outbox: OutboxState,
+}
+
+/// The outbox's in-memory state, shared by the writes of this process. Only the server's
+/// process writes webhooks and events (the CLI has no command that does), so neither needs a
+/// cross-process check like the tokens' `auth_epoch`.
+pub(crate) struct OutboxState {
+    /// The last `webhook_payloads.seq` handed out. Assigned here rather than by AUTOINCREMENT
+    /// (which writes `sqlite_sequence` on every insert): monotonic in commit order, never reused
+    /// within the process, which is all the dispatcher's cursor needs.
+    seq: std::sync::atomic::AtomicI64,
+    /// The active webhooks of each space, as `webhooks::Outbox::open` reads them, loaded at the
+    /// first write that needs them; dropped by every change to the webhooks table.
+    pub(crate) subscribers: Mutex<Option<webhooks::Subscribers>>,
+}
+
+impl OutboxState {
+    fn new(seq: i64) -> OutboxState {
+        OutboxState {
+            seq: std::sync::atomic::AtomicI64::new(seq),
+            subscribers: Mutex::new(None),
+        }
+    }
 }
 
 /// The writer connection inside a write transaction: what store functions that change data take.
@@ -85,12 +109,37 @@ pub struct Tx<'c> {
     conn: &'c Connection,
     /// Set when the write recorded webhook events; its batch's commit then wakes the dispatcher.
     events: &'c std::sync::atomic::AtomicBool,
+    outbox: &'c OutboxState,
 }
 
 impl Tx<'_> {
     pub(crate) fn note_events(&self) {
         self.events
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The next outbox `seq` (the writer lock is held, so these come in commit order).
+    pub(crate) fn next_outbox_seq(&self) -> i64 {
+        self.outbox
+            .seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    pub(crate) fn outbox(&self) -> &OutboxState {
+        self.outbox
+    }
+
+    pub(crate) fn last_outbox_seq(&self) -> i64 {
+        self.outbox.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Store {
+    /// The last outbox `seq` handed out: with the dispatcher's cursor, how many events are not
+    /// fanned out yet (about: a rolled-back write leaves a gap).
+    pub fn last_outbox_seq(&self) -> i64 {
+        self.outbox.seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

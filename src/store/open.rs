@@ -65,6 +65,11 @@ impl Store {
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer, &pragmas)?;
         migrate(&writer)?;
+        let outbox_seq: i64 = writer.query_row(
+            "SELECT coalesce(max(seq), 0) FROM webhook_payloads",
+            [],
+            |row| row.get(0),
+        )?;
 
         let reader_pragmas = format!("{pragmas} PRAGMA query_only = ON;");
         let manager = SqliteConnectionManager::file(&config.path)
@@ -85,6 +90,7 @@ impl Store {
             committed: Condvar::new(),
             waiting: AtomicUsize::new(0),
             events_committed: tokio::sync::Notify::new(),
+            outbox: super::OutboxState::new(outbox_seq),
         })
     }
 }

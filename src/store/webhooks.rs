@@ -1,10 +1,13 @@
 //! Webhooks, their outbox of events and the record of delivery attempts (docs/webhooks.md).
 //!
-//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts the event's
-//! payload once and an event row per subscribed webhook inside the transaction of the change, so
-//! the event exists if and only if the change committed. The dispatcher (`crate::webhooks`) reads
-//! due rows, sends them, and records each attempt here; a row is deleted once its event is
-//! delivered or has failed for good (schema.sql), so the outbox holds only what is still to send.
+//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts one row per
+//! event, naming its subscribers, inside the transaction of the change, so the event exists if
+//! and only if the change committed, and the change pays one insert for it. The dispatcher
+//! (`crate::webhooks`) fans it out to the webhooks (`fan_out`), reads due rows, sends them, and
+//! records each attempt here; a row is deleted once its event is delivered or has failed for good
+//! (schema.sql), so the outbox holds only what is still to send.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -126,6 +129,7 @@ pub fn count_in_space(conn: &Connection, space_id: &str) -> Result<i64> {
 }
 
 pub fn create_webhook(tx: &Tx<'_>, new: &NewWebhook, secret: &str) -> Result<Webhook> {
+    webhooks_changed(tx);
     let id = new_id();
     let now = crate::time::now();
     tx.prepare_cached(
@@ -148,6 +152,7 @@ pub fn create_webhook(tx: &Tx<'_>, new: &NewWebhook, secret: &str) -> Result<Web
 /// Applies `changes`; `active: true` clears `disabled_reason`. `updated_at` moves only when
 /// something changed.
 pub fn update_webhook(tx: &Tx<'_>, id: &str, changes: &WebhookChanges) -> Result<Webhook> {
+    webhooks_changed(tx);
     let events = changes.events.as_ref().map(|events| events.join(","));
     let (set_description, description) = match &changes.description {
         None => (false, None),
@@ -179,6 +184,7 @@ pub fn update_webhook(tx: &Tx<'_>, id: &str, changes: &WebhookChanges) -> Result
 /// Deletes the webhook; its events and attempts go with it (foreign keys), so nothing more is
 /// sent for it.
 pub fn delete_webhook(tx: &Tx<'_>, id: &str) -> Result<()> {
+    webhooks_changed(tx);
     tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
         .execute([id])?;
     Ok(())
@@ -201,32 +207,70 @@ pub struct Actor<'a> {
     pub token_id: Option<&'a str>,
 }
 
-/// The webhooks of one space that hear about a write, loaded once per write. With none (the
-/// common case) `wants` is false and the handler builds no payload.
-pub struct Outbox {
-    /// `(webhook id, its events joined by commas)` of the space's active webhooks.
-    subscribers: Vec<(String, String)>,
-    actor: String,
-    timestamp: String,
+/// Every space's active webhooks: `(webhook id, its events joined by commas)` by space id.
+pub type Subscribers = std::sync::Arc<HashMap<String, Vec<(String, String)>>>;
+
+/// The active webhooks of every space, from the store's cache, read from the table when a change
+/// to it dropped the cache. Writes are serialized, so a write after a change to the webhooks
+/// always sees it; one that rolls back costs a reload, nothing more.
+fn subscribers(tx: &Tx<'_>) -> Result<Subscribers> {
+    let mut cached = tx
+        .outbox()
+        .subscribers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(subscribers) = &*cached {
+        return Ok(std::sync::Arc::clone(subscribers));
+    }
+    let mut by_space: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut statement =
+        tx.prepare_cached("SELECT space_id, id, events FROM webhooks WHERE active")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    for row in rows {
+        let (space, id, events): (String, String, String) = row?;
+        by_space.entry(space).or_default().push((id, events));
+    }
+    let subscribers = std::sync::Arc::new(by_space);
+    *cached = Some(std::sync::Arc::clone(&subscribers));
+    Ok(subscribers)
 }
 
-impl Outbox {
-    pub fn open(tx: &Tx<'_>, space_id: &str, actor: &Actor<'_>) -> Result<Outbox> {
-        let mut statement =
-            tx.prepare_cached("SELECT id, events FROM webhooks WHERE space_id = ?1 AND active")?;
-        let subscribers = statement
-            .query_map([space_id], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+/// Drops the cached subscribers: every change to the webhooks table calls this.
+fn webhooks_changed(tx: &Tx<'_>) {
+    *tx.outbox()
+        .subscribers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// The webhooks of one space that hear about a write, found once per write. With none (the
+/// common case) `wants` is false and the handler builds no payload.
+pub struct Outbox<'a> {
+    subscribers: Subscribers,
+    space_id: &'a str,
+    actor: Actor<'a>,
+}
+
+impl<'a> Outbox<'a> {
+    /// Nothing is formatted here: a write with no webhook to tell pays a cache lookup.
+    pub fn open(tx: &Tx<'_>, space_id: &'a str, actor: Actor<'a>) -> Result<Outbox<'a>> {
         Ok(Outbox {
-            subscribers,
-            actor: actor_json(actor),
-            timestamp: crate::time::now(),
+            subscribers: subscribers(tx)?,
+            space_id,
+            actor,
         })
+    }
+
+    /// `(webhook id, its events)` of the space's active webhooks.
+    fn of_space(&self) -> &[(String, String)] {
+        self.subscribers
+            .get(self.space_id)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// True when some webhook subscribes to `event`.
     pub fn wants(&self, event: EventType) -> bool {
-        self.subscribers
+        self.of_space()
             .iter()
             .any(|(_, events)| subscribes(events, event))
     }
@@ -237,12 +281,15 @@ impl Outbox {
         if !self.wants(event) {
             return Ok(());
         }
-        let payload = insert_payload(tx, &payload(event, &self.timestamp, data, &self.actor))?;
-        for (webhook_id, events) in &self.subscribers {
-            if subscribes(events, event) {
-                insert_event(tx, webhook_id, event, payload, &self.timestamp)?;
-            }
-        }
+        let subscribers: Vec<&str> = self
+            .of_space()
+            .iter()
+            .filter(|(_, events)| subscribes(events, event))
+            .map(|(webhook_id, _)| webhook_id.as_str())
+            .collect();
+        let timestamp = crate::time::now();
+        let body = payload(event, &timestamp, data, &actor_json(&self.actor));
+        insert_payload(tx, event, &timestamp, &subscribers, &body)?;
         Ok(())
     }
 
@@ -266,8 +313,8 @@ pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<Str
         b",\"message\":\"A test event from ktasks: your endpoint receives and can verify events.\"}",
     );
     let event = EventType::WebhookTest;
-    let payload = insert_payload(tx, &payload(event, &timestamp, &data, &actor_json(actor)))?;
-    insert_event(tx, webhook_id, event, payload, &timestamp)
+    let body = payload(event, &timestamp, &data, &actor_json(actor));
+    insert_payload(tx, event, &timestamp, &[webhook_id], &body)
 }
 
 fn actor_json(actor: &Actor<'_>) -> String {
@@ -310,35 +357,77 @@ fn payload(event: EventType, timestamp: &str, data: &[u8], actor: &str) -> Strin
     String::from_utf8(out).expect("JSON pieces are UTF-8")
 }
 
-fn insert_payload(tx: &Tx<'_>, body: &str) -> Result<i64> {
-    tx.prepare_cached("INSERT INTO webhook_payloads (body) VALUES (?1)")?
-        .execute([body])?;
-    Ok(tx.last_insert_rowid())
-}
-
-/// An event row, due now: after retries already due, never before them.
-fn insert_event(
+/// The outbox row of one event for `webhooks`; returns the event's id.
+fn insert_payload(
     tx: &Tx<'_>,
-    webhook_id: &str,
     event: EventType,
-    payload: i64,
     created_at: &str,
+    webhooks: &[&str],
+    body: &str,
 ) -> Result<String> {
     let id = new_id();
     tx.prepare_cached(
-        "INSERT INTO webhook_events (id, webhook_id, type, payload_id, created_at, \
-         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO webhook_payloads (seq, id, type, created_at, webhooks, remaining, body) \
+         VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         id,
-        webhook_id,
         event,
-        payload,
         created_at,
-        crate::time::now_unix_ms()
+        webhooks.join(","),
+        webhooks.len() as i64,
+        body,
+        tx.next_outbox_seq()
     ])?;
     tx.note_events();
     Ok(id)
+}
+
+/// Fans out up to `limit` outbox rows after `after` (a `seq`), in order: an event row, due now,
+/// for each of their webhooks that still exists. Returns how many rows, and the cursor for the
+/// next call.
+pub fn fan_out(tx: &Tx<'_>, after: i64, limit: usize, now_ms: i64) -> Result<(usize, i64)> {
+    let rows: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT seq, webhooks FROM webhook_payloads WHERE seq > ?1 AND webhooks IS NOT NULL \
+             ORDER BY seq LIMIT ?2",
+        )?
+        .query_map(params![after, limit as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut last = after;
+    for (seq, webhooks) in &rows {
+        let named = webhooks.split(',').filter(|w| !w.is_empty()).count();
+        let mut made = 0;
+        for webhook_id in webhooks.split(',').filter(|w| !w.is_empty()) {
+            made += tx
+                .prepare_cached(
+                    "INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) \
+                     SELECT id, ?2, ?3 FROM webhooks WHERE id = ?1",
+                )?
+                .execute(params![webhook_id, now_ms, seq])?;
+        }
+        if made == 0 {
+            tx.prepare_cached("DELETE FROM webhook_payloads WHERE seq = ?1")?
+                .execute([seq])?;
+        } else {
+            // A webhook deleted since the change gets nothing: it does not count.
+            tx.prepare_cached(
+                "UPDATE webhook_payloads SET webhooks = NULL, remaining = remaining - ?2 \
+                 WHERE seq = ?1",
+            )?
+            .execute(params![seq, (named - made) as i64])?;
+        }
+        last = *seq;
+    }
+    // Every row handed a seq so far is visible here (the writer is held, and writes of the same
+    // batch share this transaction), so when all were fanned out the cursor can move to the
+    // last seq handed out: the queue depth's "not fanned out yet" is then exact.
+    if rows.len() < limit {
+        last = last.max(tx.last_outbox_seq());
+    }
+    Ok((rows.len(), last))
 }
 
 /// An event due for an attempt, with what sending it needs. No `Debug`: it holds the secrets.
@@ -351,6 +440,10 @@ pub struct DueEvent {
     pub created_at: String,
     /// Attempts made so far.
     pub attempts: u32,
+    /// When this attempt fell due (Unix ms): with `webhook_id` and `payload`, the row's key.
+    pub due_at: i64,
+    /// The outbox row (`webhook_payloads.seq`).
+    pub payload_seq: i64,
     pub url: String,
     /// The secrets to sign with: the current one, then the old one during a rotation's grace.
     pub secrets: Vec<String>,
@@ -358,8 +451,8 @@ pub struct DueEvent {
 
 /// Pending events of active webhooks due at `now_ms`, oldest due first, at most `per_webhook` of
 /// any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in all. Each
-/// webhook's share is an index range (`webhook_events_due`), so a backlog of any size costs a
-/// pass no more than the rows it returns.
+/// webhook's share is a range of the table's key, so a backlog of any size costs a pass no more
+/// than the rows it returns.
 pub fn due_events(
     conn: &Connection,
     now_ms: i64,
@@ -368,13 +461,16 @@ pub fn due_events(
     limit: usize,
 ) -> Result<Vec<DueEvent>> {
     let mut statement = conn.prepare_cached(
-        "SELECT e.id, e.webhook_id, e.type, p.body, e.created_at, e.attempts, w.url, \
-                w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END \
-         FROM webhooks AS w JOIN webhook_events AS e ON e.id IN ( \
-             SELECT id FROM webhook_events WHERE webhook_id = w.id \
-             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?3) \
-         JOIN webhook_payloads AS p ON p.id = e.payload_id \
-         WHERE w.active ORDER BY e.next_attempt_at, e.id LIMIT ?4",
+        "SELECT p.id, e.webhook_id, p.type, p.body, p.created_at, e.attempts, w.url, \
+                w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END, \
+                e.next_attempt_at, e.payload \
+         FROM webhooks AS w JOIN webhook_events AS e \
+           ON (e.webhook_id, e.next_attempt_at, e.payload) IN ( \
+             SELECT webhook_id, next_attempt_at, payload FROM webhook_events \
+             WHERE webhook_id = w.id AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, payload LIMIT ?3) \
+         JOIN webhook_payloads AS p ON p.seq = e.payload \
+         WHERE w.active ORDER BY e.next_attempt_at, e.payload LIMIT ?4",
     )?;
     let rows = statement.query_map(
         params![now_ms, now, per_webhook as i64, limit as i64],
@@ -392,6 +488,8 @@ pub fn due_events(
                 attempts: row.get(5)?,
                 url: row.get(6)?,
                 secrets,
+                due_at: row.get(9)?,
+                payload_seq: row.get(10)?,
             })
         },
     )?;
@@ -413,16 +511,18 @@ pub fn next_due(conn: &Connection, now_ms: i64) -> Result<Option<i64>> {
     Ok(next)
 }
 
-/// Events waiting to be delivered (of active webhooks): the queue depth. It counts rows, so the
-/// dispatcher reads it at most once a second.
-pub fn queue_depth(conn: &Connection) -> Result<i64> {
-    let depth = conn
+/// Events waiting to be delivered to active webhooks, once fanned out, plus `unfanned`, the
+/// outbox rows not fanned out yet (the dispatcher knows how many it has not reached): the queue
+/// depth. It counts the small event rows, never the payloads, and the dispatcher reads it at most
+/// once a second.
+pub fn queue_depth(conn: &Connection, unfanned: i64) -> Result<i64> {
+    let fanned: i64 = conn
         .prepare_cached(
-            "SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e \
-             ON e.webhook_id = w.id WHERE w.active",
+            "SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e ON e.webhook_id = w.id \
+             WHERE w.active",
         )?
         .query_row([], |row| row.get(0))?;
-    Ok(depth)
+    Ok(fanned + unfanned.max(0))
 }
 
 /// The outcome of one attempt, as the dispatcher saw it.
@@ -460,13 +560,28 @@ pub fn record_attempt(
     let changed = match next_ms {
         Some(next_ms) => tx
             .prepare_cached(
-                "UPDATE webhook_events SET attempts = ?2, next_attempt_at = ?3 \
-                 WHERE id = ?1 AND attempts = ?2 - 1",
+                "UPDATE webhook_events SET attempts = ?4, next_attempt_at = ?5 \
+                 WHERE webhook_id = ?1 AND next_attempt_at = ?2 AND payload = ?3 \
+                 AND attempts = ?4 - 1",
             )?
-            .execute(params![event.id, number, next_ms])?,
+            .execute(params![
+                event.webhook_id,
+                event.due_at,
+                event.payload_seq,
+                number,
+                next_ms
+            ])?,
         None => tx
-            .prepare_cached("DELETE FROM webhook_events WHERE id = ?1 AND attempts = ?2 - 1")?
-            .execute(params![event.id, number])?,
+            .prepare_cached(
+                "DELETE FROM webhook_events WHERE webhook_id = ?1 AND next_attempt_at = ?2 \
+                 AND payload = ?3 AND attempts = ?4 - 1",
+            )?
+            .execute(params![
+                event.webhook_id,
+                event.due_at,
+                event.payload_seq,
+                number
+            ])?,
     };
     if changed == 0 {
         return Ok(status);
@@ -508,6 +623,7 @@ pub fn record_attempt(
                 event.id,
                 attempt.error.as_deref().unwrap_or("no answer"),
             );
+            webhooks_changed(tx);
             tx.prepare_cached(
                 "UPDATE webhooks SET active = 0, disabled_reason = ?2, updated_at = ?3 \
                  WHERE id = ?1 AND active",
@@ -564,13 +680,14 @@ pub fn list_deliveries(
 }
 
 /// Deletes at most `limit` attempts made before `before_ms` (Unix ms); returns how many. Ids are
-/// UUIDv7, whose first 48 bits are their creation time, so the rows are a range of the primary
-/// key: no index on the time, and no scan. The caller repeats it, one short write at a time.
+/// UUIDv7, whose first 48 bits are their creation time, so each webhook's old rows are a range of
+/// the key: no index on the time, and no scan. The caller repeats it, one short write at a time.
 pub fn prune(tx: &Tx<'_>, before_ms: i64, limit: usize) -> Result<usize> {
     let deleted = tx
         .prepare_cached(
-            "DELETE FROM webhook_attempts WHERE id IN \
-             (SELECT id FROM webhook_attempts WHERE id < ?1 ORDER BY id LIMIT ?2)",
+            "DELETE FROM webhook_attempts WHERE (webhook_id, id) IN \
+             (SELECT webhook_id, id FROM webhook_attempts \
+              WHERE webhook_id IN (SELECT id FROM webhooks) AND id < ?1 LIMIT ?2)",
         )?
         .execute(params![v7_floor(before_ms), limit as i64])?;
     Ok(deleted)
@@ -590,6 +707,99 @@ fn v7_floor(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The outbox's whole life in the store: an event written with a change, fanned out, one
+    /// failed attempt (due again), one delivered (gone, payload and all).
+    #[test]
+    fn an_event_goes_from_the_outbox_to_delivered_and_leaves_nothing_behind() {
+        let (_dir, store) = crate::store::open_temp();
+        let (space, webhook) = store
+            .write(|tx| {
+                let user = crate::store::users::create_user(
+                    tx,
+                    "a@example.com",
+                    "A",
+                    crate::store::users::Plan::Pro,
+                )?;
+                let space: String = tx.query_row(
+                    "SELECT space_id FROM space_members WHERE user_id = ?1",
+                    [&user.id],
+                    |row| row.get(0),
+                )?;
+                let new = NewWebhook {
+                    space_id: space.clone(),
+                    url: "https://example.com/".into(),
+                    events: vec!["*".into()],
+                    description: None,
+                    active: true,
+                };
+                Ok((space, create_webhook(tx, &new, "whsec_AAAA")?.id))
+            })
+            .unwrap();
+        let actor = || Actor {
+            user_id: "u",
+            token_id: None,
+        };
+        store
+            .write(|tx| {
+                Outbox::open(tx, &space, actor())?.emit(
+                    tx,
+                    EventType::TaskCreated,
+                    b"{\"id\":\"t\"}",
+                )
+            })
+            .unwrap();
+        let count = |sql: &str| -> i64 {
+            store
+                .read(|c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+                .unwrap()
+        };
+        assert_eq!(
+            count("SELECT count(*) FROM webhook_payloads WHERE webhooks IS NOT NULL"),
+            1
+        );
+        let (rows, last) = store.write(|tx| fan_out(tx, 0, 10, 1000)).unwrap();
+        assert_eq!(rows, 1);
+        assert_eq!(store.write(|tx| fan_out(tx, last, 10, 1000)).unwrap().0, 0);
+        let due = store.read(|c| due_events(c, 1000, "now", 4, 10)).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].webhook_id, webhook);
+        let attempt = |event: &DueEvent, delivered: bool| Attempt {
+            event: event.clone(),
+            response_status: Some(if delivered { 200 } else { 500 }),
+            error: None,
+            duration_ms: 1,
+            delivered,
+            at: crate::time::now(),
+        };
+        let status = store
+            .write(|tx| record_attempt(tx, &attempt(&due[0], false), Some(5), 1000))
+            .unwrap();
+        assert_eq!(status, DeliveryStatus::Pending);
+        assert!(
+            store
+                .read(|c| due_events(c, 1000, "now", 4, 10))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.read(|c| next_due(c, 1000)).unwrap(), Some(6000));
+        let due = store.read(|c| due_events(c, 6000, "now", 4, 10)).unwrap();
+        assert_eq!(due[0].attempts, 1);
+        let status = store
+            .write(|tx| record_attempt(tx, &attempt(&due[0], true), Some(5), 6000))
+            .unwrap();
+        assert_eq!(status, DeliveryStatus::Delivered);
+        assert_eq!(count("SELECT count(*) FROM webhook_events"), 0);
+        assert_eq!(count("SELECT count(*) FROM webhook_payloads"), 0);
+        let listed = store
+            .read(|c| list_deliveries(c, &webhook, None, 10))
+            .unwrap();
+        let statuses: Vec<_> = listed.iter().map(|d| d.status).collect();
+        assert_eq!(
+            statuses,
+            [DeliveryStatus::Delivered, DeliveryStatus::Pending]
+        );
+    }
 
     #[test]
     fn the_actor_is_spliced_into_the_data_object() {

@@ -134,6 +134,7 @@ impl Store {
                     f(&Tx {
                         conn: &writer.conn,
                         events: &batch.events,
+                        outbox: &self.outbox,
                     })
                 }));
                 let end = if matches!(ran, Ok(Ok(_))) {

@@ -1,15 +1,17 @@
 //! Webhook delivery (docs/webhooks.md): the dispatcher that reads the outbox and sends events.
 //!
-//! Events are written by the writes that cause them (`store::webhooks::Outbox`); here they are
-//! only sent. The dispatcher runs on a thread of its own, with its own single-threaded runtime at
-//! a lower CPU priority: under load, API requests come first and deliveries take what is left,
-//! so a write never pays for delivery. It waits for a commit that recorded events
-//! (`Store::events_committed`), for the next retry to fall due, or for a second to pass (events
-//! written by another process, the CLI). Each due event is sent as a task within the concurrency
-//! limits; attempts are recorded by a recorder thread in batches, one write for many, and an event
-//! counts as in flight until its attempt is committed, so it is never sent twice by one process.
-//! After a crash an event whose attempt was not recorded is sent again with the same `webhook-id`:
-//! delivery is at least once.
+//! Events are written by the writes that cause them, one outbox row each
+//! (`store::webhooks::Outbox`); here they are fanned out to their webhooks and sent. The
+//! dispatcher runs on a thread of its own with its own single-threaded runtime. It waits for a
+//! commit that recorded events (`Store::events_committed`), for the next retry to fall due, or for
+//! a second to pass. Each pass fans out new outbox rows (`fan_out`, one write for many), then sends
+//! each due event as a task within the concurrency limits; attempts are recorded by a recorder
+//! thread in batches, one write for many, and an event counts as in flight until its attempt is
+//! committed, so it is never sent twice by one process. After a crash an event whose attempt was
+//! not recorded is sent again with the same `webhook-id`: delivery is at least once.
+//!
+//! A write never pays for delivery: while the API is busy with writes, fanning out and sending
+//! take a bounded share (`Pacer`), and the queue drains when the load ends.
 
 pub mod send;
 pub mod target;
@@ -28,6 +30,17 @@ use crate::store::webhooks::{self, Attempt, DeliveryStatus, DueEvent};
 const RETENTION_DAYS: i64 = 30;
 /// The outbox is polled at least this often, for events another process wrote.
 const POLL: Duration = Duration::from_secs(1);
+/// API writes per second above which the server counts as busy: deliveries then give way.
+const BUSY_WRITES_PER_SEC: f64 = 200.0;
+/// Events fanned out and deliveries started per second while the server is busy. A delivery
+/// costs about what a write costs (the request, its receiver, recording the attempt), so under a
+/// write load that saturates the machine they take a small share and the queue drains when the
+/// load ends; an event rate below half of this is delivered as it comes, load or not.
+const BUSY_DELIVERIES_PER_SEC: f64 = 1000.0;
+/// Outbox rows fanned out per write, at most.
+const FAN_OUT_BATCH: usize = 1000;
+/// How often the write rate is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the queue depth is counted (it counts rows).
 const QUEUE_DEPTH_EVERY: Duration = Duration::from_secs(1);
 /// How often old delivery records are pruned.
@@ -67,15 +80,15 @@ pub struct Dispatcher {
 struct Shared {
     app: Arc<App>,
     sender: send::Sender,
-    /// Events sent or being sent whose attempt is not committed yet.
-    in_flight: Mutex<HashSet<String>>,
+    /// `(webhook id, event id)` of events sent or being sent whose attempt is not committed yet.
+    in_flight: Mutex<HashSet<(String, String)>>,
     /// Requests being sent per webhook (`max_concurrent_per_endpoint`). A slot is free again as
     /// soon as its answer is in: recording it is the recorder's business, batched.
     per_webhook: Mutex<HashMap<String, usize>>,
     /// Events whose attempts were committed since the dispatcher last looked. They leave
     /// `in_flight` only when the dispatcher takes them, before its next read of the outbox: a read
     /// begun before the commit would still find the event pending and send it again.
-    recorded: Mutex<Vec<String>>,
+    recorded: Mutex<Vec<(String, String)>>,
 }
 
 impl Shared {
@@ -126,7 +139,6 @@ impl Dispatcher {
         let send = std::thread::Builder::new()
             .name("ktasks-webhooks".into())
             .spawn(move || {
-                lower_priority();
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -154,17 +166,6 @@ impl Dispatcher {
     }
 }
 
-/// Deliveries are background work: on Linux, a nice value of 10 for this thread alone, so that
-/// under load the request threads get the CPU first.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority with PRIO_PROCESS and a thread id changes that thread's nice value only.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-    }
-}
-
 async fn dispatch(
     shared: Arc<Shared>,
     recorder: std::sync::mpsc::Sender<Attempt>,
@@ -178,19 +179,51 @@ async fn dispatch(
     let stats = &shared.app.webhook_stats;
     let mut pruned_at: Option<std::time::Instant> = None;
     let mut counted_at: Option<std::time::Instant> = None;
+    let api_writes = || shared.app.api_writes.load(Ordering::Relaxed);
+    let mut pacer = Pacer::new(api_writes());
+    // The `seq` of the last outbox row fanned out (0: from the start).
+    let mut fanned_to = 0;
     while !stopping.load(Ordering::SeqCst) {
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            prune(shared.store());
+            let pruning = Arc::clone(&shared);
+            let _ = tokio::task::spawn_blocking(move || prune(pruning.store())).await;
             pruned_at = Some(std::time::Instant::now());
+        }
+        let mut allowed = pacer.allowance(api_writes(), std::time::Instant::now());
+        let fan_limit = allowed.min(FAN_OUT_BATCH);
+        let mut more_to_fan = false;
+        if fan_limit > 0 {
+            let fanning = Arc::clone(&shared);
+            let after = fanned_to;
+            let now_ms = crate::time::now_unix_ms();
+            let fanned = tokio::task::spawn_blocking(move || {
+                fanning
+                    .store()
+                    .write(|tx| webhooks::fan_out(tx, after, fan_limit, now_ms))
+            })
+            .await;
+            match fanned {
+                Ok(Ok((rows, last))) => {
+                    fanned_to = last;
+                    more_to_fan = rows == fan_limit;
+                    pacer.spend(rows);
+                    allowed = allowed.saturating_sub(rows);
+                }
+                Ok(Err(error)) => {
+                    crate::log_error!("webhooks: fanning out the outbox failed: {error:?}");
+                }
+                Err(error) => crate::log_error!("webhooks: fanning out the outbox failed: {error}"),
+            }
         }
         let in_flight = release_recorded(&shared);
         let now_ms = crate::time::now_unix_ms();
         let count_queue = counted_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY);
         let due = shared.store().read(|conn| {
             if count_queue {
+                let unfanned = shared.store().last_outbox_seq() - fanned_to;
                 stats
                     .queue_depth
-                    .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
+                    .store(webhooks::queue_depth(conn, unfanned)?, Ordering::Relaxed);
             }
             // Events in flight are still pending in the database until recorded: read past them.
             let due = webhooks::due_events(
@@ -212,15 +245,19 @@ async fn dispatch(
                 (Vec::new(), None)
             }
         };
+        let mut started = 0;
         for event in due {
+            if started == allowed {
+                break;
+            }
             if let Some(permit) = claim(&shared, &event, &global) {
+                started += 1;
                 let shared = Arc::clone(&shared);
                 let recorder = recorder.clone();
                 tokio::spawn(async move {
                     let claimed = Claimed {
                         shared: &shared,
-                        event_id: &event.id,
-                        webhook_id: &event.webhook_id,
+                        event: &event,
                     };
                     let sent = shared.sender.send(&event).await;
                     drop(permit);
@@ -239,11 +276,16 @@ async fn dispatch(
                 });
             }
         }
+        pacer.spend(started);
         // Events due already but not sent (in flight, or no free slot) are looked at again when a
-        // request is answered or an attempt recorded, which wakes this loop.
-        let wait = next_due
+        // request is answered or an attempt recorded, which wakes this loop; those held back by
+        // the pacer, when it allows the next one.
+        let mut wait = next_due
             .map(|at| Duration::from_millis((at - crate::time::now_unix_ms()).max(1) as u64))
             .map_or(POLL, |until| until.min(POLL));
+        if started == allowed || more_to_fan {
+            wait = wait.min(pacer.next_token());
+        }
         tokio::select! {
             () = shared.store().events_committed() => {}
             () = wake.notified() => {}
@@ -261,7 +303,8 @@ fn claim(
     global: &Arc<tokio::sync::Semaphore>,
 ) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    if in_flight.contains(&event.id) {
+    let key = (event.webhook_id.clone(), event.id.clone());
+    if in_flight.contains(&key) {
         return None;
     }
     let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
@@ -271,8 +314,61 @@ fn claim(
     }
     let permit = Arc::clone(global).try_acquire_owned().ok()?;
     *busy += 1;
-    in_flight.insert(event.id.clone());
+    in_flight.insert(key);
     Some(permit)
+}
+
+/// Deliveries' share while the server is busy with writes: a token bucket that is bottomless
+/// while the server is not busy.
+struct Pacer {
+    sampled_at: std::time::Instant,
+    writes_then: u64,
+    busy: bool,
+    tokens: f64,
+    refilled_at: std::time::Instant,
+}
+
+impl Pacer {
+    fn new(writes: u64) -> Pacer {
+        let now = std::time::Instant::now();
+        Pacer {
+            sampled_at: now,
+            writes_then: writes,
+            busy: false,
+            tokens: 0.0,
+            refilled_at: now,
+        }
+    }
+
+    /// Takes the count of API writes so far; returns how many deliveries may start now.
+    fn allowance(&mut self, writes: u64, now: std::time::Instant) -> usize {
+        let sampled = now.duration_since(self.sampled_at);
+        if sampled >= SAMPLE_EVERY {
+            let rate = writes.saturating_sub(self.writes_then) as f64 / sampled.as_secs_f64();
+            self.busy = rate > BUSY_WRITES_PER_SEC;
+            self.sampled_at = now;
+            self.writes_then = writes;
+        }
+        if !self.busy {
+            self.tokens = BUSY_DELIVERIES_PER_SEC / 10.0;
+            self.refilled_at = now;
+            return usize::MAX;
+        }
+        let refill = now.duration_since(self.refilled_at).as_secs_f64() * BUSY_DELIVERIES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(BUSY_DELIVERIES_PER_SEC / 10.0);
+        self.refilled_at = now;
+        self.tokens as usize
+    }
+
+    fn spend(&mut self, deliveries: usize) {
+        self.tokens = (self.tokens - deliveries as f64).max(0.0);
+    }
+
+    /// How long until the next delivery may start, when none may now.
+    fn next_token(&self) -> Duration {
+        Duration::from_secs_f64((1.0 - self.tokens).max(0.0) / BUSY_DELIVERIES_PER_SEC)
+            .max(Duration::from_millis(1))
+    }
 }
 
 /// A claimed event's webhook slot, freed when its request is answered or has failed, or when the
@@ -280,8 +376,7 @@ fn claim(
 /// will be recorded for it.
 struct Claimed<'a> {
     shared: &'a Shared,
-    event_id: &'a str,
-    webhook_id: &'a str,
+    event: &'a DueEvent,
 }
 
 impl Drop for Claimed<'_> {
@@ -291,10 +386,11 @@ impl Drop for Claimed<'_> {
             .per_webhook
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(busy) = per_webhook.get_mut(self.webhook_id) {
+        let webhook_id = &self.event.webhook_id;
+        if let Some(busy) = per_webhook.get_mut(webhook_id) {
             *busy = busy.saturating_sub(1);
             if *busy == 0 {
-                per_webhook.remove(self.webhook_id);
+                per_webhook.remove(webhook_id);
             }
         }
         if std::thread::panicking() {
@@ -302,7 +398,7 @@ impl Drop for Claimed<'_> {
                 .recorded
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(self.event_id.to_string());
+                .push((webhook_id.clone(), self.event.id.clone()));
         }
     }
 }
@@ -312,8 +408,8 @@ impl Drop for Claimed<'_> {
 fn release_recorded(shared: &Shared) -> usize {
     let recorded = std::mem::take(&mut *shared.recorded.lock().unwrap_or_else(|p| p.into_inner()));
     let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    for event_id in recorded {
-        in_flight.remove(&event_id);
+    for key in recorded {
+        in_flight.remove(&key);
     }
     in_flight.len()
 }
@@ -361,7 +457,11 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
             .recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(batch.into_iter().map(|attempt| attempt.event.id));
+            .extend(
+                batch
+                    .into_iter()
+                    .map(|attempt| (attempt.event.webhook_id, attempt.event.id)),
+            );
         shared.store().wake_dispatcher();
     }
 }
@@ -390,5 +490,33 @@ fn prune(store: &Store) {
         crate::log_info!(
             "webhooks: pruned {pruned} delivery attempts older than {RETENTION_DAYS} days"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_give_way_to_a_write_load_and_take_their_share_of_it() {
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut pacer = Pacer::new(0);
+        assert_eq!(pacer.allowance(0, at(0)), usize::MAX, "idle: no limit");
+        assert_eq!(
+            pacer.allowance(10, at(100)),
+            usize::MAX,
+            "100 writes/s: not busy"
+        );
+        // 5,000 writes/s: busy, and a burst of a tenth of a second's share.
+        let burst = (BUSY_DELIVERIES_PER_SEC / 10.0) as usize;
+        assert_eq!(pacer.allowance(510, at(200)), burst);
+        pacer.spend(burst);
+        assert_eq!(pacer.allowance(560, at(200)), 0);
+        assert!(pacer.next_token() <= Duration::from_millis(1));
+        let tenth = (BUSY_DELIVERIES_PER_SEC * 0.01) as usize;
+        assert_eq!(pacer.allowance(600, at(210)), tenth, "the share refills");
+        // The load ends: no limit again at the next sample.
+        assert_eq!(pacer.allowance(600, at(1200)), usize::MAX);
     }
 }
