@@ -39,6 +39,8 @@ const BUSY_WRITES_PER_SEC: f64 = 200.0;
 const BUSY_DELIVERIES_PER_SEC: f64 = 1000.0;
 /// Outbox rows fanned out per write, at most.
 const FAN_OUT_BATCH: usize = 1000;
+/// How often the dispatcher looks at the outbox while the server is busy.
+const BUSY_PASS_EVERY: Duration = Duration::from_millis(20);
 /// How often the write rate is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the queue depth is counted (it counts rows).
@@ -285,6 +287,15 @@ async fn dispatch(
             .map_or(POLL, |until| until.min(POLL));
         if started == allowed || more_to_fan {
             wait = wait.min(pacer.next_token());
+        }
+        if pacer.busy {
+            // Under a write load every commit would wake this loop for a pass that may start
+            // nothing: passes come at the pacer's pace instead, each starting a batch.
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait.max(BUSY_PASS_EVERY)) => {}
+            }
+            continue;
         }
         tokio::select! {
             () = shared.store().events_committed() => {}
