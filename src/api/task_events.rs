@@ -16,20 +16,17 @@ pub(super) fn emit(
     task: &Task,
     extra: Option<(&str, &str)>,
 ) -> Result<(), Error> {
-    if !outbox.wants(event) {
-        return Ok(());
-    }
-    let mut data = Vec::with_capacity(1024);
-    task_json::write_task(task, &mut data);
-    if let Some((name, value)) = extra {
-        data.pop(); // the object's closing brace
-        data.push(b',');
-        crate::json::push_str(&mut data, name);
-        data.push(b':');
-        crate::json::push_str(&mut data, value);
-        data.push(b'}');
-    }
-    outbox.emit(tx, event, &data)
+    outbox.emit_with(tx, event, |data| {
+        task_json::write_task(task, data);
+        if let Some((name, value)) = extra {
+            data.pop(); // the object's closing brace
+            data.push(b',');
+            crate::json::push_str(data, name);
+            data.push(b':');
+            crate::json::push_str(data, value);
+            data.push(b'}');
+        }
+    })
 }
 
 /// The events of `before` becoming `after`: none when nothing but `updatedAt` differs; else

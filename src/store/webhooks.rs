@@ -7,7 +7,7 @@
 //! records each attempt here; a row is deleted once its event is delivered or has failed for good
 //! (schema.sql), so the outbox holds only what is still to send.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -207,8 +207,9 @@ pub struct Actor<'a> {
     pub token_id: Option<&'a str>,
 }
 
-/// Every space's active webhooks: `(webhook id, its events joined by commas)` by space id.
-pub type Subscribers = std::sync::Arc<HashMap<String, Vec<(String, String)>>>;
+/// Every space's active webhooks: `(webhook id, its events joined by commas)` by space id (a
+/// B-tree: a lookup compares a few ids, where a hash map would hash one with SipHash).
+pub type Subscribers = std::sync::Arc<BTreeMap<String, Vec<(String, String)>>>;
 
 /// The active webhooks of every space, from the store's cache, read from the table when a change
 /// to it dropped the cache. Writes are serialized, so a write after a change to the webhooks
@@ -222,7 +223,7 @@ fn subscribers(tx: &Tx<'_>) -> Result<Subscribers> {
     if let Some(subscribers) = &*cached {
         return Ok(std::sync::Arc::clone(subscribers));
     }
-    let mut by_space: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut by_space: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut statement =
         tx.prepare_cached("SELECT space_id, id, events FROM webhooks WHERE active")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
@@ -278,6 +279,16 @@ impl<'a> Outbox<'a> {
     /// Records `event` for every webhook that subscribes to it. `data` is the JSON object the API
     /// returns for the resource; `actor` is added to it.
     pub fn emit(&self, tx: &Tx<'_>, event: EventType, data: &[u8]) -> Result<()> {
+        self.emit_with(tx, event, |out| out.extend_from_slice(data))
+    }
+
+    /// `emit` with the data object written by `write` straight into the request body.
+    pub fn emit_with(
+        &self,
+        tx: &Tx<'_>,
+        event: EventType,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<()> {
         if !self.wants(event) {
             return Ok(());
         }
@@ -288,7 +299,7 @@ impl<'a> Outbox<'a> {
             .map(|(webhook_id, _)| webhook_id.as_str())
             .collect();
         let timestamp = crate::time::now();
-        let body = payload(event, &timestamp, data, &actor_json(&self.actor));
+        let body = envelope(event, &timestamp, &self.actor, write);
         insert_payload(tx, event, &timestamp, &subscribers, &body)?;
         Ok(())
     }
@@ -306,25 +317,16 @@ impl<'a> Outbox<'a> {
 /// Records a `webhook.test` event for one webhook, whatever it subscribes to; returns its id.
 pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<String> {
     let timestamp = crate::time::now();
-    let mut data = Vec::new();
-    data.extend_from_slice(b"{\"webhookId\":");
-    push_str(&mut data, webhook_id);
-    data.extend_from_slice(
-        b",\"message\":\"A test event from ktasks: your endpoint receives and can verify events.\"}",
-    );
     let event = EventType::WebhookTest;
-    let body = payload(event, &timestamp, &data, &actor_json(actor));
+    let body = envelope(event, &timestamp, actor, |data| {
+        data.extend_from_slice(b"{\"webhookId\":");
+        push_str(data, webhook_id);
+        data.extend_from_slice(
+            b",\"message\":\"A test event from ktasks: your endpoint receives and can verify \
+              events.\"}",
+        );
+    });
     insert_payload(tx, event, &timestamp, &[webhook_id], &body)
-}
-
-fn actor_json(actor: &Actor<'_>) -> String {
-    let mut json = Vec::with_capacity(96);
-    json.extend_from_slice(b"{\"userId\":");
-    push_str(&mut json, actor.user_id);
-    json.extend_from_slice(b",\"tokenId\":");
-    push_opt_str(&mut json, actor.token_id);
-    json.push(b'}');
-    String::from_utf8(json).expect("JSON is UTF-8")
 }
 
 fn subscribes(events: &str, event: EventType) -> bool {
@@ -333,27 +335,38 @@ fn subscribes(events: &str, event: EventType) -> bool {
         .any(|subscribed| subscribed == ALL_EVENTS || subscribed == event.as_str())
 }
 
-/// `{"type", "timestamp", "data"}` with `actor` spliced into `data` (a JSON object).
-fn payload(event: EventType, timestamp: &str, data: &[u8], actor: &str) -> String {
-    let data = data.trim_ascii_end();
-    assert!(
-        data.first() == Some(&b'{') && data.last() == Some(&b'}'),
-        "event data must be a JSON object"
-    );
-    let inner = &data[1..data.len() - 1];
-    let mut out = Vec::with_capacity(data.len() + actor.len() + 96);
+/// `{"type", "timestamp", "data"}`, `data` being the JSON object `write` writes, with `actor`
+/// added to it: one buffer, no copy.
+fn envelope(
+    event: EventType,
+    timestamp: &str,
+    actor: &Actor<'_>,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> String {
+    let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(event.as_str().as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":\"");
     out.extend_from_slice(timestamp.as_bytes());
-    out.extend_from_slice(b"\",\"data\":{");
-    out.extend_from_slice(inner);
-    if !inner.trim_ascii().is_empty() {
+    out.extend_from_slice(b"\",\"data\":");
+    let start = out.len();
+    write(&mut out);
+    while out.last().is_some_and(u8::is_ascii_whitespace) {
+        out.pop();
+    }
+    assert!(
+        out.get(start) == Some(&b'{') && out.last() == Some(&b'}') && out.len() > start + 1,
+        "event data must be a JSON object"
+    );
+    out.pop();
+    if !out[start + 1..].trim_ascii().is_empty() {
         out.push(b',');
     }
-    out.extend_from_slice(b"\"actor\":");
-    out.extend_from_slice(actor.as_bytes());
-    out.extend_from_slice(b"}}");
+    out.extend_from_slice(b"\"actor\":{\"userId\":");
+    push_str(&mut out, actor.user_id);
+    out.extend_from_slice(b",\"tokenId\":");
+    push_opt_str(&mut out, actor.token_id);
+    out.extend_from_slice(b"}}}");
     String::from_utf8(out).expect("JSON pieces are UTF-8")
 }
 
@@ -803,11 +816,15 @@ mod tests {
 
     #[test]
     fn the_actor_is_spliced_into_the_data_object() {
-        let body = payload(
+        let actor = Actor {
+            user_id: "u",
+            token_id: None,
+        };
+        let body = envelope(
             EventType::TaskCreated,
             "2026-11-29T08:00:00.000Z",
-            b"{\"id\":\"t\",\"title\":\"a } b\"}",
-            "{\"userId\":\"u\",\"tokenId\":null}",
+            &actor,
+            |out| out.extend_from_slice(b"{\"id\":\"t\",\"title\":\"a } b\"} "),
         );
         let value: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(value["type"], "task.created");
@@ -815,10 +832,12 @@ mod tests {
         assert_eq!(value["data"]["title"], "a } b");
         assert_eq!(value["data"]["actor"]["userId"], "u");
         assert!(value["data"]["actor"]["tokenId"].is_null());
-        let empty = payload(EventType::WebhookTest, "t", b"{ }", "{}");
+        let empty = envelope(EventType::WebhookTest, "t", &actor, |out| {
+            out.extend_from_slice(b"{ }")
+        });
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&empty).unwrap()["data"]["actor"],
-            serde_json::json!({})
+            serde_json::from_str::<serde_json::Value>(&empty).unwrap()["data"],
+            serde_json::json!({"actor": {"userId": "u", "tokenId": null}})
         );
     }
 
