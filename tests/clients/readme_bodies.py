@@ -37,7 +37,7 @@ for line in block.splitlines():
         continue
     method = re.search(r"-X (\w+)", line)
     method = method.group(1).lower() if method else "post"
-    path = re.search(r"\$K(/[^ \"]*)", line).group(1).split("?")[0]
+    path = re.search(r"\$K(/[^ \")]*)", line).group(1).split("?")[0]
     path = re.sub(r"\$[A-Z]+", "x", path)
     operation = operation_for(method, path)
     # '"'$SPACE'"' closes the shell quote, expands, reopens: in the JSON it is an id.
