@@ -38,13 +38,15 @@ pub(super) fn changed(
     before: &Task,
     after: &Task,
 ) -> Result<(), Error> {
-    if !outbox.wants(EventType::TaskUpdated)
-        && !outbox.wants(EventType::TaskCompleted)
-        && !outbox.wants(EventType::TaskAssigneeAdded)
-        && !outbox.wants(EventType::TaskAssigneeRemoved)
-        && !outbox.wants(EventType::TaskLabelAdded)
-        && !outbox.wants(EventType::TaskLabelRemoved)
-    {
+    const CHANGE_EVENTS: [EventType; 6] = [
+        EventType::TaskUpdated,
+        EventType::TaskCompleted,
+        EventType::TaskAssigneeAdded,
+        EventType::TaskAssigneeRemoved,
+        EventType::TaskLabelAdded,
+        EventType::TaskLabelRemoved,
+    ];
+    if !CHANGE_EVENTS.iter().any(|&event| outbox.wants(event)) {
         return Ok(());
     }
     if !differs(before, after) {
@@ -54,50 +56,38 @@ pub(super) fn changed(
     if before.completed_at.is_none() && after.completed_at.is_some() {
         emit(tx, outbox, EventType::TaskCompleted, after, None)?;
     }
-    for user in after
-        .assignees
-        .iter()
-        .filter(|u| !before.assignees.contains(u))
-    {
-        emit(
-            tx,
-            outbox,
+    let (assignees_before, assignees_after) = (assignees(before), assignees(after));
+    let (labels_before, labels_after) = (labels(before), labels(after));
+    // (event, its extra field, the ids it had, the ids it has): an event per id gained.
+    for (event, field, from, to) in [
+        (
             EventType::TaskAssigneeAdded,
-            after,
-            Some(("assigneeId", user)),
-        )?;
-    }
-    for user in before
-        .assignees
-        .iter()
-        .filter(|u| !after.assignees.contains(u))
-    {
-        emit(
-            tx,
-            outbox,
+            "assigneeId",
+            &assignees_before,
+            &assignees_after,
+        ),
+        (
             EventType::TaskAssigneeRemoved,
-            after,
-            Some(("assigneeId", user)),
-        )?;
-    }
-    let has = |task: &Task, id: &str| task.labels.iter().any(|label| label.id == id);
-    for label in after.labels.iter().filter(|l| !has(before, &l.id)) {
-        emit(
-            tx,
-            outbox,
+            "assigneeId",
+            &assignees_after,
+            &assignees_before,
+        ),
+        (
             EventType::TaskLabelAdded,
-            after,
-            Some(("labelId", &label.id)),
-        )?;
-    }
-    for label in before.labels.iter().filter(|l| !has(after, &l.id)) {
-        emit(
-            tx,
-            outbox,
+            "labelId",
+            &labels_before,
+            &labels_after,
+        ),
+        (
             EventType::TaskLabelRemoved,
-            after,
-            Some(("labelId", &label.id)),
-        )?;
+            "labelId",
+            &labels_after,
+            &labels_before,
+        ),
+    ] {
+        for id in to.iter().filter(|id| !from.contains(id)) {
+            emit(tx, outbox, event, after, Some((field, id)))?;
+        }
     }
     Ok(())
 }
@@ -118,6 +108,14 @@ pub(super) fn deleted(
         outbox.emit(tx, EventType::TaskDeleted, &data)?;
     }
     Ok(())
+}
+
+fn assignees(task: &Task) -> Vec<&str> {
+    task.assignees.iter().map(String::as_str).collect()
+}
+
+fn labels(task: &Task) -> Vec<&str> {
+    task.labels.iter().map(|label| label.id.as_str()).collect()
 }
 
 /// True when the two would be written differently, `updatedAt` aside.
