@@ -178,14 +178,13 @@ CREATE TABLE webhooks (
 ) STRICT;
 CREATE INDEX webhooks_by_space ON webhooks (space_id, id);
 
--- The outbox. A change writes one row per event here, in its own transaction, naming the webhooks
--- subscribed at that moment (`webhooks`): the only cost the change pays. The dispatcher then fans
--- it out, one `webhook_events` row per webhook still there, and clears `webhooks`, in `seq`
--- order (`seq` is handed out by the server in commit order and never reused while it runs, so its
--- cursor misses nothing; AUTOINCREMENT would cost every insert a write). `id` is the event's id,
--- the `webhook-id` header of every attempt to every webhook. `remaining` counts the webhooks
--- still to deliver to; the last one's row deletes the payload (the trigger below), so the outbox
--- holds only what is still to send. A rowid table: bodies are appended, never rebalanced.
+-- An event's payload, once fanned out (since version 5; see webhook_outbox below): `id` is the
+-- event's id, the `webhook-id` header of every attempt to every webhook, and `remaining` counts
+-- the webhooks still to deliver to; the last one's row deletes the payload (the trigger below),
+-- so only what is still to send is kept. `seq` is handed out by the server, in order and never
+-- reused while it runs (AUTOINCREMENT would cost every insert a write). A rowid table: bodies are
+-- appended, never rebalanced. (`webhooks`, the subscribers of a payload not fanned out yet, is
+-- version 4's and gone in version 5.)
 CREATE TABLE webhook_payloads (
     seq        INTEGER PRIMARY KEY,
     id         TEXT NOT NULL,
@@ -228,3 +227,33 @@ CREATE TABLE webhook_attempts (
     next_attempt_at TEXT,
     PRIMARY KEY (webhook_id, id)
 ) STRICT, WITHOUT ROWID;
+
+-- Version 5: the outbox. A commit whose changes made webhook events writes them here as one row,
+-- in its own transaction: `events` holds, for each, its id, type, creation time, subscribed
+-- webhooks and body (src/store/webhooks.rs, `PendingEvents`), and `count` how many there are. A
+-- write thus pays an append in memory per event and its batch one insert, where version 4 had an
+-- insert per event. The dispatcher fans the rows out in `seq` order (a payload row per event, an
+-- event row per webhook still there) and deletes them.
+CREATE TABLE webhook_outbox (
+    seq    INTEGER PRIMARY KEY,
+    count  INTEGER NOT NULL,
+    events BLOB NOT NULL
+) STRICT;
+-- Payloads version 4 recorded but had not fanned out yet: fanned out now, due at once.
+INSERT INTO webhook_events (webhook_id, next_attempt_at, payload)
+    SELECT w.id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), p.seq
+    FROM webhook_payloads AS p
+    JOIN json_each('["' || replace(p.webhooks, ',', '","') || '"]') AS j
+    JOIN webhooks AS w ON w.id = j.value
+    WHERE p.webhooks IS NOT NULL;
+UPDATE webhook_payloads
+    SET remaining = (SELECT count(*) FROM webhook_events WHERE payload = webhook_payloads.seq)
+    WHERE webhooks IS NOT NULL;
+DELETE FROM webhook_payloads WHERE remaining <= 0;
+DROP TRIGGER webhook_events_done;
+ALTER TABLE webhook_payloads DROP COLUMN webhooks;
+CREATE TRIGGER webhook_events_done AFTER DELETE ON webhook_events
+BEGIN
+    UPDATE webhook_payloads SET remaining = remaining - 1 WHERE seq = OLD.payload;
+    DELETE FROM webhook_payloads WHERE seq = OLD.payload AND remaining <= 0;
+END;

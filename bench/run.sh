@@ -125,8 +125,9 @@ for _ in 1 2 3; do
   without=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
   api -X PATCH -d '{"active":true}' "http://$ktasks/api/webhooks/$hook" >/dev/null
   with=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
-  ended=$(date +%s%N); queued=$(sql "SELECT count(*) FROM webhook_payloads")
-  until [ "$(sql "SELECT EXISTS (SELECT 1 FROM webhook_payloads)")" = 0 ]; do sleep 0.2; done
+  ended=$(date +%s%N)
+  queued=$(sql "SELECT (SELECT count(*) FROM webhook_payloads) + (SELECT coalesce(sum(count), 0) FROM webhook_outbox)")
+  until [ "$(sql "SELECT EXISTS (SELECT 1 FROM webhook_payloads) OR EXISTS (SELECT 1 FROM webhook_outbox)")" = 0 ]; do sleep 0.2; done
   drained=$(awk -v n="$(date +%s%N)" -v e="$ended" 'BEGIN {printf "%.1f", (n - e) / 1e9}')
   echo "$without $with $queued $drained" | tee -a "$work/webhook_pairs"
 done

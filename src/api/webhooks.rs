@@ -263,7 +263,7 @@ pub fn test_managed(tx: &Tx<'_>, actor: &Actor<'_>, id: &str) -> Result<String, 
                 .into(),
         });
     }
-    webhooks::emit_test(tx, id, actor)
+    Ok(webhooks::emit_test(tx, id, actor))
 }
 
 /// 403 unless owner or admin.

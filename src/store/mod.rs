@@ -75,9 +75,11 @@ pub struct Store {
     /// Writers between "I want the writer" and "I have it": while there are any, the holder leaves
     /// the transaction open for them instead of committing.
     waiting: AtomicUsize,
-    /// Woken after a commit that recorded webhook events (`Tx::note_events`): the dispatcher waits
+    /// Woken after a commit that recorded webhook events (`Tx::events`): the dispatcher waits
     /// on it, so an event is sent as soon as it is durable and never before.
     events_committed: tokio::sync::Notify,
+    /// Set by a commit that wrote an outbox row, taken by the dispatcher as it starts fanning out.
+    outbox_written: std::sync::atomic::AtomicBool,
     /// What writes need to record webhook events cheaply (`webhooks::Outbox`).
     outbox: OutboxState,
 }
@@ -87,8 +89,8 @@ pub struct Store {
 /// cross-process check like the tokens' `auth_epoch`.
 pub(crate) struct OutboxState {
     /// The last `webhook_payloads.seq` handed out. Assigned here rather than by AUTOINCREMENT
-    /// (which writes `sqlite_sequence` on every insert): monotonic in commit order, never reused
-    /// within the process, which is all the dispatcher's cursor needs.
+    /// (which writes `sqlite_sequence` on every insert), and never reused while the server runs,
+    /// so that an event's row key (`webhook_events`) always names the payload it was made for.
     seq: std::sync::atomic::AtomicI64,
     /// The active webhooks of each space, as `webhooks::Outbox::open` reads them, loaded at the
     /// first write that needs them; dropped by every change to the webhooks table.
@@ -107,19 +109,19 @@ impl OutboxState {
 /// The writer connection inside a write transaction: what store functions that change data take.
 pub struct Tx<'c> {
     conn: &'c Connection,
-    /// Set when the write recorded webhook events; its batch's commit then wakes the dispatcher.
-    events: &'c std::sync::atomic::AtomicBool,
+    /// The webhook events recorded by the open batch's writes so far, written to the outbox as
+    /// one row when the batch commits (`webhooks::Outbox`).
+    events: &'c std::cell::RefCell<webhooks::PendingEvents>,
     outbox: &'c OutboxState,
 }
 
 impl Tx<'_> {
-    pub(crate) fn note_events(&self) {
-        self.events
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    pub(crate) fn events(&self) -> std::cell::RefMut<'_, webhooks::PendingEvents> {
+        self.events.borrow_mut()
     }
 
-    /// The next outbox `seq` (the writer lock is held, so these come in commit order).
-    pub(crate) fn next_outbox_seq(&self) -> i64 {
+    /// The next `webhook_payloads.seq` (the writer lock is held, so these come in order).
+    pub(crate) fn next_payload_seq(&self) -> i64 {
         self.outbox
             .seq
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -128,18 +130,6 @@ impl Tx<'_> {
 
     pub(crate) fn outbox(&self) -> &OutboxState {
         self.outbox
-    }
-
-    pub(crate) fn last_outbox_seq(&self) -> i64 {
-        self.outbox.seq.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Store {
-    /// The last outbox `seq` handed out: with the dispatcher's cursor, how many events are not
-    /// fanned out yet (about: a rolled-back write leaves a gap).
-    pub fn last_outbox_seq(&self) -> i64 {
-        self.outbox.seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -178,6 +168,12 @@ impl Store {
     /// Resolves after a commit that recorded webhook events (one permit is kept if nobody waits).
     pub async fn events_committed(&self) {
         self.events_committed.notified().await;
+    }
+
+    /// True once after each commit that wrote an outbox row (true at start: rows may be left).
+    pub fn take_outbox_written(&self) -> bool {
+        self.outbox_written
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Wakes `events_committed` (a delivery finished: a slot for the next event is free).

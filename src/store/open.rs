@@ -18,7 +18,7 @@ use crate::error::Error;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `SCHEMA` is: a database at an older one gets each later `-- Version N:` section.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The part of `SCHEMA` that `version` added: from its `-- Version N:` line to the next one.
 /// Migrations are these sections, so an upgraded database and a new one cannot drift apart.
@@ -90,6 +90,7 @@ impl Store {
             committed: Condvar::new(),
             waiting: AtomicUsize::new(0),
             events_committed: tokio::sync::Notify::new(),
+            outbox_written: std::sync::atomic::AtomicBool::new(true),
             outbox: super::OutboxState::new(outbox_seq),
         })
     }

@@ -163,6 +163,66 @@ fn open_applies_schema_once_and_sets_pragmas() {
     Store::open(&config).unwrap();
 }
 
+/// Events a version-4 server recorded but had not fanned out are fanned out by the upgrade: each
+/// to the webhooks it named that still exist, and one no webhook is left for is dropped.
+#[test]
+fn events_a_version_4_outbox_held_are_kept_by_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        let v4 = SCHEMA.split("-- Version 5:").next().unwrap();
+        conn.execute_batch(v4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO spaces (id, name, slug, created_at, updated_at) VALUES ('s', 'S', 's', 't', 't'); \
+             INSERT INTO webhooks (id, space_id, url, events, active, secret, created_at, updated_at) \
+             VALUES ('w1', 's', 'https://a.example/', '*', 1, 'whsec_x', 't', 't'), \
+                    ('w2', 's', 'https://b.example/', '*', 1, 'whsec_x', 't', 't'); \
+             INSERT INTO webhook_payloads (seq, id, type, created_at, webhooks, remaining, body) \
+             VALUES (1, 'e1', 'task.created', 't', 'w1,w2', 2, '{}'), \
+                    (2, 'e2', 'task.created', 't', 'gone', 1, '{}'), \
+                    (3, 'e3', 'task.created', 't', NULL, 1, '{}'); \
+             INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) VALUES ('w1', 5, 3);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
+    }
+    let config = DatabaseConfig {
+        path,
+        ..DatabaseConfig::default()
+    };
+    let store = Store::open(&config).unwrap();
+    let rows = |sql: &str| -> Vec<(String, i64)> {
+        store
+            .read(|conn| {
+                let mut statement = conn.prepare(sql)?;
+                let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        rows("SELECT id, remaining FROM webhook_payloads ORDER BY seq"),
+        [("e1".to_string(), 2), ("e3".to_string(), 1)]
+    );
+    assert_eq!(
+        rows("SELECT webhook_id, payload FROM webhook_events ORDER BY payload, webhook_id"),
+        [
+            ("w1".to_string(), 1),
+            ("w2".to_string(), 1),
+            ("w1".to_string(), 3)
+        ]
+    );
+    // Delivering the last of an event's rows still takes its payload with it.
+    store
+        .write(|tx| Ok(tx.execute("DELETE FROM webhook_events WHERE payload = 1", [])?))
+        .unwrap();
+    assert_eq!(
+        rows("SELECT id, remaining FROM webhook_payloads ORDER BY seq"),
+        [("e3".to_string(), 1)]
+    );
+}
+
 /// A version-1 database (before sessions) is migrated to the same schema a new one gets.
 #[test]
 fn old_databases_are_migrated_to_the_current_schema() {

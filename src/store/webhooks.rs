@@ -1,10 +1,11 @@
 //! Webhooks, their outbox of events and the record of delivery attempts (docs/webhooks.md).
 //!
-//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` inserts one row per
-//! event, naming its subscribers, inside the transaction of the change, so the event exists if
-//! and only if the change committed, and the change pays one insert for it. The dispatcher
-//! (`crate::webhooks`) fans it out to the webhooks (`fan_out`), reads due rows, sends them, and
-//! records each attempt here; a row is deleted once its event is delivered or has failed for good
+//! The outbox is what makes delivery exactly-what-committed: `Outbox::emit` records each event,
+//! naming its subscribers, in the transaction of the change (`PendingEvents`, written as one
+//! outbox row when the change's batch commits), so the event exists if and only if the change
+//! committed, and the change pays no more than formatting it. The dispatcher (`crate::webhooks`)
+//! fans the outbox out to the webhooks (`fan_out`), reads due rows, sends them, and records each
+//! attempt here; a row is deleted once its event is delivered or has failed for good
 //! (schema.sql), so the outbox holds only what is still to send.
 
 use std::collections::BTreeMap;
@@ -300,7 +301,7 @@ impl<'a> Outbox<'a> {
             .collect();
         let timestamp = crate::time::now();
         let body = envelope(event, &timestamp, &self.actor, write);
-        insert_payload(tx, event, &timestamp, &subscribers, &body)?;
+        record_event(tx, event, &timestamp, &subscribers, &body);
         Ok(())
     }
 
@@ -315,7 +316,7 @@ impl<'a> Outbox<'a> {
 }
 
 /// Records a `webhook.test` event for one webhook, whatever it subscribes to; returns its id.
-pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<String> {
+pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> String {
     let timestamp = crate::time::now();
     let event = EventType::WebhookTest;
     let body = envelope(event, &timestamp, actor, |data| {
@@ -326,7 +327,7 @@ pub fn emit_test(tx: &Tx<'_>, webhook_id: &str, actor: &Actor<'_>) -> Result<Str
               events.\"}",
         );
     });
-    insert_payload(tx, event, &timestamp, &[webhook_id], &body)
+    record_event(tx, event, &timestamp, &[webhook_id], &body)
 }
 
 fn subscribes(events: &str, event: EventType) -> bool {
@@ -370,77 +371,151 @@ fn envelope(
     String::from_utf8(out).expect("JSON pieces are UTF-8")
 }
 
-/// The outbox row of one event for `webhooks`; returns the event's id.
-fn insert_payload(
+/// The events recorded by the writes of the open batch, encoded back to back: for each, its id,
+/// type, creation time, subscribed webhooks (comma-joined) and body, each a little-endian `u32`
+/// length and its bytes. A write that rolls back cuts them to where it began (`len`, `truncate`);
+/// the batch's commit writes them as one `webhook_outbox` row (`flush`), so a write pays a
+/// `Vec` append per event instead of an insert, and the commit one insert for all of them.
+#[derive(Default)]
+pub struct PendingEvents {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl PendingEvents {
+    /// Where the events of the next write begin (for `truncate`).
+    pub(crate) fn len(&self) -> (usize, usize) {
+        (self.bytes.len(), self.count)
+    }
+
+    pub(crate) fn truncate(&mut self, (bytes, count): (usize, usize)) {
+        self.bytes.truncate(bytes);
+        self.count = count;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn push(&mut self, fields: [&[u8]; 5]) {
+        for field in fields {
+            let len = u32::try_from(field.len()).expect("an event field fits in 4 GiB");
+            self.bytes.extend_from_slice(&len.to_le_bytes());
+            self.bytes.extend_from_slice(field);
+        }
+        self.count += 1;
+    }
+
+    /// Writes the batch's events as one outbox row and empties the buffer; called inside the
+    /// batch's transaction, just before it commits.
+    pub(crate) fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let result = conn
+            .prepare_cached("INSERT INTO webhook_outbox (count, events) VALUES (?1, ?2)")?
+            .execute(params![self.count as i64, self.bytes])
+            .map(drop);
+        self.clear();
+        result
+    }
+
+    /// Forgets the batch's events (it was rolled back, or they were written).
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+        // A delete of a task with thousands of subtasks must not keep megabytes for good.
+        self.bytes.shrink_to(64 * 1024);
+    }
+}
+
+/// The events of one outbox row, as `PendingEvents::push` wrote them: `[id, type, created_at,
+/// webhooks, body]`. `None` for a row that is not such a list.
+fn decode_events(mut bytes: &[u8]) -> Option<Vec<[&str; 5]>> {
+    let mut events = Vec::new();
+    while !bytes.is_empty() {
+        let mut fields = [""; 5];
+        for field in &mut fields {
+            let (len, rest) = bytes.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if rest.len() < len {
+                return None;
+            }
+            *field = std::str::from_utf8(&rest[..len]).ok()?;
+            bytes = &rest[len..];
+        }
+        events.push(fields);
+    }
+    Some(events)
+}
+
+/// Records one event for `webhooks` in the batch's pending events; returns the event's id.
+fn record_event(
     tx: &Tx<'_>,
     event: EventType,
     created_at: &str,
     webhooks: &[&str],
     body: &str,
-) -> Result<String> {
+) -> String {
     let id = new_id();
-    tx.prepare_cached(
-        "INSERT INTO webhook_payloads (seq, id, type, created_at, webhooks, remaining, body) \
-         VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        id,
-        event,
-        created_at,
-        webhooks.join(","),
-        webhooks.len() as i64,
-        body,
-        tx.next_outbox_seq()
-    ])?;
-    tx.note_events();
-    Ok(id)
+    tx.events().push([
+        id.as_bytes(),
+        event.as_str().as_bytes(),
+        created_at.as_bytes(),
+        webhooks.join(",").as_bytes(),
+        body.as_bytes(),
+    ]);
+    id
 }
 
-/// Fans out up to `limit` outbox rows after `after` (a `seq`), in order: an event row, due now,
-/// for each of their webhooks that still exists. Returns how many rows, and the cursor for the
-/// next call.
-pub fn fan_out(tx: &Tx<'_>, after: i64, limit: usize, now_ms: i64) -> Result<(usize, i64)> {
-    let rows: Vec<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT seq, webhooks FROM webhook_payloads WHERE seq > ?1 AND webhooks IS NOT NULL \
-             ORDER BY seq LIMIT ?2",
-        )?
-        .query_map(params![after, limit as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut last = after;
-    for (seq, webhooks) in &rows {
-        let named = webhooks.split(',').filter(|w| !w.is_empty()).count();
-        let mut made = 0;
-        for webhook_id in webhooks.split(',').filter(|w| !w.is_empty()) {
-            made += tx
-                .prepare_cached(
-                    "INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) \
-                     SELECT id, ?2, ?3 FROM webhooks WHERE id = ?1",
+/// Fans out outbox rows in commit order until at least `limit` events (or all) are done: for each
+/// event, its payload row and an event row, due now, for each of its webhooks that still exists;
+/// an event none of them is left for is dropped. Returns how many events.
+pub fn fan_out(tx: &Tx<'_>, limit: usize, now_ms: i64) -> Result<usize> {
+    let mut done = 0;
+    while done < limit {
+        let row: Option<(i64, Vec<u8>)> = tx
+            .prepare_cached("SELECT seq, events FROM webhook_outbox ORDER BY seq LIMIT 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((seq, bytes)) = row else { break };
+        let events = decode_events(&bytes).ok_or_else(|| {
+            crate::error::Error::internal(format!(
+                "webhook_outbox row {seq} is not a list of events"
+            ))
+        })?;
+        for [id, event_type, created_at, webhooks, body] in &events {
+            let payload = tx.next_payload_seq();
+            let mut made = 0;
+            for webhook_id in webhooks.split(',').filter(|w| !w.is_empty()) {
+                made += tx
+                    .prepare_cached(
+                        "INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) \
+                         SELECT id, ?2, ?3 FROM webhooks WHERE id = ?1",
+                    )?
+                    .execute(params![webhook_id, now_ms, payload])?;
+            }
+            // A webhook deleted since the change gets nothing; with none left, nor does the event.
+            if made > 0 {
+                tx.prepare_cached(
+                    "INSERT INTO webhook_payloads (seq, id, type, created_at, remaining, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![webhook_id, now_ms, seq])?;
+                .execute(params![
+                    payload,
+                    id,
+                    event_type,
+                    created_at,
+                    made as i64,
+                    body
+                ])?;
+            }
         }
-        if made == 0 {
-            tx.prepare_cached("DELETE FROM webhook_payloads WHERE seq = ?1")?
-                .execute([seq])?;
-        } else {
-            // A webhook deleted since the change gets nothing: it does not count.
-            tx.prepare_cached(
-                "UPDATE webhook_payloads SET webhooks = NULL, remaining = remaining - ?2 \
-                 WHERE seq = ?1",
-            )?
-            .execute(params![seq, (named - made) as i64])?;
-        }
-        last = *seq;
+        tx.prepare_cached("DELETE FROM webhook_outbox WHERE seq = ?1")?
+            .execute([seq])?;
+        done += events.len();
     }
-    // Every row handed a seq so far is visible here (the writer is held, and writes of the same
-    // batch share this transaction), so when all were fanned out the cursor can move to the
-    // last seq handed out: the queue depth's "not fanned out yet" is then exact.
-    if rows.len() < limit {
-        last = last.max(tx.last_outbox_seq());
-    }
-    Ok((rows.len(), last))
+    Ok(done)
 }
 
 /// An event due for an attempt, with what sending it needs. No `Debug`: it holds the secrets.
@@ -462,51 +537,88 @@ pub struct DueEvent {
     pub secrets: Vec<String>,
 }
 
-/// Pending events of active webhooks due at `now_ms`, oldest due first, at most `per_webhook` of
-/// any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in all. Each
-/// webhook's share is a range of the table's key, so a backlog of any size costs a pass no more
-/// than the rows it returns.
-pub fn due_events(
+/// The key of a pending event's row, and its attempts so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueKey {
+    pub webhook_id: String,
+    pub due_at: i64,
+    pub payload_seq: i64,
+    pub attempts: u32,
+}
+
+/// The keys of pending events of active webhooks due at `now_ms`, oldest due first, at most
+/// `per_webhook` of any one webhook (so one endpoint's backlog cannot fill the batch), `limit` in
+/// all. Each webhook's share is a range of the table's key, so a backlog of any size costs a pass
+/// no more than the rows it returns; and only keys are read, so skipping the events in flight
+/// costs little. `load_events` then reads what sending the chosen ones needs.
+pub fn due_keys(
     conn: &Connection,
     now_ms: i64,
-    now: &str,
     per_webhook: usize,
     limit: usize,
-) -> Result<Vec<DueEvent>> {
+) -> Result<Vec<DueKey>> {
     let mut statement = conn.prepare_cached(
-        "SELECT p.id, e.webhook_id, p.type, p.body, p.created_at, e.attempts, w.url, \
-                w.secret, CASE WHEN w.old_secret_until > ?2 THEN w.old_secret END, \
-                e.next_attempt_at, e.payload \
+        "SELECT e.webhook_id, e.next_attempt_at, e.payload, e.attempts \
          FROM webhooks AS w JOIN webhook_events AS e \
            ON (e.webhook_id, e.next_attempt_at, e.payload) IN ( \
              SELECT webhook_id, next_attempt_at, payload FROM webhook_events \
              WHERE webhook_id = w.id AND next_attempt_at <= ?1 \
-             ORDER BY next_attempt_at, payload LIMIT ?3) \
-         JOIN webhook_payloads AS p ON p.seq = e.payload \
-         WHERE w.active ORDER BY e.next_attempt_at, e.payload LIMIT ?4",
+             ORDER BY next_attempt_at, payload LIMIT ?2) \
+         WHERE w.active ORDER BY e.next_attempt_at, e.payload LIMIT ?3",
     )?;
-    let rows = statement.query_map(
-        params![now_ms, now, per_webhook as i64, limit as i64],
-        |row| {
-            let mut secrets = vec![row.get::<_, String>(7)?];
-            if let Some(old) = row.get::<_, Option<String>>(8)? {
-                secrets.push(old);
-            }
-            Ok(DueEvent {
-                id: row.get(0)?,
-                webhook_id: row.get(1)?,
-                event_type: row.get(2)?,
-                payload: row.get(3)?,
-                created_at: row.get(4)?,
-                attempts: row.get(5)?,
-                url: row.get(6)?,
-                secrets,
-                due_at: row.get(9)?,
-                payload_seq: row.get(10)?,
-            })
-        },
-    )?;
+    let rows = statement.query_map(params![now_ms, per_webhook as i64, limit as i64], |row| {
+        Ok(DueKey {
+            webhook_id: row.get(0)?,
+            due_at: row.get(1)?,
+            payload_seq: row.get(2)?,
+            attempts: row.get(3)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The events of `keys` with what sending them needs (read in the snapshot `due_keys` read in);
+/// `now` decides whether a rotated-out secret still signs.
+pub fn load_events(conn: &Connection, keys: Vec<DueKey>, now: &str) -> Result<Vec<DueEvent>> {
+    let mut payload = conn
+        .prepare_cached("SELECT id, type, body, created_at FROM webhook_payloads WHERE seq = ?1")?;
+    let mut webhook = conn.prepare_cached(
+        "SELECT url, secret, CASE WHEN old_secret_until > ?2 THEN old_secret END \
+         FROM webhooks WHERE id = ?1",
+    )?;
+    // Most passes send to one webhook or a few: each is read once.
+    let mut webhooks: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut events = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (url, secrets) = match webhooks.iter().find(|(id, ..)| *id == key.webhook_id) {
+            Some((_, url, secrets)) => (url.clone(), secrets.clone()),
+            None => {
+                let (url, secret, old): (String, String, Option<String>) = webhook
+                    .query_row(params![key.webhook_id, now], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?;
+                let secrets: Vec<String> = std::iter::once(secret).chain(old).collect();
+                webhooks.push((key.webhook_id.clone(), url.clone(), secrets.clone()));
+                (url, secrets)
+            }
+        };
+        let (id, event_type, body, created_at) = payload.query_row([key.payload_seq], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+        events.push(DueEvent {
+            id,
+            webhook_id: key.webhook_id,
+            event_type,
+            payload: body,
+            created_at,
+            attempts: key.attempts,
+            due_at: key.due_at,
+            payload_seq: key.payload_seq,
+            url,
+            secrets,
+        });
+    }
+    Ok(events)
 }
 
 /// When the next event of an active webhook falls due after `now_ms` (Unix ms), if one does: one
@@ -524,18 +636,18 @@ pub fn next_due(conn: &Connection, now_ms: i64) -> Result<Option<i64>> {
     Ok(next)
 }
 
-/// Events waiting to be delivered to active webhooks, once fanned out, plus `unfanned`, the
-/// outbox rows not fanned out yet (the dispatcher knows how many it has not reached): the queue
-/// depth. It counts the small event rows, never the payloads, and the dispatcher reads it at most
-/// once a second.
-pub fn queue_depth(conn: &Connection, unfanned: i64) -> Result<i64> {
-    let fanned: i64 = conn
+/// Events waiting to be delivered to active webhooks, and events not fanned out yet: the queue
+/// depth. It counts the small event rows and the outbox rows' counts, never the payloads, and the
+/// dispatcher reads it at most once a second.
+pub fn queue_depth(conn: &Connection) -> Result<i64> {
+    let depth = conn
         .prepare_cached(
-            "SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e ON e.webhook_id = w.id \
-             WHERE w.active",
+            "SELECT (SELECT count(*) FROM webhooks AS w JOIN webhook_events AS e \
+                     ON e.webhook_id = w.id WHERE w.active) \
+                  + (SELECT coalesce(sum(count), 0) FROM webhook_outbox)",
         )?
         .query_row([], |row| row.get(0))?;
-    Ok(fanned + unfanned.max(0))
+    Ok(depth)
 }
 
 /// The outcome of one attempt, as the dispatcher saw it.
@@ -767,13 +879,19 @@ mod tests {
                 .read(|c| Ok(c.query_row(sql, [], |r| r.get(0))?))
                 .unwrap()
         };
-        assert_eq!(
-            count("SELECT count(*) FROM webhook_payloads WHERE webhooks IS NOT NULL"),
-            1
-        );
-        let (rows, last) = store.write(|tx| fan_out(tx, 0, 10, 1000)).unwrap();
-        assert_eq!(rows, 1);
-        assert_eq!(store.write(|tx| fan_out(tx, last, 10, 1000)).unwrap().0, 0);
+        // A write that fails leaves no event behind, whatever it recorded before failing.
+        let failed = store.write(|tx| {
+            Outbox::open(tx, &space, actor())?.emit(tx, EventType::TaskDeleted, b"{}")?;
+            Err::<(), _>(crate::error::Error::validation("x", "refused"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(count("SELECT sum(count) FROM webhook_outbox"), 1);
+        assert_eq!(count("SELECT count(*) FROM webhook_payloads"), 0);
+        assert_eq!(store.read(queue_depth).unwrap(), 1);
+        assert_eq!(store.write(|tx| fan_out(tx, 10, 1000)).unwrap(), 1);
+        assert_eq!(store.write(|tx| fan_out(tx, 10, 1000)).unwrap(), 0);
+        assert_eq!(count("SELECT count(*) FROM webhook_outbox"), 0);
+        assert_eq!(store.read(queue_depth).unwrap(), 1);
         let due = store.read(|c| due_events(c, 1000, "now", 4, 10)).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].webhook_id, webhook);
@@ -854,6 +972,57 @@ mod tests {
             .to_unix();
         let made = seconds as i64 * 1000 + i64::from(nanos / 1_000_000);
         assert!(v7_floor(made) <= id && v7_floor(made + 1) > id);
+    }
+
+    fn due_events(
+        conn: &Connection,
+        now_ms: i64,
+        now: &str,
+        per_webhook: usize,
+        limit: usize,
+    ) -> Result<Vec<DueEvent>> {
+        load_events(conn, due_keys(conn, now_ms, per_webhook, limit)?, now)
+    }
+
+    #[test]
+    fn pending_events_decode_as_they_were_pushed_and_a_rollback_cuts_them() {
+        let mut pending = PendingEvents::default();
+        pending.push([
+            b"id-1",
+            b"task.created",
+            b"2026-01-01T00:00:00Z",
+            b"w1,w2",
+            b"{}",
+        ]);
+        let mark = pending.len();
+        pending.push([
+            b"id-2",
+            b"task.deleted",
+            b"t",
+            b"w1",
+            "{\"title\":\"\u{e9}\"}".as_bytes(),
+        ]);
+        let events = decode_events(&pending.bytes).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[1],
+            ["id-2", "task.deleted", "t", "w1", "{\"title\":\"\u{e9}\"}"]
+        );
+        pending.truncate(mark);
+        assert_eq!(
+            decode_events(&pending.bytes).unwrap(),
+            [[
+                "id-1",
+                "task.created",
+                "2026-01-01T00:00:00Z",
+                "w1,w2",
+                "{}"
+            ]]
+        );
+        assert_eq!(pending.count, 1);
+        // A cut-off row is refused, not misread.
+        assert!(decode_events(&pending.bytes[..pending.bytes.len() - 1]).is_none());
+        assert!(decode_events(&[1, 0]).is_none());
     }
 
     #[test]

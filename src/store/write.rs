@@ -10,6 +10,7 @@ use std::sync::{Arc, MutexGuard, OnceLock};
 
 use rusqlite::Connection;
 
+use super::webhooks::PendingEvents;
 use super::{Result, Store, Tx};
 use crate::error::Error;
 
@@ -67,11 +68,17 @@ pub(super) struct Writer {
     conn: Connection,
     /// The open transaction's batch, if one is open.
     batch: Option<Arc<Batch>>,
+    /// The webhook events its writes recorded, written to the outbox as it commits.
+    events: RefCell<PendingEvents>,
 }
 
 impl Writer {
     pub(super) fn new(conn: Connection) -> Writer {
-        Writer { conn, batch: None }
+        Writer {
+            conn,
+            batch: None,
+            events: RefCell::default(),
+        }
     }
 
     /// The writer connection itself, for work outside the group commit (a checkpoint).
@@ -89,8 +96,6 @@ pub(super) struct Batch {
     done: tokio::sync::Notify,
     /// A savepoint statement failed: the transaction's state is unknown, so roll it all back.
     broken: std::sync::atomic::AtomicBool,
-    /// A job recorded webhook events: the commit wakes the dispatcher.
-    events: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -130,16 +135,18 @@ impl Store {
 
         let ran = match run(&writer.conn, "SAVEPOINT job") {
             Ok(()) => {
+                let events_before = writer.events.borrow().len();
                 let ran = catch_unwind(AssertUnwindSafe(|| {
                     f(&Tx {
                         conn: &writer.conn,
-                        events: &batch.events,
+                        events: &writer.events,
                         outbox: &self.outbox,
                     })
                 }));
                 let end = if matches!(ran, Ok(Ok(_))) {
                     run(&writer.conn, "RELEASE job")
                 } else {
+                    writer.events.borrow_mut().truncate(events_before);
                     run(&writer.conn, "ROLLBACK TO job")
                         .and_then(|()| run(&writer.conn, "RELEASE job"))
                 };
@@ -170,16 +177,25 @@ impl Store {
                 }
             }
         } else {
+            let mut events = writer.events.borrow_mut();
+            let had_events = !events.is_empty();
             let outcome = if batch.broken.load(Ordering::SeqCst) {
                 Err("a savepoint failed; the batch was rolled back".to_string())
             } else {
-                run(&writer.conn, "COMMIT").map_err(|e| e.to_string())
+                // The outbox row goes in outside every savepoint: no job can roll it back.
+                events
+                    .flush(&writer.conn)
+                    .and_then(|()| run(&writer.conn, "COMMIT"))
+                    .map_err(|e| e.to_string())
             };
+            events.clear();
+            drop(events);
             if outcome.is_err() {
                 let _ = run(&writer.conn, "ROLLBACK");
             }
             writer.batch = None;
-            if outcome.is_ok() && batch.events.load(Ordering::Relaxed) {
+            if outcome.is_ok() && had_events {
+                self.outbox_written.store(true, Ordering::SeqCst);
                 self.events_committed.notify_one();
             }
             let _ = batch.outcome.set(outcome);

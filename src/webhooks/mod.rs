@@ -1,6 +1,6 @@
 //! Webhook delivery (docs/webhooks.md): the dispatcher that reads the outbox and sends events.
 //!
-//! Events are written by the writes that cause them, one outbox row each
+//! Events are written by the writes that cause them, one outbox row per commit
 //! (`store::webhooks::Outbox`); here they are fanned out to their webhooks and sent. The
 //! dispatcher runs on a thread of its own with its own single-threaded runtime. It waits for a
 //! commit that recorded events (`Store::events_committed`), for the next retry to fall due, or for
@@ -82,15 +82,16 @@ pub struct Dispatcher {
 struct Shared {
     app: Arc<App>,
     sender: send::Sender,
-    /// `(webhook id, event id)` of events sent or being sent whose attempt is not committed yet.
-    in_flight: Mutex<HashSet<(String, String)>>,
+    /// `(webhook id, payload seq)` of events sent or being sent whose attempt is not committed
+    /// yet. (A payload's seq is never reused while the server runs.)
+    in_flight: Mutex<HashSet<(String, i64)>>,
     /// Requests being sent per webhook (`max_concurrent_per_endpoint`). A slot is free again as
     /// soon as its answer is in: recording it is the recorder's business, batched.
     per_webhook: Mutex<HashMap<String, usize>>,
     /// Events whose attempts were committed since the dispatcher last looked. They leave
     /// `in_flight` only when the dispatcher takes them, before its next read of the outbox: a read
     /// begun before the commit would still find the event pending and send it again.
-    recorded: Mutex<Vec<(String, String)>>,
+    recorded: Mutex<Vec<(String, i64)>>,
 }
 
 impl Shared {
@@ -183,8 +184,10 @@ async fn dispatch(
     let mut counted_at: Option<std::time::Instant> = None;
     let api_writes = || shared.app.api_writes.load(Ordering::Relaxed);
     let mut pacer = Pacer::new(api_writes());
-    // The `seq` of the last outbox row fanned out (0: from the start).
-    let mut fanned_to = 0;
+    // The fan-out write under way, if one is, and how many events it was allowed.
+    let mut fanning: Option<(usize, tokio::task::JoinHandle<crate::store::Result<usize>>)> = None;
+    let mut more_to_fan = false;
+    let mut fanned_at = std::time::Instant::now();
     while !stopping.load(Ordering::SeqCst) {
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             let pruning = Arc::clone(&shared);
@@ -192,49 +195,50 @@ async fn dispatch(
             pruned_at = Some(std::time::Instant::now());
         }
         let mut allowed = pacer.allowance(api_writes(), std::time::Instant::now());
-        let fan_limit = allowed.min(FAN_OUT_BATCH);
-        let mut more_to_fan = false;
-        if fan_limit > 0 {
-            let fanning = Arc::clone(&shared);
-            let after = fanned_to;
+        if let Some((limit, handle)) = fanning.take_if(|(_, handle)| handle.is_finished()) {
+            more_to_fan = fanned_out(handle.await, limit, &mut pacer);
+        }
+        // Fanning out is a write, with its fsync: it runs beside the sending, never before it, so
+        // that the endpoints' slots do not sit idle meanwhile. It is due when a commit wrote the
+        // outbox since the last one began, when the last one stopped at its limit, and once per
+        // `POLL` in case one failed.
+        let limit = allowed.min(FAN_OUT_BATCH);
+        if fanning.is_none()
+            && limit > 0
+            && (more_to_fan || shared.store().take_outbox_written() || fanned_at.elapsed() >= POLL)
+        {
+            let fanning_shared = Arc::clone(&shared);
             let now_ms = crate::time::now_unix_ms();
-            let fanned = tokio::task::spawn_blocking(move || {
-                fanning
-                    .store()
-                    .write(|tx| webhooks::fan_out(tx, after, fan_limit, now_ms))
-            })
-            .await;
-            match fanned {
-                Ok(Ok((rows, last))) => {
-                    fanned_to = last;
-                    more_to_fan = rows == fan_limit;
-                    pacer.spend(rows);
-                    allowed = allowed.saturating_sub(rows);
-                }
-                Ok(Err(error)) => {
-                    crate::log_error!("webhooks: fanning out the outbox failed: {error:?}");
-                }
-                Err(error) => crate::log_error!("webhooks: fanning out the outbox failed: {error}"),
-            }
+            fanning = Some((
+                limit,
+                tokio::task::spawn_blocking(move || {
+                    fanning_shared
+                        .store()
+                        .write(|tx| webhooks::fan_out(tx, limit, now_ms))
+                }),
+            ));
+            fanned_at = std::time::Instant::now();
+            pacer.spend(limit);
+            allowed -= limit;
         }
         let in_flight = release_recorded(&shared);
         let now_ms = crate::time::now_unix_ms();
         let count_queue = counted_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY);
         let due = shared.store().read(|conn| {
             if count_queue {
-                let unfanned = shared.store().last_outbox_seq() - fanned_to;
                 stats
                     .queue_depth
-                    .store(webhooks::queue_depth(conn, unfanned)?, Ordering::Relaxed);
+                    .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
             }
             // Events in flight are still pending in the database until recorded: read past them.
-            let due = webhooks::due_events(
+            let keys = webhooks::due_keys(
                 conn,
                 now_ms,
-                &crate::time::now(),
                 config.max_concurrent_per_endpoint + in_flight,
                 4 * config.max_concurrent_deliveries + in_flight,
             )?;
+            let chosen = choose(&shared, keys, allowed.min(global.available_permits()));
+            let due = webhooks::load_events(conn, chosen, &crate::time::now())?;
             Ok((due, webhooks::next_due(conn, now_ms)?))
         });
         if count_queue {
@@ -288,21 +292,75 @@ async fn dispatch(
         if started == allowed || more_to_fan {
             wait = wait.min(pacer.next_token());
         }
-        if pacer.busy {
-            // Under a write load every commit would wake this loop for a pass that may start
-            // nothing: passes come at the pacer's pace instead, each starting a batch.
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(wait.max(BUSY_PASS_EVERY)) => {}
+        // Under a write load every commit would wake this loop for a pass that may start nothing:
+        // passes then come at the pacer's pace instead, each starting a batch.
+        let busy_wait = tokio::time::sleep(wait.max(BUSY_PASS_EVERY));
+        let fanned = async {
+            match &mut fanning {
+                Some((_, handle)) => handle.await,
+                None => std::future::pending().await,
             }
-            continue;
-        }
+        };
         tokio::select! {
-            () = shared.store().events_committed() => {}
+            done = fanned, if !pacer.busy => {
+                let (limit, _) = fanning.take().expect("a fan-out was under way");
+                more_to_fan = fanned_out(done, limit, &mut pacer);
+            }
+            () = shared.store().events_committed(), if !pacer.busy => {}
             () = wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = busy_wait, if pacer.busy => {}
+            () = tokio::time::sleep(wait), if !pacer.busy => {}
         }
     }
+    // A fan-out under way finishes on its blocking thread: it is one write like any other.
+    drop(fanning);
+}
+
+/// What a finished fan-out of at most `limit` events means: true when it stopped at its limit
+/// (there is more); what it was allowed but did not use goes back to the pacer.
+fn fanned_out(
+    done: std::result::Result<crate::store::Result<usize>, tokio::task::JoinError>,
+    limit: usize,
+    pacer: &mut Pacer,
+) -> bool {
+    match done {
+        Ok(Ok(events)) => {
+            pacer.refund(limit.saturating_sub(events));
+            events >= limit
+        }
+        Ok(Err(error)) => {
+            crate::log_error!("webhooks: fanning out the outbox failed: {error:?}");
+            false
+        }
+        Err(error) => {
+            crate::log_error!("webhooks: fanning out the outbox failed: {error}");
+            false
+        }
+    }
+}
+
+/// Up to `take` of `keys`, in order, that are not in flight and fit in their webhooks' free slots:
+/// what this pass sends.
+fn choose(shared: &Shared, keys: Vec<webhooks::DueKey>, take: usize) -> Vec<webhooks::DueKey> {
+    let in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    let per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+    let mut chosen: Vec<webhooks::DueKey> = Vec::new();
+    for key in keys {
+        if chosen.len() == take {
+            break;
+        }
+        let busy = per_webhook.get(&key.webhook_id).copied().unwrap_or(0)
+            + chosen
+                .iter()
+                .filter(|other| other.webhook_id == key.webhook_id)
+                .count();
+        if busy < shared.config().max_concurrent_per_endpoint
+            && !in_flight.contains(&(key.webhook_id.clone(), key.payload_seq))
+        {
+            chosen.push(key);
+        }
+    }
+    chosen
 }
 
 /// Marks `event` in flight and takes a slot of its webhook and one of the global limit, or
@@ -314,7 +372,7 @@ fn claim(
     global: &Arc<tokio::sync::Semaphore>,
 ) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    let key = (event.webhook_id.clone(), event.id.clone());
+    let key = (event.webhook_id.clone(), event.payload_seq);
     if in_flight.contains(&key) {
         return None;
     }
@@ -375,6 +433,14 @@ impl Pacer {
         self.tokens = (self.tokens - deliveries as f64).max(0.0);
     }
 
+    /// Gives back what was spent but not used (a fan-out that found fewer events than allowed).
+    fn refund(&mut self, deliveries: usize) {
+        if self.busy {
+            let cap = BUSY_DELIVERIES_PER_SEC / 10.0;
+            self.tokens = (self.tokens + deliveries as f64).min(cap);
+        }
+    }
+
     /// How long until the next delivery may start, when none may now.
     fn next_token(&self) -> Duration {
         Duration::from_secs_f64((1.0 - self.tokens).max(0.0) / BUSY_DELIVERIES_PER_SEC)
@@ -409,7 +475,7 @@ impl Drop for Claimed<'_> {
                 .recorded
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((webhook_id.clone(), self.event.id.clone()));
+                .push((webhook_id.clone(), self.event.payload_seq));
         }
     }
 }
@@ -471,7 +537,7 @@ fn record_attempts(shared: &Shared, attempts: &std::sync::mpsc::Receiver<Attempt
             .extend(
                 batch
                     .into_iter()
-                    .map(|attempt| (attempt.event.webhook_id, attempt.event.id)),
+                    .map(|attempt| (attempt.event.webhook_id, attempt.event.payload_seq)),
             );
         shared.store().wake_dispatcher();
     }
