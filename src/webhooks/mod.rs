@@ -37,6 +37,9 @@ const BUSY_WRITES_PER_SEC: f64 = 200.0;
 /// write load that saturates the machine they take a small share and the queue drains when the
 /// load ends; an event rate below half of this is delivered as it comes, load or not.
 const BUSY_DELIVERIES_PER_SEC: f64 = 1000.0;
+/// How many events beyond its free slots a webhook's queue holds while the server is not busy:
+/// its senders take them one after another without waiting for a pass of the dispatcher.
+const READY_AHEAD: usize = 16;
 /// Outbox rows fanned out per write, at most.
 const FAN_OUT_BATCH: usize = 1000;
 /// How often the dispatcher looks at the outbox while the server is busy.
@@ -85,16 +88,66 @@ struct Shared {
     /// `(webhook id, payload seq)` of events sent or being sent whose attempt is not committed
     /// yet. (A payload's seq is never reused while the server runs.)
     in_flight: Mutex<HashSet<(String, i64)>>,
-    /// Requests being sent per webhook (`max_concurrent_per_endpoint`). A slot is free again as
-    /// soon as its answer is in: recording it is the recorder's business, batched.
-    per_webhook: Mutex<HashMap<String, usize>>,
+    /// Per webhook, its senders (at most `max_concurrent_per_endpoint`) and the events queued for
+    /// them. A sender takes the next queued event as soon as its answer is in (recording it is the
+    /// recorder's business, batched), so a busy endpoint's slots do not wait for a pass.
+    per_webhook: Mutex<HashMap<String, Endpoint>>,
     /// Events whose attempts were committed since the dispatcher last looked. They leave
     /// `in_flight` only when the dispatcher takes them, before its next read of the outbox: a read
     /// begun before the commit would still find the event pending and send it again.
     recorded: Mutex<Vec<(String, i64)>>,
 }
 
+/// A webhook's share of the dispatcher.
+#[derive(Default)]
+struct Endpoint {
+    sending: usize,
+    /// Claimed (in flight) events waiting for a sender.
+    queued: std::collections::VecDeque<DueEvent>,
+}
+
 impl Shared {
+    /// Queues `event` (marked in flight) for its webhook's next free sender.
+    fn queue(&self, event: DueEvent) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.insert((event.webhook_id.clone(), event.payload_seq));
+        let mut per_webhook = self.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+        let webhook = per_webhook.entry(event.webhook_id.clone()).or_default();
+        webhook.queued.push_back(event);
+    }
+
+    /// The next event queued for `webhook_id`, and whether its queue is running low (time for the
+    /// dispatcher to fill it).
+    fn next_queued(&self, webhook_id: &str) -> (Option<DueEvent>, bool) {
+        let mut per_webhook = self.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(webhook) = per_webhook.get_mut(webhook_id) else {
+            return (None, true);
+        };
+        let next = webhook.queued.pop_front();
+        (next, webhook.queued.len() < READY_AHEAD / 2)
+    }
+
+    /// Queued events of webhooks with a free slot and no sender to take them (a sender
+    /// panicked), each with a slot and a permit taken for it.
+    fn unattended(
+        &self,
+        global: &Arc<tokio::sync::Semaphore>,
+    ) -> Vec<(DueEvent, tokio::sync::OwnedSemaphorePermit)> {
+        let mut per_webhook = self.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+        let mut started = Vec::new();
+        for webhook in per_webhook.values_mut() {
+            while webhook.sending == 0 && !webhook.queued.is_empty() {
+                let Ok(permit) = Arc::clone(global).try_acquire_owned() else {
+                    return started;
+                };
+                let event = webhook.queued.pop_front().expect("not empty");
+                webhook.sending += 1;
+                started.push((event, permit));
+            }
+        }
+        started
+    }
+
     fn store(&self) -> &Store {
         &self.app.store
     }
@@ -237,7 +290,8 @@ async fn dispatch(
                 config.max_concurrent_per_endpoint + in_flight,
                 4 * config.max_concurrent_deliveries + in_flight,
             )?;
-            let chosen = choose(&shared, keys, allowed.min(global.available_permits()));
+            let ahead = if pacer.busy { 0 } else { READY_AHEAD };
+            let chosen = choose(&shared, keys, allowed, ahead);
             let due = webhooks::load_events(conn, chosen, &crate::time::now())?;
             Ok((due, webhooks::next_due(conn, now_ms)?))
         });
@@ -256,31 +310,31 @@ async fn dispatch(
             if started == allowed {
                 break;
             }
-            if let Some(permit) = claim(&shared, &event, &global) {
-                started += 1;
-                let shared = Arc::clone(&shared);
-                let recorder = recorder.clone();
-                tokio::spawn(async move {
-                    let claimed = Claimed {
-                        shared: &shared,
-                        event: &event,
-                    };
-                    let sent = shared.sender.send(&event).await;
-                    drop(permit);
-                    drop(claimed);
-                    let attempt = Attempt {
-                        response_status: sent.status.map(|s| s.as_u16()),
-                        delivered: sent.delivered(),
-                        error: sent.error,
-                        duration_ms: sent.duration.as_millis() as u64,
-                        at: crate::time::now(),
+            match claim(&shared, &event, &global) {
+                Claim::Send(permit) => {
+                    started += 1;
+                    tokio::spawn(deliver(
+                        Arc::clone(&shared),
                         event,
-                    };
-                    // The event stays in flight until the recorder has committed its attempt.
-                    let _ = recorder.send(attempt);
-                    shared.store().wake_dispatcher();
-                });
+                        permit,
+                        recorder.clone(),
+                    ));
+                }
+                Claim::Queue if !pacer.busy => {
+                    started += 1;
+                    shared.queue(event);
+                }
+                Claim::Queue | Claim::No => {}
             }
+        }
+        // A queue whose senders all ended (one panicked) gets new ones.
+        for event in shared.unattended(&global) {
+            tokio::spawn(deliver(
+                Arc::clone(&shared),
+                event.0,
+                event.1,
+                recorder.clone(),
+            ));
         }
         pacer.spend(started);
         // Events due already but not sent (in flight, or no free slot) are looked at again when a
@@ -339,52 +393,108 @@ fn fanned_out(
     }
 }
 
-/// Up to `take` of `keys`, in order, that are not in flight and fit in their webhooks' free slots:
-/// what this pass sends.
-fn choose(shared: &Shared, keys: Vec<webhooks::DueKey>, take: usize) -> Vec<webhooks::DueKey> {
+/// Up to `take` of `keys`, in order, that are not in flight and fit in their webhooks' free slots
+/// or, `ahead` deep, in their queues: what this pass sends.
+fn choose(
+    shared: &Shared,
+    keys: Vec<webhooks::DueKey>,
+    take: usize,
+    ahead: usize,
+) -> Vec<webhooks::DueKey> {
     let in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
     let per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
+    let room = shared.config().max_concurrent_per_endpoint + ahead;
     let mut chosen: Vec<webhooks::DueKey> = Vec::new();
     for key in keys {
         if chosen.len() == take {
             break;
         }
-        let busy = per_webhook.get(&key.webhook_id).copied().unwrap_or(0)
+        let taken = per_webhook
+            .get(&key.webhook_id)
+            .map_or(0, |webhook| webhook.sending + webhook.queued.len())
             + chosen
                 .iter()
                 .filter(|other| other.webhook_id == key.webhook_id)
                 .count();
-        if busy < shared.config().max_concurrent_per_endpoint
-            && !in_flight.contains(&(key.webhook_id.clone(), key.payload_seq))
-        {
+        if taken < room && !in_flight.contains(&(key.webhook_id.clone(), key.payload_seq)) {
             chosen.push(key);
         }
     }
     chosen
 }
 
-/// Marks `event` in flight and takes a slot of its webhook and one of the global limit, or
-/// `None` when it is in flight already or a limit is reached (it is looked at again on the next
-/// pass, which every answered request triggers).
-fn claim(
-    shared: &Shared,
-    event: &DueEvent,
-    global: &Arc<tokio::sync::Semaphore>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
+/// What `claim` made of an event.
+enum Claim {
+    /// Send it now, under this permit of the global limit.
+    Send(tokio::sync::OwnedSemaphorePermit),
+    /// Its webhook has no free slot: queue it for the webhook's next free sender.
+    Queue,
+    /// In flight already, or no room at all: the next pass looks again.
+    No,
+}
+
+/// Marks `event` in flight and takes a slot of its webhook and one of the global limit
+/// (`Send`); or, when the webhook's slots are all taken, says it may wait in the webhook's queue.
+fn claim(shared: &Shared, event: &DueEvent, global: &Arc<tokio::sync::Semaphore>) -> Claim {
     let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
     let key = (event.webhook_id.clone(), event.payload_seq);
     if in_flight.contains(&key) {
-        return None;
+        return Claim::No;
     }
     let mut per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
-    let busy = per_webhook.entry(event.webhook_id.clone()).or_default();
-    if *busy >= shared.config().max_concurrent_per_endpoint {
-        return None;
+    let webhook = per_webhook.entry(event.webhook_id.clone()).or_default();
+    if webhook.sending >= shared.config().max_concurrent_per_endpoint {
+        return Claim::Queue;
     }
-    let permit = Arc::clone(global).try_acquire_owned().ok()?;
-    *busy += 1;
+    let Ok(permit) = Arc::clone(global).try_acquire_owned() else {
+        return Claim::No;
+    };
+    webhook.sending += 1;
     in_flight.insert(key);
-    Some(permit)
+    Claim::Send(permit)
+}
+
+/// Sends `event`, then the events queued for its webhook, one after another, in one of the
+/// webhook's slots (`permit` is its share of the global limit); each attempt goes to the recorder.
+async fn deliver(
+    shared: Arc<Shared>,
+    mut event: DueEvent,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    recorder: std::sync::mpsc::Sender<Attempt>,
+) {
+    let slot = Slot {
+        shared: &shared,
+        webhook_id: event.webhook_id.clone(),
+    };
+    loop {
+        let unrecorded = Unrecorded {
+            shared: &shared,
+            event: &event,
+        };
+        let sent = shared.sender.send(&event).await;
+        std::mem::forget(unrecorded);
+        let (next, low) = shared.next_queued(&event.webhook_id);
+        let attempt = Attempt {
+            response_status: sent.status.map(|s| s.as_u16()),
+            delivered: sent.delivered(),
+            error: sent.error,
+            duration_ms: sent.duration.as_millis() as u64,
+            at: crate::time::now(),
+            event,
+        };
+        // The event stays in flight until the recorder has committed its attempt.
+        let _ = recorder.send(attempt);
+        if low {
+            shared.store().wake_dispatcher();
+        }
+        match next {
+            Some(queued) => event = queued,
+            None => break,
+        }
+    }
+    drop(slot);
+    drop(permit);
+    shared.store().wake_dispatcher();
 }
 
 /// Deliveries' share while the server is busy with writes: a token bucket that is bottomless
@@ -448,35 +558,43 @@ impl Pacer {
     }
 }
 
-/// A claimed event's webhook slot, freed when its request is answered or has failed, or when the
-/// sending task panics: then the event leaves `in_flight` too, to be sent again, since no attempt
-/// will be recorded for it.
-struct Claimed<'a> {
+/// A sender's slot of its webhook, freed when the sender ends, panic or not.
+struct Slot<'a> {
     shared: &'a Shared,
-    event: &'a DueEvent,
+    webhook_id: String,
 }
 
-impl Drop for Claimed<'_> {
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
         let mut per_webhook = self
             .shared
             .per_webhook
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let webhook_id = &self.event.webhook_id;
-        if let Some(busy) = per_webhook.get_mut(webhook_id) {
-            *busy = busy.saturating_sub(1);
-            if *busy == 0 {
-                per_webhook.remove(webhook_id);
+        if let Some(webhook) = per_webhook.get_mut(&self.webhook_id) {
+            webhook.sending = webhook.sending.saturating_sub(1);
+            if webhook.sending == 0 && webhook.queued.is_empty() {
+                per_webhook.remove(&self.webhook_id);
             }
         }
-        if std::thread::panicking() {
-            self.shared
-                .recorded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((webhook_id.clone(), self.event.payload_seq));
-        }
+    }
+}
+
+/// An event being sent; dropped only when the sending task panics (it is forgotten once the
+/// request is done): the event then leaves `in_flight`, to be sent again, since no attempt will
+/// be recorded for it.
+struct Unrecorded<'a> {
+    shared: &'a Shared,
+    event: &'a DueEvent,
+}
+
+impl Drop for Unrecorded<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((self.event.webhook_id.clone(), self.event.payload_seq));
     }
 }
 
