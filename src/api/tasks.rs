@@ -241,11 +241,24 @@ pub fn create(
         };
         let task = tasks::create_task(tx, &new, category)?;
         let outbox = super::outbox(tx, &space_id, principal)?;
-        task_events::emit(tx, &outbox, EventType::TaskCreated, &task, None)?;
-        Ok(task)
+        // With a webhook to tell, the event's data is the answer's body: written once.
+        let json = outbox.wants(EventType::TaskCreated).then(|| {
+            let mut json = Vec::with_capacity(1024);
+            task_json::write_task(&task, &mut json);
+            json
+        });
+        if let Some(json) = &json {
+            outbox.emit(tx, EventType::TaskCreated, json)?;
+        }
+        Ok((task, json))
     })?;
+    let (task, json) = task;
     let location = format!("{}/api/tasks/{}", site.base_url(&request.headers), task.id);
-    Ok(task_reply(StatusCode::CREATED, &task).with_header(hyper::header::LOCATION, &location))
+    let reply = match json {
+        Some(json) => Reply::written(StatusCode::CREATED, |out| *out = json),
+        None => task_reply(StatusCode::CREATED, &task),
+    };
+    Ok(reply.with_header(hyper::header::LOCATION, &location))
 }
 
 pub fn get(

@@ -95,6 +95,8 @@ pub(crate) struct OutboxState {
     /// The active webhooks of each space, as `webhooks::Outbox::open` reads them, loaded at the
     /// first write that needs them; dropped by every change to the webhooks table.
     pub(crate) subscribers: Mutex<Option<webhooks::Subscribers>>,
+    /// Counts the changes to the webhooks table: the dispatcher drops what it read before one.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
 }
 
 impl OutboxState {
@@ -102,6 +104,7 @@ impl OutboxState {
         OutboxState {
             seq: std::sync::atomic::AtomicI64::new(seq),
             subscribers: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -168,6 +171,13 @@ impl Store {
     /// Resolves after a commit that recorded webhook events (one permit is kept if nobody waits).
     pub async fn events_committed(&self) {
         self.events_committed.notified().await;
+    }
+
+    /// Changes with every change to a webhook (its URL, secret, switch, existence).
+    pub fn webhooks_generation(&self) -> u64 {
+        self.outbox
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// True once after each commit that wrote an outbox row (true at start: rows may be left).

@@ -237,12 +237,14 @@ fn subscribers(tx: &Tx<'_>) -> Result<Subscribers> {
     Ok(subscribers)
 }
 
-/// Drops the cached subscribers: every change to the webhooks table calls this.
+/// Drops the cached subscribers and what the dispatcher has read ahead: every change to the
+/// webhooks table calls this.
 fn webhooks_changed(tx: &Tx<'_>) {
-    *tx.outbox()
-        .subscribers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = None;
+    let outbox = tx.outbox();
+    *outbox.subscribers.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    outbox
+        .generation
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// The webhooks of one space that hear about a write, found once per write. With none (the
