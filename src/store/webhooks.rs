@@ -8,7 +8,7 @@
 //! attempt here; a row is deleted once its event is delivered or has failed for good
 //! (schema.sql), so the outbox holds only what is still to send.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -214,7 +214,8 @@ pub type Subscribers = std::sync::Arc<BTreeMap<String, Vec<(String, String)>>>;
 
 /// The active webhooks of every space, from the store's cache, read from the table when a change
 /// to it dropped the cache. Writes are serialized, so a write after a change to the webhooks
-/// always sees it; one that rolls back costs a reload, nothing more.
+/// always sees it; a batch that had a change ends by dropping the cache again (`PendingEvents`),
+/// committed or rolled back, so no write reads a cache of a change that did not happen.
 fn subscribers(tx: &Tx<'_>) -> Result<Subscribers> {
     let mut cached = tx
         .outbox()
@@ -237,14 +238,15 @@ fn subscribers(tx: &Tx<'_>) -> Result<Subscribers> {
     Ok(subscribers)
 }
 
-/// Drops the cached subscribers and what the dispatcher has read ahead: every change to the
-/// webhooks table calls this.
+/// Drops the cached subscribers: every change to the webhooks table calls this. The dispatcher
+/// hears of it when the batch ends (`PendingEvents::end_batch`), not before: until the commit it
+/// still reads the webhooks as they were.
 fn webhooks_changed(tx: &Tx<'_>) {
-    let outbox = tx.outbox();
-    *outbox.subscribers.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    outbox
-        .generation
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    *tx.outbox()
+        .subscribers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
+    tx.events().webhooks_changed = true;
 }
 
 /// The webhooks of one space that hear about a write, found once per write. With none (the
@@ -382,11 +384,20 @@ fn envelope(
 pub struct PendingEvents {
     bytes: Vec<u8>,
     count: usize,
+    /// A row was written for the batch already (the buffer was full).
+    flushed: bool,
+    /// A write of the batch changed the webhooks table (rolled back or not): when the batch ends,
+    /// the subscriber cache is dropped again and the dispatcher told (`OutboxState::generation`).
+    pub(crate) webhooks_changed: bool,
 }
 
 impl PendingEvents {
+    /// An outbox row holds about this much at most: past it, the events of the writes so far are
+    /// written at once (a write's own events always go in one row).
+    const ROW_BYTES: usize = 1 << 20;
+
     /// Where the events of the next write begin (for `truncate`).
-    pub(crate) fn len(&self) -> (usize, usize) {
+    pub(crate) fn mark(&self) -> (usize, usize) {
         (self.bytes.len(), self.count)
     }
 
@@ -395,8 +406,13 @@ impl PendingEvents {
         self.count = count;
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
+    /// Whether the batch recorded events, written already or not.
+    pub(crate) fn any(&self) -> bool {
+        self.count > 0 || self.flushed
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes.len() >= Self::ROW_BYTES
     }
 
     fn push(&mut self, fields: [&[u8]; 5]) {
@@ -408,8 +424,9 @@ impl PendingEvents {
         self.count += 1;
     }
 
-    /// Writes the batch's events as one outbox row and empties the buffer; called inside the
-    /// batch's transaction, just before it commits.
+    /// Writes the events recorded so far as one outbox row and empties the buffer. Called inside
+    /// the batch's transaction outside every savepoint (no write can roll it back): just before
+    /// the batch commits, or after a write once the buffer is full.
     pub(crate) fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         if self.count == 0 {
             return Ok(());
@@ -418,16 +435,27 @@ impl PendingEvents {
             .prepare_cached("INSERT INTO webhook_outbox (count, events) VALUES (?1, ?2)")?
             .execute(params![self.count as i64, self.bytes])
             .map(drop);
-        self.clear();
+        self.bytes.clear();
+        self.count = 0;
+        self.flushed = true;
         result
     }
 
-    /// Forgets the batch's events (it was rolled back, or they were written).
-    pub(crate) fn clear(&mut self) {
+    /// Ends the batch's record, committed or rolled back: forgets its events and, when it
+    /// changed the webhooks table, drops the subscriber cache (a rolled-back change must not stay
+    /// in it) and moves the generation on, which lets the dispatcher's read-ahead go.
+    pub(crate) fn end_batch(&mut self, outbox: &crate::store::OutboxState) {
         self.bytes.clear();
         self.count = 0;
+        self.flushed = false;
         // A delete of a task with thousands of subtasks must not keep megabytes for good.
         self.bytes.shrink_to(64 * 1024);
+        if std::mem::take(&mut self.webhooks_changed) {
+            *outbox.subscribers.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            outbox
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -481,11 +509,11 @@ pub fn fan_out(tx: &Tx<'_>, limit: usize, now_ms: i64) -> Result<usize> {
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         let Some((seq, bytes)) = row else { break };
-        let events = decode_events(&bytes).ok_or_else(|| {
-            crate::error::Error::internal(format!(
-                "webhook_outbox row {seq} is not a list of events"
-            ))
-        })?;
+        let events = decode_events(&bytes).unwrap_or_else(|| {
+            // Only a damaged file makes one; keeping it would stop every later event.
+            crate::log_error!("webhooks: outbox row {seq} is not a list of events; dropped");
+            Vec::new()
+        });
         for [id, event_type, created_at, webhooks, body] in &events {
             let payload = tx.next_payload_seq();
             let mut made = 0;
@@ -579,34 +607,42 @@ pub fn due_keys(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The events of `keys` with what sending them needs (read in the snapshot `due_keys` read in);
-/// `now` decides whether a rotated-out secret still signs.
+/// The events of `keys` with what sending them needs; `now` decides whether a rotated-out secret
+/// still signs. Read in the snapshot `due_keys` read in; a key whose webhook is gone or switched
+/// off meanwhile (another read) is left out.
 pub fn load_events(conn: &Connection, keys: Vec<DueKey>, now: &str) -> Result<Vec<DueEvent>> {
     let mut payload = conn
         .prepare_cached("SELECT id, type, body, created_at FROM webhook_payloads WHERE seq = ?1")?;
     let mut webhook = conn.prepare_cached(
         "SELECT url, secret, CASE WHEN old_secret_until > ?2 THEN old_secret END \
-         FROM webhooks WHERE id = ?1",
+         FROM webhooks WHERE id = ?1 AND active",
     )?;
     // Most passes send to one webhook or a few: each is read once.
-    let mut webhooks: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut webhooks: HashMap<String, Option<(String, Vec<String>)>> = HashMap::new();
     let mut events = Vec::with_capacity(keys.len());
     for key in keys {
-        let (url, secrets) = match webhooks.iter().find(|(id, ..)| *id == key.webhook_id) {
-            Some((_, url, secrets)) => (url.clone(), secrets.clone()),
-            None => {
-                let (url, secret, old): (String, String, Option<String>) = webhook
-                    .query_row(params![key.webhook_id, now], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })?;
-                let secrets: Vec<String> = std::iter::once(secret).chain(old).collect();
-                webhooks.push((key.webhook_id.clone(), url.clone(), secrets.clone()));
-                (url, secrets)
-            }
+        if !webhooks.contains_key(&key.webhook_id) {
+            let found = webhook
+                .query_row(params![key.webhook_id, now], |row| {
+                    let secrets: Vec<String> = std::iter::once(row.get(1)?)
+                        .chain(row.get::<_, Option<String>>(2)?)
+                        .collect();
+                    Ok((row.get(0)?, secrets))
+                })
+                .optional()?;
+            webhooks.insert(key.webhook_id.clone(), found);
+        }
+        let Some(Some((url, secrets))) = webhooks.get(&key.webhook_id) else {
+            continue;
         };
-        let (id, event_type, body, created_at) = payload.query_row([key.payload_seq], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?;
+        let Some((id, event_type, body, created_at)) = payload
+            .query_row([key.payload_seq], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()?
+        else {
+            continue;
+        };
         events.push(DueEvent {
             id,
             webhook_id: key.webhook_id,
@@ -616,8 +652,8 @@ pub fn load_events(conn: &Connection, keys: Vec<DueKey>, now: &str) -> Result<Ve
             attempts: key.attempts,
             due_at: key.due_at,
             payload_seq: key.payload_seq,
-            url,
-            secrets,
+            url: url.clone(),
+            secrets: secrets.clone(),
         });
     }
     Ok(events)
@@ -750,12 +786,15 @@ pub fn record_attempt(
                 event.id,
                 attempt.error.as_deref().unwrap_or("no answer"),
             );
-            webhooks_changed(tx);
-            tx.prepare_cached(
-                "UPDATE webhooks SET active = 0, disabled_reason = ?2, updated_at = ?3 \
-                 WHERE id = ?1 AND active",
-            )?
-            .execute(params![event.webhook_id, reason, attempt.at])?;
+            let switched_off = tx
+                .prepare_cached(
+                    "UPDATE webhooks SET active = 0, disabled_reason = ?2, updated_at = ?3 \
+                     WHERE id = ?1 AND active",
+                )?
+                .execute(params![event.webhook_id, reason, attempt.at])?;
+            if switched_off > 0 {
+                webhooks_changed(tx);
+            }
         }
     }
     Ok(status)
@@ -835,12 +874,9 @@ fn v7_floor(ms: i64) -> String {
 mod tests {
     use super::*;
 
-    /// The outbox's whole life in the store: an event written with a change, fanned out, one
-    /// failed attempt (due again), one delivered (gone, payload and all).
-    #[test]
-    fn an_event_goes_from_the_outbox_to_delivered_and_leaves_nothing_behind() {
-        let (_dir, store) = crate::store::open_temp();
-        let (space, webhook) = store
+    /// A new user's personal space.
+    fn personal_space(store: &crate::store::Store) -> String {
+        store
             .write(|tx| {
                 let user = crate::store::users::create_user(
                     tx,
@@ -848,20 +884,34 @@ mod tests {
                     "A",
                     crate::store::users::Plan::Pro,
                 )?;
-                let space: String = tx.query_row(
+                Ok(tx.query_row(
                     "SELECT space_id FROM space_members WHERE user_id = ?1",
                     [&user.id],
-                    |row| row.get(0),
-                )?;
-                let new = NewWebhook {
-                    space_id: space.clone(),
-                    url: "https://example.com/".into(),
-                    events: vec!["*".into()],
-                    description: None,
-                    active: true,
-                };
-                Ok((space, create_webhook(tx, &new, "whsec_AAAA")?.id))
+                    |row| row.get::<_, String>(0),
+                )?)
             })
+            .unwrap()
+    }
+
+    /// An active webhook of `space` on every event.
+    fn on_everything(space: &str) -> NewWebhook {
+        NewWebhook {
+            space_id: space.to_string(),
+            url: "https://example.com/".into(),
+            events: vec!["*".into()],
+            description: None,
+            active: true,
+        }
+    }
+
+    /// The outbox's whole life in the store: an event written with a change, fanned out, one
+    /// failed attempt (due again), one delivered (gone, payload and all).
+    #[test]
+    fn an_event_goes_from_the_outbox_to_delivered_and_leaves_nothing_behind() {
+        let (_dir, store) = crate::store::open_temp();
+        let space = personal_space(&store);
+        let webhook = store
+            .write(|tx| Ok(create_webhook(tx, &on_everything(&space), "whsec_AAAA")?.id))
             .unwrap();
         let actor = || Actor {
             user_id: "u",
@@ -986,6 +1036,35 @@ mod tests {
         load_events(conn, due_keys(conn, now_ms, per_webhook, limit)?, now)
     }
 
+    /// A webhook made by a write that then failed must not stay in the subscriber cache that
+    /// write loaded, and the dispatcher hears of the change only once the batch has ended.
+    #[test]
+    fn a_rolled_back_webhook_change_leaves_no_subscriber_behind() {
+        let (_dir, store) = crate::store::open_temp();
+        let space = personal_space(&store);
+        let actor = || Actor {
+            user_id: "u",
+            token_id: None,
+        };
+        let generation = store.webhooks_generation();
+        let failed = store.write(|tx| {
+            create_webhook(tx, &on_everything(&space), "whsec_AAAA")?;
+            assert!(Outbox::open(tx, &space, actor())?.wants(EventType::TaskCreated));
+            assert_eq!(
+                store.webhooks_generation(),
+                generation,
+                "not before the batch ends"
+            );
+            Err::<(), _>(crate::error::Error::validation("x", "refused"))
+        });
+        assert!(failed.is_err());
+        assert!(store.webhooks_generation() > generation);
+        let wants = store
+            .write(|tx| Ok(Outbox::open(tx, &space, actor())?.wants(EventType::TaskCreated)))
+            .unwrap();
+        assert!(!wants, "the rolled-back webhook hears nothing");
+    }
+
     #[test]
     fn pending_events_decode_as_they_were_pushed_and_a_rollback_cuts_them() {
         let mut pending = PendingEvents::default();
@@ -996,7 +1075,7 @@ mod tests {
             b"w1,w2",
             b"{}",
         ]);
-        let mark = pending.len();
+        let mark = pending.mark();
         pending.push([
             b"id-2",
             b"task.deleted",

@@ -135,7 +135,7 @@ impl Store {
 
         let ran = match run(&writer.conn, "SAVEPOINT job") {
             Ok(()) => {
-                let events_before = writer.events.borrow().len();
+                let events_before = writer.events.borrow().mark();
                 let ran = catch_unwind(AssertUnwindSafe(|| {
                     f(&Tx {
                         conn: &writer.conn,
@@ -144,7 +144,15 @@ impl Store {
                     })
                 }));
                 let end = if matches!(ran, Ok(Ok(_))) {
-                    run(&writer.conn, "RELEASE job")
+                    run(&writer.conn, "RELEASE job").and_then(|()| {
+                        // Outside the savepoint now: a full buffer goes out as a row of its own,
+                        // which no later write can roll back.
+                        let mut events = writer.events.borrow_mut();
+                        if events.is_full() {
+                            events.flush(&writer.conn)?;
+                        }
+                        Ok(())
+                    })
                 } else {
                     writer.events.borrow_mut().truncate(events_before);
                     run(&writer.conn, "ROLLBACK TO job")
@@ -178,7 +186,7 @@ impl Store {
             }
         } else {
             let mut events = writer.events.borrow_mut();
-            let had_events = !events.is_empty();
+            let had_events = events.any();
             let outcome = if batch.broken.load(Ordering::SeqCst) {
                 Err("a savepoint failed; the batch was rolled back".to_string())
             } else {
@@ -188,7 +196,7 @@ impl Store {
                     .and_then(|()| run(&writer.conn, "COMMIT"))
                     .map_err(|e| e.to_string())
             };
-            events.clear();
+            events.end_batch(&self.outbox);
             drop(events);
             if outcome.is_err() {
                 let _ = run(&writer.conn, "ROLLBACK");

@@ -105,8 +105,9 @@ struct Endpoint {
     sending: usize,
     /// Claimed (in flight) events waiting for a sender.
     queued: std::collections::VecDeque<DueEvent>,
-    /// `Store::webhooks_generation` when they were read: after any change to a webhook (switched
-    /// off, deleted, its URL or secret changed) they are let go, to be read again as they now are.
+    /// `Store::webhooks_generation` taken before they were read: after any change to a webhook
+    /// (switched off, deleted, its URL or secret changed) commits, they are let go, to be read
+    /// again as they now are.
     generation: u64,
 }
 
@@ -125,13 +126,14 @@ impl Endpoint {
 }
 
 impl Shared {
-    /// Queues `event` (marked in flight) for its webhook's next free sender.
-    fn queue(&self, event: DueEvent) {
+    /// Queues `event` (marked in flight), read at `generation`, for its webhook's next free
+    /// sender.
+    fn queue(&self, event: DueEvent, generation: u64) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         in_flight.insert((event.webhook_id.clone(), event.payload_seq));
         let mut per_webhook = self.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
         let webhook = per_webhook.entry(event.webhook_id.clone()).or_default();
-        webhook.drop_stale(self.store().webhooks_generation(), &self.recorded);
+        webhook.drop_stale(generation, &self.recorded);
         webhook.queued.push_back(event);
     }
 
@@ -153,9 +155,11 @@ impl Shared {
         &self,
         global: &Arc<tokio::sync::Semaphore>,
     ) -> Vec<(DueEvent, tokio::sync::OwnedSemaphorePermit)> {
+        let generation = self.store().webhooks_generation();
         let mut per_webhook = self.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
         let mut started = Vec::new();
         for webhook in per_webhook.values_mut() {
+            webhook.drop_stale(generation, &self.recorded);
             while webhook.sending == 0 && !webhook.queued.is_empty() {
                 let Ok(permit) = Arc::clone(global).try_acquire_owned() else {
                     return started;
@@ -215,9 +219,7 @@ impl Dispatcher {
         let send = std::thread::Builder::new()
             .name("ktasks-webhooks".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("ktasks-webhook-send")
+                let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("the webhook runtime starts");
@@ -277,7 +279,12 @@ async fn dispatch(
         // that the endpoints' slots do not sit idle meanwhile. It is due when a commit wrote the
         // outbox since the last one began, when the last one stopped at its limit, and once per
         // `POLL` in case one failed.
-        let limit = allowed.min(FAN_OUT_BATCH);
+        // Under a write load it gets half of what may start now; it is charged what it did.
+        let limit = if pacer.busy {
+            allowed / 2
+        } else {
+            FAN_OUT_BATCH
+        };
         if fanning.is_none()
             && limit > 0
             && (more_to_fan || shared.store().take_outbox_written() || fanned_at.elapsed() >= POLL)
@@ -293,30 +300,36 @@ async fn dispatch(
                 }),
             ));
             fanned_at = std::time::Instant::now();
-            pacer.spend(limit);
-            allowed -= limit;
+            allowed -= limit.min(allowed);
         }
         let in_flight = release_recorded(&shared);
         let now_ms = crate::time::now_unix_ms();
         let count_queue = counted_at.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY);
-        let due = shared.store().read(|conn| {
-            if count_queue {
-                stats
-                    .queue_depth
-                    .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
-            }
-            // Events in flight are still pending in the database until recorded: read past them.
-            let keys = webhooks::due_keys(
-                conn,
-                now_ms,
-                config.max_concurrent_per_endpoint + in_flight,
-                4 * config.max_concurrent_deliveries + in_flight,
-            )?;
-            let ahead = if pacer.busy { 0 } else { READY_AHEAD };
-            let chosen = choose(&shared, keys, allowed, ahead);
-            let due = webhooks::load_events(conn, chosen, &crate::time::now())?;
-            Ok((due, webhooks::next_due(conn, now_ms)?))
-        });
+        // Taken before the read: events queued ahead are let go once a webhook changes after it.
+        let generation = shared.store().webhooks_generation();
+        let due = shared
+            .store()
+            .snapshot(|snapshot| {
+                snapshot.read(|conn| {
+                    if count_queue {
+                        stats
+                            .queue_depth
+                            .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
+                    }
+                    // Events in flight are still pending in the database until recorded: read past them.
+                    let keys = webhooks::due_keys(
+                        conn,
+                        now_ms,
+                        config.max_concurrent_per_endpoint + in_flight,
+                        4 * config.max_concurrent_deliveries + in_flight,
+                    )?;
+                    let ahead = if pacer.busy { 0 } else { READY_AHEAD };
+                    let chosen = choose(&shared, keys, allowed, ahead);
+                    let due = webhooks::load_events(conn, chosen, &crate::time::now())?;
+                    Ok((due, webhooks::next_due(conn, now_ms)?))
+                })
+            })
+            .and_then(|read| read);
         if count_queue {
             counted_at = Some(std::time::Instant::now());
         }
@@ -344,7 +357,7 @@ async fn dispatch(
                 }
                 Claim::Queue if !pacer.busy => {
                     started += 1;
-                    shared.queue(event);
+                    shared.queue(event, generation);
                 }
                 Claim::Queue | Claim::No => {}
             }
@@ -365,7 +378,7 @@ async fn dispatch(
         let mut wait = next_due
             .map(|at| Duration::from_millis((at - crate::time::now_unix_ms()).max(1) as u64))
             .map_or(POLL, |until| until.min(POLL));
-        if started == allowed || more_to_fan {
+        if started == allowed || (more_to_fan && fanning.is_none()) {
             wait = wait.min(pacer.next_token());
         }
         // Under a write load every commit would wake this loop for a pass that may start nothing:
@@ -392,8 +405,8 @@ async fn dispatch(
     drop(fanning);
 }
 
-/// What a finished fan-out of at most `limit` events means: true when it stopped at its limit
-/// (there is more); what it was allowed but did not use goes back to the pacer.
+/// What a finished fan-out of at most `limit` events (give or take a row) means: true when it
+/// stopped at its limit (there is more). The pacer is charged what it did.
 fn fanned_out(
     done: std::result::Result<crate::store::Result<usize>, tokio::task::JoinError>,
     limit: usize,
@@ -401,7 +414,7 @@ fn fanned_out(
 ) -> bool {
     match done {
         Ok(Ok(events)) => {
-            pacer.refund(limit.saturating_sub(events));
+            pacer.spend(events);
             events >= limit
         }
         Ok(Err(error)) => {
@@ -427,18 +440,18 @@ fn choose(
     let per_webhook = shared.per_webhook.lock().unwrap_or_else(|p| p.into_inner());
     let room = shared.config().max_concurrent_per_endpoint + ahead;
     let mut chosen: Vec<webhooks::DueKey> = Vec::new();
+    let mut taken: HashMap<String, usize> = HashMap::new();
     for key in keys {
         if chosen.len() == take {
             break;
         }
-        let taken = per_webhook
-            .get(&key.webhook_id)
-            .map_or(0, |webhook| webhook.sending + webhook.queued.len())
-            + chosen
-                .iter()
-                .filter(|other| other.webhook_id == key.webhook_id)
-                .count();
-        if taken < room && !in_flight.contains(&(key.webhook_id.clone(), key.payload_seq)) {
+        let taken = taken.entry(key.webhook_id.clone()).or_insert_with(|| {
+            per_webhook
+                .get(&key.webhook_id)
+                .map_or(0, |webhook| webhook.sending + webhook.queued.len())
+        });
+        if *taken < room && !in_flight.contains(&(key.webhook_id.clone(), key.payload_seq)) {
+            *taken += 1;
             chosen.push(key);
         }
     }
@@ -495,7 +508,7 @@ async fn deliver(
         };
         let sent = shared.sender.send(&event).await;
         std::mem::forget(unrecorded);
-        let (next, low) = shared.next_queued(&event.webhook_id);
+        let webhook_id = event.webhook_id.clone();
         // Recording needs the event's key and identity, not its body, URL or secrets: attempts
         // may wait for the recorder by the thousand.
         event.payload = String::new();
@@ -511,6 +524,7 @@ async fn deliver(
         };
         // The event stays in flight until the recorder has committed its attempt.
         let _ = recorder.send(attempt);
+        let (next, low) = shared.next_queued(&webhook_id);
         if low {
             shared.store().wake_dispatcher();
         }
@@ -563,19 +577,13 @@ impl Pacer {
         let refill = now.duration_since(self.refilled_at).as_secs_f64() * BUSY_DELIVERIES_PER_SEC;
         self.tokens = (self.tokens + refill).min(BUSY_DELIVERIES_PER_SEC / 10.0);
         self.refilled_at = now;
-        self.tokens as usize
+        self.tokens.max(0.0) as usize
     }
 
+    /// Charges what started; past the tokens left it is a debt the refill pays first (a fan-out
+    /// finishes its last outbox row).
     fn spend(&mut self, deliveries: usize) {
-        self.tokens = (self.tokens - deliveries as f64).max(0.0);
-    }
-
-    /// Gives back what was spent but not used (a fan-out that found fewer events than allowed).
-    fn refund(&mut self, deliveries: usize) {
-        if self.busy {
-            let cap = BUSY_DELIVERIES_PER_SEC / 10.0;
-            self.tokens = (self.tokens + deliveries as f64).min(cap);
-        }
+        self.tokens -= deliveries as f64;
     }
 
     /// How long until the next delivery may start, when none may now.
@@ -739,13 +747,10 @@ mod tests {
         assert!(pacer.next_token() <= one_token && pacer.next_token() > one_token / 2);
         let tenth = (BUSY_DELIVERIES_PER_SEC * 0.01) as usize;
         assert_eq!(pacer.allowance(600, at(210)), tenth, "the share refills");
-        pacer.spend(tenth);
-        pacer.refund(tenth);
-        assert_eq!(
-            pacer.allowance(600, at(210)),
-            tenth,
-            "what a fan-out did not use comes back"
-        );
+        // Spending past the tokens left is a debt the refill pays first.
+        pacer.spend(3 * tenth);
+        assert_eq!(pacer.allowance(600, at(220)), 0);
+        assert_eq!(pacer.allowance(600, at(240)), tenth);
         // The load ends: no limit again at the next sample.
         assert_eq!(pacer.allowance(600, at(1200)), usize::MAX);
     }
