@@ -204,7 +204,7 @@ pub fn create(
             .unwrap_or_default(),
     )?;
 
-    let task = writes.write(|tx| {
+    let (task, json) = writes.write(|tx| {
         let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
@@ -252,7 +252,6 @@ pub fn create(
         }
         Ok((task, json))
     })?;
-    let (task, json) = task;
     let location = format!("{}/api/tasks/{}", site.base_url(&request.headers), task.id);
     let reply = match json {
         Some(json) => Reply::written(StatusCode::CREATED, |out| *out = json),

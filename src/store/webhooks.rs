@@ -701,9 +701,10 @@ pub struct Attempt {
 }
 
 /// Records `attempt` and moves its event on: due again after `retry_after_secs`, or, delivered or
-/// failed for good (`retry_after_secs` is `None`), out of the outbox. An event that failed for good, with no successful delivery to its
-/// webhook since the event was made, switches the webhook off (docs/webhooks.md). Returns the
-/// attempt's status. An event whose webhook was deleted meanwhile is ignored.
+/// failed for good (`retry_after_secs` is `None`), out of the outbox. An event that failed for
+/// good, with no successful delivery to its webhook since the event was made, switches the
+/// webhook off (docs/webhooks.md). Returns the attempt's status. An event whose webhook was
+/// deleted meanwhile is ignored.
 pub fn record_attempt(
     tx: &Tx<'_>,
     attempt: &Attempt,

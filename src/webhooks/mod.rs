@@ -316,7 +316,8 @@ async fn dispatch(
                             .queue_depth
                             .store(webhooks::queue_depth(conn)?, Ordering::Relaxed);
                     }
-                    // Events in flight are still pending in the database until recorded: read past them.
+                    // Events in flight are still pending in the database until recorded: read
+                    // past them.
                     let keys = webhooks::due_keys(
                         conn,
                         now_ms,
