@@ -163,35 +163,45 @@ fn open_applies_schema_once_and_sets_pragmas() {
     Store::open(&config).unwrap();
 }
 
-/// Events a version-4 server recorded but had not fanned out are fanned out by the upgrade: each
-/// to the webhooks it named that still exist, and one no webhook is left for is dropped.
-#[test]
-fn events_a_version_4_outbox_held_are_kept_by_the_upgrade() {
+/// A database made at schema `version` (the schema up to its next section), with `rows` run on
+/// it, then opened by this binary: migrated.
+fn opened_at_version(version: i64, rows: &str) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v4.db");
+    let path = dir.path().join(format!("v{version}.db"));
     {
         let conn = Connection::open(&path).unwrap();
-        let v4 = SCHEMA.split("-- Version 5:").next().unwrap();
-        conn.execute_batch(v4).unwrap();
-        conn.execute_batch(
-            "INSERT INTO spaces (id, name, slug, created_at, updated_at) VALUES ('s', 'S', 's', 't', 't'); \
-             INSERT INTO webhooks (id, space_id, url, events, active, secret, created_at, updated_at) \
-             VALUES ('w1', 's', 'https://a.example/', '*', 1, 'whsec_x', 't', 't'), \
-                    ('w2', 's', 'https://b.example/', '*', 1, 'whsec_x', 't', 't'); \
-             INSERT INTO webhook_payloads (seq, id, type, created_at, webhooks, remaining, body) \
-             VALUES (1, 'e1', 'task.created', 't', 'w1,w2', 2, '{}'), \
-                    (2, 'e2', 'task.created', 't', 'gone', 1, '{}'), \
-                    (3, 'e3', 'task.created', 't', NULL, 1, '{}'); \
-             INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) VALUES ('w1', 5, 3);",
-        )
-        .unwrap();
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        let old = SCHEMA
+            .split(&format!("-- Version {}:", version + 1))
+            .next()
+            .unwrap();
+        conn.execute_batch(old).unwrap();
+        conn.execute_batch(rows).unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
     }
     let config = DatabaseConfig {
         path,
         ..DatabaseConfig::default()
     };
     let store = Store::open(&config).unwrap();
+    (dir, store)
+}
+
+/// Events a version-4 server recorded but had not fanned out are fanned out by the upgrade: each
+/// to the webhooks it named that still exist, and one no webhook is left for is dropped.
+#[test]
+fn events_a_version_4_outbox_held_are_kept_by_the_upgrade() {
+    let (_dir, store) = opened_at_version(
+        4,
+        "INSERT INTO spaces (id, name, slug, created_at, updated_at) VALUES ('s', 'S', 's', 't', 't'); \
+         INSERT INTO webhooks (id, space_id, url, events, active, secret, created_at, updated_at) \
+         VALUES ('w1', 's', 'https://a.example/', '*', 1, 'whsec_x', 't', 't'), \
+                ('w2', 's', 'https://b.example/', '*', 1, 'whsec_x', 't', 't'); \
+         INSERT INTO webhook_payloads (seq, id, type, created_at, webhooks, remaining, body) \
+         VALUES (1, 'e1', 'task.created', 't', 'w1,w2', 2, '{}'), \
+                (2, 'e2', 'task.created', 't', 'gone', 1, '{}'), \
+                (3, 'e3', 'task.created', 't', NULL, 1, '{}'); \
+         INSERT INTO webhook_events (webhook_id, next_attempt_at, payload) VALUES ('w1', 5, 3);",
+    );
     let rows = |sql: &str| -> Vec<(String, i64)> {
         store
             .read(|conn| {
@@ -226,19 +236,7 @@ fn events_a_version_4_outbox_held_are_kept_by_the_upgrade() {
 /// A version-1 database (before sessions) is migrated to the same schema a new one gets.
 #[test]
 fn old_databases_are_migrated_to_the_current_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        let v1 = SCHEMA.split("-- Version 2:").next().unwrap();
-        conn.execute_batch(v1).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-    }
-    let config = DatabaseConfig {
-        path,
-        ..DatabaseConfig::default()
-    };
-    let migrated = Store::open(&config).unwrap();
+    let (_dir, migrated) = opened_at_version(1, "");
     let (_fresh_dir, fresh) = open_temp();
     let tables = |store: &Store| {
         store
