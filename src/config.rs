@@ -63,6 +63,8 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     pub synchronous: Synchronous,
     pub busy_timeout_ms: u64,
+    /// Whether ktasks checkpoints the WAL itself; false leaves it to Litestream.
+    pub autocheckpoint: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,6 +192,7 @@ impl Default for DatabaseConfig {
             path: PathBuf::from("ktasks.db"),
             synchronous: Synchronous::Full,
             busy_timeout_ms: 5000,
+            autocheckpoint: true,
         }
     }
 }

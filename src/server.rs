@@ -44,6 +44,16 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
     let dispatcher = crate::webhooks::Dispatcher::start(Arc::clone(&app));
+    let checkpointer = match app
+        .store
+        .start_checkpointer(app.config.database.autocheckpoint)
+    {
+        Ok(checkpointer) => checkpointer,
+        Err(error) => {
+            crate::log_warn!("checkpoints stay on the writer: {error:?}");
+            None
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -106,11 +116,17 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     }
     // Undelivered events stay pending for the next start.
     let _ = tokio::task::spawn_blocking(move || dispatcher.stop()).await;
-    let store_app = Arc::clone(&app);
-    match tokio::task::spawn_blocking(move || store_app.store.checkpoint()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => crate::log_warn!("WAL checkpoint on shutdown failed: {error:?}"),
-        Err(error) => crate::log_warn!("WAL checkpoint on shutdown failed: {error}"),
+    if let Some(checkpointer) = checkpointer {
+        let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
+    }
+    // With checkpoints left to Litestream, the WAL is its to fold back.
+    if app.config.database.autocheckpoint {
+        let store_app = Arc::clone(&app);
+        match tokio::task::spawn_blocking(move || store_app.store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => crate::log_warn!("WAL checkpoint on shutdown failed: {error:?}"),
+            Err(error) => crate::log_warn!("WAL checkpoint on shutdown failed: {error}"),
+        }
     }
     crate::log_info!(
         "stopped after {:.0} ms",

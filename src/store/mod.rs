@@ -27,6 +27,7 @@
 //! structs and queries: `users`, `spaces` (with members), `projects` (with statuses), `tasks`
 //! (with assignees and task labels), `labels`, `tokens`, `sessions`.
 
+mod checkpoint;
 pub mod labels;
 mod open;
 pub mod projects;
@@ -49,6 +50,7 @@ use rusqlite::Connection;
 
 use crate::error::Error;
 
+pub use checkpoint::Checkpointer;
 pub use open::{SCHEMA, SCHEMA_VERSION};
 pub use snapshot::{Snapshot, keep_readers_on_this_thread};
 pub use write::{Commit, Writes};
@@ -82,6 +84,8 @@ pub struct Store {
     outbox_written: std::sync::atomic::AtomicBool,
     /// What writes need to record webhook events cheaply (`webhooks::Outbox`).
     outbox: OutboxState,
+    /// Whether and where WAL checkpoints run (`Store::start_checkpointer`).
+    checkpoints: checkpoint::Checkpoints,
 }
 
 /// The outbox's in-memory state, shared by the writes of this process. Only the server's

@@ -92,6 +92,7 @@ impl Store {
             events_committed: tokio::sync::Notify::new(),
             outbox_written: std::sync::atomic::AtomicBool::new(true),
             outbox: super::OutboxState::new(outbox_seq),
+            checkpoints: Default::default(),
         })
     }
 }

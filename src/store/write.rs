@@ -200,6 +200,8 @@ impl Store {
             drop(events);
             if outcome.is_err() {
                 let _ = run(&writer.conn, "ROLLBACK");
+            } else {
+                self.after_commit(&writer.conn);
             }
             writer.batch = None;
             if outcome.is_ok() && had_events {
