@@ -129,7 +129,7 @@ impl Default for WebhooksConfig {
             // Svix's schedule: eight attempts over about 27.6 hours.
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             max_concurrent_deliveries: 64,
-            max_concurrent_per_endpoint: 16,
+            max_concurrent_per_endpoint: 32,
             deliver: true,
         }
     }
