@@ -257,3 +257,22 @@ BEGIN
     UPDATE webhook_payloads SET remaining = remaining - 1 WHERE seq = OLD.payload;
     DELETE FROM webhook_payloads WHERE seq = OLD.payload AND remaining <= 0;
 END;
+
+-- Version 6: Idempotency-Key (SPEC 10). The first successful (2xx) answer to a request with a
+-- key, per user, written in the same transaction as the request's change: a retry after a crash
+-- between commit and answer still finds it. `request` is a hash of the method, path, query and
+-- body (a reuse of the key for another request is refused); rows older than 24 hours are
+-- ignored and pruned. Rows go in time order, so pruning walks the rowid (`created_at` comes before
+-- the body, so reading it does not read a long body's overflow pages).
+CREATE TABLE idempotency_keys (
+    id         INTEGER PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    request    BLOB NOT NULL,
+    status     INTEGER NOT NULL,
+    location   TEXT,
+    etag       TEXT,
+    body       BLOB NOT NULL,
+    UNIQUE (user_id, key)
+) STRICT;

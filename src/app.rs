@@ -86,6 +86,8 @@ pub struct App {
     /// API write requests so far: the webhook dispatcher paces itself by their rate, so that
     /// writes under load do not pay for deliveries.
     pub api_writes: std::sync::atomic::AtomicU64,
+    /// `Idempotency-Key`s whose first request is running.
+    pub idempotency: crate::idempotency::InFlight,
     /// Requests in flight per client behind a trusted proxy (`server.max_connections_per_ip`).
     proxied: Arc<crate::net::ClientCounts>,
     pub config: Config,
@@ -118,6 +120,9 @@ struct Outcome {
     token_prefix: Option<String>,
     /// What the request's writes wait for before it is answered (see `store::Writes`).
     commit: Option<Commit>,
+    /// The request's `Idempotency-Key`, held in flight until the answer is built (after the
+    /// commit).
+    flight: Option<crate::idempotency::Flight>,
 }
 
 impl Outcome {
@@ -131,6 +136,7 @@ impl Outcome {
             decision: None,
             token_prefix: None,
             commit: None,
+            flight: None,
         }
     }
 
@@ -170,6 +176,7 @@ impl App {
             new_webhook_secrets: crate::web::ShownOnce::default(),
             webhook_stats: crate::webhooks::Stats::default(),
             api_writes: std::sync::atomic::AtomicU64::new(0),
+            idempotency: crate::idempotency::InFlight::default(),
             proxied: Arc::default(),
             config,
             openapi,
@@ -321,9 +328,24 @@ impl App {
                     .snapshot(|snapshot| self.admit(snapshot, request));
                 match admitted {
                     Ok(Ok((principal, decision))) => {
-                        self.answer(request, &writes, &principal, decision, || {
-                            api::dispatch_write(&self.site, &writes, &principal, route, request)
-                        })
+                        let mut flight = None;
+                        let mut outcome =
+                            self.answer(request, &writes, &principal, decision, || {
+                                crate::idempotency::run(
+                                    &self.idempotency,
+                                    &writes,
+                                    &principal,
+                                    request,
+                                    &mut flight,
+                                    |writes| {
+                                        api::dispatch_write(
+                                            &self.site, writes, &principal, route, request,
+                                        )
+                                    },
+                                )
+                            });
+                        outcome.flight = flight;
+                        outcome
                     }
                     Ok(Err(error)) | Err(error) => Outcome::error(error),
                 }
@@ -376,6 +398,7 @@ impl App {
             decision: Some(decision),
             token_prefix: Some(principal.token.prefix.clone()),
             commit: None,
+            flight: None,
         }
     }
 
@@ -530,7 +553,7 @@ fn build_response(
             let mut response = Response::new(Full::new(reply.body.clone()));
             *response.status_mut() = reply.status;
             let headers = response.headers_mut();
-            if reply.status != StatusCode::NO_CONTENT {
+            if reply.status != StatusCode::NO_CONTENT && reply.status != StatusCode::NOT_MODIFIED {
                 headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(reply.content_type),

@@ -61,6 +61,14 @@ pub enum Error {
     /// The server cannot answer now: the database does not answer (health check), or a request
     /// ran past its deadline.
     Unavailable(&'static str),
+    /// `If-Match` names none of the resource's current ETags: nothing was changed.
+    PreconditionFailed,
+    /// An `Idempotency-Key` header that is not 1-255 visible ASCII characters.
+    InvalidIdempotencyKey,
+    /// The key was used for another request (method, path or body) within 24 hours.
+    IdempotencyKeyReused,
+    /// The first request with the key is still running.
+    IdempotencyKeyInFlight,
     /// A bug or an environment failure: the detail is logged, the client reads "internal error".
     Internal(String),
 }
@@ -89,14 +97,17 @@ impl Error {
             Error::InvalidJson(_)
             | Error::Validation { .. }
             | Error::UnknownField(_)
-            | Error::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            | Error::InvalidQuery { .. }
+            | Error::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::PlanRequired | Error::InsufficientScope | Error::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -122,6 +133,10 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Conflict { .. } => "conflict",
+            Error::PreconditionFailed => "precondition_failed",
+            Error::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::RequestTimeout => "request_timeout",
             Error::UnsupportedMediaType => "unsupported_media_type",
@@ -191,7 +206,7 @@ impl Error {
             Error::RateLimited { retry_after_secs } => {
                 vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
             }
-            Error::TooManyConnections { .. } => {
+            Error::TooManyConnections { .. } | Error::IdempotencyKeyInFlight => {
                 vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))]
             }
             // The rest of the body may still be on its way: this connection cannot carry another
@@ -232,6 +247,21 @@ impl fmt::Display for Error {
                 write!(f, "method not allowed here; allowed: {allow}")
             }
             Error::Conflict { message, .. } => f.write_str(message),
+            Error::PreconditionFailed => f.write_str(
+                "the resource has changed since you read it (If-Match does not name its current \
+                 ETag); nothing was changed: read it again and retry",
+            ),
+            Error::InvalidIdempotencyKey => f.write_str(
+                "Idempotency-Key must be one value of 1 to 255 visible ASCII characters",
+            ),
+            Error::IdempotencyKeyReused => f.write_str(
+                "this Idempotency-Key was used for a different request (method, path or body) \
+                 in the last 24 hours; use a new key for a new request",
+            ),
+            Error::IdempotencyKeyInFlight => f.write_str(
+                "a request with this Idempotency-Key is still being processed; retry after it \
+                 finishes",
+            ),
             Error::PayloadTooLarge { limit } => {
                 write!(f, "request body is larger than the limit of {limit} bytes")
             }

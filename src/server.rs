@@ -159,7 +159,8 @@ fn refuse_connection(
     });
 }
 
-/// Reclaims rate-limit windows of idle tokens once per window.
+/// Once per rate-limit window: reclaims the windows of idle tokens (and the other in-memory
+/// throttles) and prunes `Idempotency-Key` answers older than 24 hours.
 async fn sweep_rate_limits(app: Arc<App>) {
     let mut interval = tokio::time::interval(app.limiter.window());
     loop {
@@ -172,6 +173,12 @@ async fn sweep_rate_limits(app: Arc<App>) {
         app.login_throttle.sweep(now);
         app.new_tokens.sweep();
         app.new_webhook_secrets.sweep();
+        let pruning = Arc::clone(&app);
+        match tokio::task::spawn_blocking(move || crate::idempotency::prune(&pruning.store)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => crate::log_warn!("pruning idempotency keys failed: {error:?}"),
+            Err(error) => crate::log_warn!("pruning idempotency keys failed: {error}"),
+        }
     }
 }
 

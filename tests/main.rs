@@ -17,6 +17,7 @@ mod projects;
 mod readme;
 mod receiver;
 mod resilience;
+mod retries;
 mod server;
 mod spaces;
 mod task_lists;

@@ -2,6 +2,7 @@
 
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
+use crate::conditional;
 use crate::error::Error;
 use crate::json::Body;
 use crate::reply::Reply;
@@ -74,7 +75,7 @@ pub fn create(
         site.base_url(&request.headers),
         project.id
     );
-    Ok(Reply::created(&project, &location))
+    Ok(conditional::tagged(Reply::created(&project, &location)))
 }
 
 pub fn get(
@@ -87,7 +88,10 @@ pub fn get(
     let (project, _role) = snapshot
         .read(|conn| projects::find_project_for_user(conn, project_id, &principal.user.id))?
         .ok_or(Error::NotFound)?;
-    Ok(Reply::ok(&project))
+    Ok(conditional::tagged_get(
+        Reply::ok(&project),
+        &request.headers,
+    ))
 }
 
 /// PATCH: `name`, `slug`, `description`, `defaultView`, `color`; absent = unchanged, `null`
@@ -120,6 +124,9 @@ pub fn update(
         let (before, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
+        conditional::check_if_match(&request.headers, |out| {
+            serde_json::to_writer(out, &before).expect("a project serializes");
+        })?;
         let after = projects::update_project(tx, project_id, &changes)?;
         let outbox = super::outbox(tx, &after.space_id, principal)?;
         let unchanged = || {
@@ -132,5 +139,5 @@ pub fn update(
         }
         Ok(after)
     })?;
-    Ok(Reply::ok(&project))
+    Ok(conditional::tagged(Reply::ok(&project)))
 }

@@ -2,6 +2,7 @@
 
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
+use crate::conditional;
 use crate::error::Error;
 use crate::json::Body;
 use crate::query::decode_cursor;
@@ -60,7 +61,7 @@ pub fn create(
         site.base_url(&request.headers),
         space.id
     );
-    Ok(Reply::created(&space, &location))
+    Ok(conditional::tagged(Reply::created(&space, &location)))
 }
 
 /// GET one space, with the caller's role.
@@ -72,7 +73,7 @@ pub fn get(
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let space = snapshot.read(|conn| super::visible_space(conn, principal, space_id))?;
-    Ok(Reply::ok(&space))
+    Ok(conditional::tagged_get(Reply::ok(&space), &request.headers))
 }
 
 /// GET members: so clients can find user ids to assign.

@@ -4,7 +4,9 @@
 
 use hyper::StatusCode;
 
-use super::tasks::{MAX_LABEL_NAME_CHARS, check_members, reload, task_reply, visible_task};
+use super::tasks::{
+    MAX_LABEL_NAME_CHARS, check_members, if_match, reload, task_reply, visible_task,
+};
 use crate::app::ApiRequest;
 use crate::auth::Principal;
 use crate::error::Error;
@@ -26,7 +28,7 @@ pub fn add_assignee(
     super::query(request, &[])?;
     let user_id =
         Body::parse(&request.headers, &request.body, &["userId"])?.required_string("userId")?;
-    change_task(writes, principal, task_id, |tx, visible| {
+    change_task(writes, principal, request, task_id, |tx, visible| {
         check_members(
             tx,
             &visible.space_id,
@@ -50,7 +52,7 @@ pub fn remove_assignee(
     task_id: &str,
 ) -> Result<Reply, Error> {
     let named = delete_parameters(request, &["userId"])?;
-    change_task(writes, principal, task_id, |tx, _| {
+    change_task(writes, principal, request, task_id, |tx, _| {
         let user_ids = named_at_least_once(&named, "userId")?;
         let mut changed = false;
         for user_id in user_ids {
@@ -95,7 +97,7 @@ pub fn add_label(
             "`color` goes with `name`, for a label created by name",
         ));
     }
-    change_task(writes, principal, task_id, |tx, visible| {
+    change_task(writes, principal, request, task_id, |tx, visible| {
         let mut wanted = Vec::with_capacity(2);
         if let Some(id) = &label_id {
             let label = labels::find_label_in_space(tx, &visible.space_id, id)?;
@@ -141,7 +143,7 @@ pub fn remove_label(
     task_id: &str,
 ) -> Result<Reply, Error> {
     let named = delete_parameters(request, &["labelId", "name"])?;
-    change_task(writes, principal, task_id, |tx, visible| {
+    change_task(writes, principal, request, task_id, |tx, visible| {
         named_at_least_once(&named, "labelId")?;
         let mut changed = false;
         for (field, value) in &named {
@@ -163,12 +165,14 @@ pub fn remove_label(
 fn change_task(
     writes: &Writes<'_>,
     principal: &Principal,
+    request: &ApiRequest,
     task_id: &str,
     change: impl FnOnce(&Tx<'_>, &VisibleTask) -> Result<bool, Error>,
 ) -> Result<Reply, Error> {
     let task = writes.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
         super::require_write(visible.role)?;
+        if_match(request, &visible.task)?;
         if change(tx, &visible)? {
             tasks::touch_task(tx, task_id)?;
             let after = reload(tx, principal, task_id)?;

@@ -12,6 +12,7 @@ use super::task_patch::{TaskPatch, merge, place};
 use super::{task_events, task_json};
 use crate::app::{ApiRequest, Site};
 use crate::auth::Principal;
+use crate::conditional;
 use crate::error::Error;
 use crate::json::{Body, Patch};
 use crate::query::decode_cursor;
@@ -146,9 +147,16 @@ pub fn list(
     ))
 }
 
-/// One task as the body (`task_json`, not serde: it is every task route's reply).
+/// One task as the body (`task_json`, not serde: it is every task route's reply), with its ETag.
 pub(super) fn task_reply(status: StatusCode, task: &Task) -> Reply {
-    Reply::written(status, |out| task_json::write_task(task, out))
+    conditional::tagged(Reply::written(status, |out| {
+        task_json::write_task(task, out)
+    }))
+}
+
+/// 412 when the request's `If-Match` does not name `task`'s current ETag (the one a GET gives).
+pub(super) fn if_match(request: &ApiRequest, task: &Task) -> Result<(), Error> {
+    conditional::check_if_match(&request.headers, |out| task_json::write_task(task, out))
 }
 
 fn parse_task_cursor(key: &str) -> Result<(f64, &str), Error> {
@@ -254,7 +262,7 @@ pub fn create(
     })?;
     let location = format!("{}/api/tasks/{}", site.base_url(&request.headers), task.id);
     let reply = match json {
-        Some(json) => Reply::written(StatusCode::CREATED, |out| *out = json),
+        Some(json) => conditional::tagged(Reply::written(StatusCode::CREATED, |out| *out = json)),
         None => task_reply(StatusCode::CREATED, &task),
     };
     Ok(reply.with_header(hyper::header::LOCATION, &location))
@@ -267,13 +275,14 @@ pub fn get(
     task_id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    Reply::try_written(StatusCode::OK, |out| {
+    let reply = Reply::try_written(StatusCode::OK, |out| {
         let user_id = &principal.user.id;
         let found = snapshot.read(|conn| {
             tasks::read_task_for_user(conn, task_id, user_id, |row| task_json::write_row(row, out))
         })?;
         found.ok_or(Error::NotFound)
-    })
+    })?;
+    Ok(conditional::tagged_get(reply, &request.headers))
 }
 
 /// PATCH: absent = unchanged, `null` clears `description`, `dueDate`, `startDate`, `parentId`.
@@ -297,6 +306,7 @@ pub fn update(
             space_id,
         } = visible_task(tx, principal, task_id)?;
         super::require_write(role)?;
+        if_match(request, &task)?;
         if body.is_empty() {
             return Ok(task);
         }
@@ -342,6 +352,7 @@ pub fn delete(
     writes.write(|tx| {
         let visible = visible_task(tx, principal, task_id)?;
         super::require_write(visible.role)?;
+        if_match(request, &visible.task)?;
         let outbox = super::outbox(tx, &visible.space_id, principal)?;
         let mut gone = Vec::new();
         if outbox.wants(EventType::TaskDeleted) {

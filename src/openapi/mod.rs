@@ -33,6 +33,10 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "method_not_allowed",
     "conflict",
+    "precondition_failed",
+    "invalid_idempotency_key",
+    "idempotency_key_reused",
+    "idempotency_key_in_flight",
     "payload_too_large",
     "request_timeout",
     "unsupported_media_type",
@@ -160,11 +164,20 @@ pub fn document() -> Value {
             "tags": [operation.tag],
             "summary": operation.summary,
             "description": operation.description,
-            "responses": responses,
         });
-        if !operation.parameters.is_empty() {
-            entry["parameters"] = Value::Array(operation.parameters);
+        let mut parameters = operation.parameters;
+        if operation.auth {
+            conditional_and_idempotent(
+                operation.id,
+                operation.method,
+                &mut parameters,
+                &mut responses,
+            );
         }
+        if !parameters.is_empty() {
+            entry["parameters"] = Value::Array(parameters);
+        }
+        entry["responses"] = Value::Object(responses);
         if let Some((schema, example)) = operation.body {
             entry["requestBody"] = json!({
                 "required": operation.method != "delete",
@@ -197,6 +210,102 @@ pub fn document() -> Value {
             "responses": responses(),
         },
     })
+}
+
+/// The operations whose change `If-Match` can make conditional (SPEC 10).
+const IF_MATCH_OPERATIONS: &[&str] = &[
+    "updateTask",
+    "deleteTask",
+    "updateProject",
+    "addTaskAssignee",
+    "removeTaskAssignee",
+    "addTaskLabel",
+    "removeTaskLabel",
+];
+
+/// SPEC 10 on one operation: `Idempotency-Key` on every write (its 409, 422, and the
+/// `Idempotent-Replayed` of a replay); `ETag` on every answer that is one task, project or space,
+/// `If-None-Match` and 304 on their GETs, `If-Match` and 412 on the changes that take it.
+fn conditional_and_idempotent(
+    id: &str,
+    method: &str,
+    parameters: &mut Vec<Value>,
+    responses: &mut Map<String, Value>,
+) {
+    let header_parameter = |name: &str, description: &str, example: &str| {
+        json!({ "name": name, "in": "header", "required": false, "schema": { "type": "string" },
+                "description": description, "example": example })
+    };
+    let success = responses
+        .keys()
+        .find(|status| status.starts_with('2'))
+        .expect("every operation has a success")
+        .clone();
+    let schema = responses[&success]
+        .pointer("/content/application~1json/schema/$ref")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let one_object = [
+        "#/components/schemas/Task",
+        "#/components/schemas/Project",
+        "#/components/schemas/Space",
+    ]
+    .contains(&schema);
+    if one_object {
+        responses[&success]["headers"]["ETag"] = responses::header(
+            "a strong validator of this body: send it back in `If-None-Match` (a GET) or `If-Match` (a change)",
+            json!({ "type": "string" }),
+            true,
+        );
+    }
+    if method == "get" {
+        if one_object {
+            parameters.push(header_parameter(
+                "If-None-Match",
+                "the `ETag` you hold: when it is still current, the answer is `304` with no body",
+                "\"3f9c1a7e0b2d4c6e8f0a1b2c3d4e5f60\"",
+            ));
+            responses.insert(
+                "304".into(),
+                json!({ "$ref": "#/components/responses/NotModified" }),
+            );
+        }
+        return;
+    }
+    if IF_MATCH_OPERATIONS.contains(&id) {
+        parameters.push(header_parameter(
+            "If-Match",
+            "the `ETag` you read: when the object has changed since, nothing is changed and the \
+             answer is `412 precondition_failed` (re-read it and decide again). `*` matches any.",
+            "\"3f9c1a7e0b2d4c6e8f0a1b2c3d4e5f60\"",
+        ));
+        responses.insert(
+            "412".into(),
+            json!({ "$ref": "#/components/responses/PreconditionFailed" }),
+        );
+    }
+    parameters.push(header_parameter(
+        "Idempotency-Key",
+        "1-255 visible ASCII characters, e.g. a UUID you make per change: send the request again \
+         with the same key after a timeout, and the change is made at most once. The first 2xx \
+         answer is kept 24 hours per user and replayed, with `Idempotent-Replayed: true`, to the \
+         same request (method, path, query and JSON body); the key with another request is `422`, \
+         while the first is still running `409`.",
+        "5f0e0a4c-3c1d-4a55-9d8e-6b3c2a1f0e9d",
+    ));
+    responses[&success]["headers"]["Idempotent-Replayed"] = responses::header(
+        "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
+        json!({ "const": "true" }),
+        false,
+    );
+    responses.insert(
+        "409".into(),
+        json!({ "$ref": "#/components/responses/Conflict" }),
+    );
+    responses.insert(
+        "422".into(),
+        json!({ "$ref": "#/components/responses/IdempotencyKeyReused" }),
+    );
 }
 
 /// The document's `webhooks`: what ktasks sends to a webhook, one entry per event type, each
@@ -301,6 +410,10 @@ mod tests {
                 field: None,
                 message: String::new(),
             },
+            Error::PreconditionFailed,
+            Error::InvalidIdempotencyKey,
+            Error::IdempotencyKeyReused,
+            Error::IdempotencyKeyInFlight,
             Error::PayloadTooLarge { limit: 1 },
             Error::RequestTimeout,
             Error::UnsupportedMediaType,

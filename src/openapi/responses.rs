@@ -48,7 +48,8 @@ pub(super) fn responses() -> Value {
     json!({
         "BadRequest": error_response(
             "Malformed body (`invalid_json`), a field out of its rules (`validation_failed`, with `field`), \
-             an unknown field (`unknown_field`) or a bad query parameter (`invalid_query`).",
+             an unknown field (`unknown_field`), a bad query parameter (`invalid_query`) or a malformed \
+             `Idempotency-Key` (`invalid_idempotency_key`).",
             "validation_failed", "`title` must not be empty", json!({})),
         "Unauthorized": {
             "description": "Missing, malformed, unknown, revoked or expired token.",
@@ -57,7 +58,8 @@ pub(super) fn responses() -> Value {
                 "example": { "error": "this token has been revoked", "code": "unauthorized" } } },
         },
         "BadQuery": error_response(
-            "A query parameter that is unknown or out of its rules (`invalid_query`, with `field`).",
+            "A query parameter that is unknown or out of its rules (`invalid_query`, with `field`), or a \
+             malformed `Idempotency-Key` (`invalid_idempotency_key`).",
             "invalid_query", "`limit` must be a whole number from 1 to 200", json!({})),
         "PlanRequired": error_response(
             "`plan_required`: the token's user is on the free plan.",
@@ -75,8 +77,32 @@ pub(super) fn responses() -> Value {
         "NotFound": error_response(
             "No such resource, or one in a space you are not a member of: the two are never told apart.",
             "not_found", "not found", json!({})),
-        "Conflict": error_response("A uniqueness clash (the slug is taken), or a limit reached (a space already \
-            holds 1,000 labels, so a new label name is refused, or 20 webhooks).", "conflict", "the slug \"acme\" is taken", json!({})),
+        "Conflict": error_response("`conflict`: a uniqueness clash (the slug is taken), or a limit reached (a \
+            space already holds 1,000 labels, so a new label name is refused, or 20 webhooks). Or \
+            `idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running; retry after \
+            `Retry-After` seconds.", "conflict", "the slug \"acme\" is taken", json!({
+                "Retry-After": header("with `idempotency_key_in_flight`: seconds to wait before the retry",
+                    json!({ "type": "integer", "minimum": 1 }), false),
+            })),
+        "IdempotencyKeyReused": error_response("`idempotency_key_reused`: this `Idempotency-Key` was used in the \
+            last 24 hours for another request (method, path, query or body). Nothing was changed; use a new key.",
+            "idempotency_key_reused", "this Idempotency-Key was used for a different request (method, path or body) \
+            in the last 24 hours; use a new key for a new request", json!({})),
+        "PreconditionFailed": error_response("`precondition_failed`: `If-Match` does not name the object's current \
+            `ETag` (it changed since you read it). Nothing was changed.", "precondition_failed",
+            "the resource has changed since you read it (If-Match does not name its current ETag); nothing was \
+            changed: read it again and retry", json!({})),
+        "NotModified": {
+            "description": "`If-None-Match` names the current `ETag`: what you hold is current. No body.",
+            "headers": {
+                "ETag": header("the current `ETag` (the one you sent)", json!({ "type": "string" }), true),
+                "X-RateLimit-Limit": rate_limit_headers(true)["X-RateLimit-Limit"],
+                "X-RateLimit-Remaining": rate_limit_headers(true)["X-RateLimit-Remaining"],
+                "X-RateLimit-Reset": rate_limit_headers(true)["X-RateLimit-Reset"],
+                "RateLimit-Policy": rate_limit_headers(true)["RateLimit-Policy"],
+                "RateLimit": rate_limit_headers(true)["RateLimit"],
+            },
+        },
         "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",
             "payload_too_large", "request body is larger than the limit of 1048576 bytes", json!({})),
         "RequestTimeout": {

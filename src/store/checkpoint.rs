@@ -56,6 +56,8 @@ pub(super) struct Checkpoints {
     thread: std::sync::OnceLock<std::thread::Thread>,
     /// How far into the WAL the thread's last checkpoint copied.
     copied: Arc<AtomicI32>,
+    /// Checkpoints the thread ran.
+    runs: Arc<std::sync::atomic::AtomicUsize>,
     /// A warning about the WAL's length was logged and the WAL did not shrink since.
     warned: AtomicBool,
 }
@@ -84,6 +86,7 @@ impl Store {
             let conn = Connection::open(&self.path)?;
             let stop = Arc::new(AtomicBool::new(false));
             let copied = Arc::clone(&checkpoints.copied);
+            let runs = Arc::clone(&checkpoints.runs);
             let stopping = Arc::clone(&stop);
             let handle = std::thread::Builder::new()
                 .name("ktasks-checkpoint".into())
@@ -101,6 +104,7 @@ impl Store {
                             Ok(_) => {}
                             Err(error) => crate::log_warn!("WAL checkpoint failed: {error}"),
                         }
+                        runs.fetch_add(1, Ordering::Relaxed);
                     }
                 })
                 .map_err(|e| {
@@ -202,10 +206,13 @@ mod tests {
         let path = dir.path().join("t.db");
         // Three times the writer's limit: without restarts the WAL would be ~120 MB.
         write_pages(&store, 3 * WRITER_FRAMES as usize, 50);
-        assert!(
-            store.checkpoints.copied.load(Ordering::SeqCst) > 0,
-            "the thread checkpointed"
-        );
+        // Woken once 1,000 frames were uncopied; on a loaded machine it may run only now.
+        let ran = || store.checkpoints.runs.load(Ordering::Relaxed) > 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ran() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ran(), "the thread checkpointed");
         let wal = len(&path, "-wal");
         assert!(
             wal <= (WRITER_FRAMES as u64 + 1_000) * 4_200,

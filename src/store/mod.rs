@@ -28,6 +28,7 @@
 //! (with assignees and task labels), `labels`, `tokens`, `sessions`.
 
 mod checkpoint;
+pub mod idempotency;
 pub mod labels;
 mod open;
 pub mod projects;

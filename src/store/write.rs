@@ -23,21 +23,76 @@ const MAX_BATCH: usize = 64;
 /// commit's batch can grow past the number of threads. A `read` after a `write` might not see it
 /// yet: what a handler answers with, it reads back inside its `write`.
 pub struct Writes<'s> {
-    store: &'s Store,
-    batches: RefCell<Vec<Arc<Batch>>>,
+    target: Target<'s>,
 }
 
-impl Writes<'_> {
+enum Target<'s> {
+    /// Each write is a job of the group commit (its own savepoint in a shared transaction).
+    Store {
+        store: &'s Store,
+        batches: RefCell<Vec<Arc<Batch>>>,
+    },
+    /// Each write is a savepoint inside one job already running (`Writes::as_one`).
+    Inside(&'s Tx<'s>),
+}
+
+impl<'s> Writes<'s> {
+    pub(super) fn new(store: &'s Store) -> Writes<'s> {
+        Writes {
+            target: Target::Store {
+                store,
+                batches: RefCell::new(Vec::new()),
+            },
+        }
+    }
+
     /// `Store::write`, leaving the commit to `into_commit`.
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.store.write_into(f, Some(&self.batches))
+        match &self.target {
+            Target::Store { store, batches } => store.write_into(f, Some(batches)),
+            Target::Inside(tx) => tx.nested(f),
+        }
+    }
+
+    /// Runs `f` as one write: everything it writes through the `Writes` it is given, and what
+    /// it writes through the `Tx`, commits together or not at all. For a request whose answer
+    /// is stored with its change (`Idempotency-Key`).
+    pub fn as_one<T>(&self, f: impl FnOnce(&Tx<'_>, &Writes<'_>) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            f(
+                tx,
+                &Writes {
+                    target: Target::Inside(tx),
+                },
+            )
+        })
     }
 
     /// What the answer must wait for.
     pub fn into_commit(self) -> Commit {
-        Commit {
-            batches: self.batches.into_inner(),
+        let batches = match self.target {
+            Target::Store { batches, .. } => batches.into_inner(),
+            // The job it runs in belongs to the `Writes` that started it.
+            Target::Inside(_) => Vec::new(),
+        };
+        Commit { batches }
+    }
+}
+
+impl Tx<'_> {
+    /// `f` in a savepoint of its own inside this write: an `Err` undoes what it did (its
+    /// webhook events included) and leaves the rest of the write alone, as a job's would. A
+    /// panic unwinds to the job, which undoes everything.
+    fn nested<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        run(self.conn, "SAVEPOINT step")?;
+        let events_before = self.events().mark();
+        let result = f(self);
+        if result.is_err() {
+            self.events().truncate(events_before);
+            run(self.conn, "ROLLBACK TO step")?;
         }
+        run(self.conn, "RELEASE step")?;
+        result
     }
 }
 
@@ -111,10 +166,7 @@ impl Store {
 
     /// Writes that leave their commits to be waited for later (see `Writes`).
     pub fn deferred_writes(&self) -> Writes<'_> {
-        Writes {
-            store: self,
-            batches: RefCell::new(Vec::new()),
-        }
+        Writes::new(self)
     }
 
     /// `write`; with `deferred`, a successful write that does not commit the batch itself
