@@ -259,7 +259,8 @@ BEGIN
 END;
 
 -- Version 6: Idempotency-Key (SPEC 10). The first successful (2xx) answer to a request with a
--- key, per user, written in the same transaction as the request's change: a retry after a crash
+-- key, per user (its status, headers as `name: value` lines, and body), written in the same
+-- transaction as the request's change: a retry after a crash
 -- between commit and answer still finds it. `request` is a hash of the method, path, query and
 -- body (a reuse of the key for another request is refused); rows older than 24 hours are
 -- ignored and pruned. Rows go in time order, so pruning walks the rowid (`created_at` comes before
@@ -271,8 +272,7 @@ CREATE TABLE idempotency_keys (
     created_at INTEGER NOT NULL,
     request    BLOB NOT NULL,
     status     INTEGER NOT NULL,
-    location   TEXT,
-    etag       TEXT,
+    headers    TEXT NOT NULL,
     body       BLOB NOT NULL,
     UNIQUE (user_id, key)
 ) STRICT;

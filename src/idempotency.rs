@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashSet;
-use hyper::header::{ETAG, HeaderName, HeaderValue, LOCATION};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 
 use crate::app::ApiRequest;
@@ -54,7 +54,7 @@ impl Drop for Flight {
 
 /// The request's key: `None` without the header, 400 when it is malformed (empty, longer than
 /// 255, not visible ASCII, or sent twice). A key in double quotes (the draft's structured-field
-/// string) is the same key as without them.
+/// string) is the same key as without them; `""` alone is a key of two quotes.
 pub fn key(request: &ApiRequest) -> Result<Option<String>, Error> {
     let mut values = request.headers.get_all(IDEMPOTENCY_KEY).iter();
     let Some(value) = values.next() else {
@@ -64,13 +64,14 @@ pub fn key(request: &ApiRequest) -> Result<Option<String>, Error> {
         return Err(Error::InvalidIdempotencyKey);
     }
     let raw = value.as_bytes();
+    if raw.is_empty() || raw.len() > MAX_KEY_CHARS || !raw.iter().all(u8::is_ascii_graphic) {
+        return Err(Error::InvalidIdempotencyKey);
+    }
     let key = raw
         .strip_prefix(b"\"")
         .and_then(|k| k.strip_suffix(b"\""))
+        .filter(|k| !k.is_empty())
         .unwrap_or(raw);
-    if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.iter().all(u8::is_ascii_graphic) {
-        return Err(Error::InvalidIdempotencyKey);
-    }
     Ok(Some(
         String::from_utf8(key.to_vec()).expect("visible ASCII"),
     ))
@@ -78,13 +79,15 @@ pub fn key(request: &ApiRequest) -> Result<Option<String>, Error> {
 
 /// Runs a write request (`run`, given the `Writes` to write through) under its
 /// `Idempotency-Key`, if it has one; `flight` holds the key in flight until the caller drops it,
-/// which it must do only after the commit.
+/// which it must do only after the commit. A keyed request runs whole while it holds the writer,
+/// so `prepare` first does what must not wait there (a webhook URL's DNS lookups).
 pub fn run(
     in_flight: &InFlight,
     writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     flight: &mut Option<Flight>,
+    prepare: impl FnOnce(),
     run: impl FnOnce(&Writes<'_>) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
     if request.method == Method::GET {
@@ -102,6 +105,7 @@ pub fn run(
         keys: Arc::clone(&in_flight.0),
         key: held.clone(),
     });
+    prepare();
     let fingerprint = fingerprint(request);
     let now = crate::time::now_unix_ms();
     let since = now - KEPT.as_millis() as i64;
@@ -115,19 +119,17 @@ pub fn run(
         }
         let reply = run(writes)?;
         if reply.status.is_success() {
-            let header = |name: &HeaderName| {
-                reply
-                    .headers
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, v)| v.to_str().ok())
-                    .map(str::to_string)
-            };
+            let mut headers = String::new();
+            for (name, value) in &reply.headers {
+                // Values we build are visible ASCII (`Reply::with_header`).
+                if let Ok(value) = value.to_str() {
+                    headers.push_str(&format!("{name}: {value}\n"));
+                }
+            }
             let answer = Stored {
                 request: fingerprint,
                 status: reply.status.as_u16(),
-                location: header(&LOCATION),
-                etag: header(&ETAG),
+                headers,
                 body: reply.body.to_vec(),
             };
             idempotency::save(tx, user_id, key, now, &answer)?;
@@ -136,7 +138,7 @@ pub fn run(
     })
 }
 
-/// The stored answer again, marked as such.
+/// The stored answer again (its status, headers and body), marked as such.
 fn replay(stored: Stored) -> Reply {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut reply = if status == StatusCode::NO_CONTENT {
@@ -144,8 +146,11 @@ fn replay(stored: Stored) -> Reply {
     } else {
         Reply::written(status, |out| *out = stored.body)
     };
-    for (name, value) in [(LOCATION, stored.location), (ETAG, stored.etag)] {
-        if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+    for line in stored.headers.lines() {
+        let Some((name, value)) = line.split_once(": ") else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             reply.headers.push((name, value));
         }
     }
@@ -210,6 +215,7 @@ mod tests {
             headers,
             body: hyper::body::Bytes::copy_from_slice(body.as_bytes()),
             client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            checked_url: Default::default(),
         }
     }
 
@@ -224,12 +230,8 @@ mod tests {
         );
         let long = "k".repeat(255);
         assert_eq!(key_of(&[&long]).unwrap(), Some(long.clone()));
-        for bad in [
-            &["k".repeat(256)][..],
-            &["a b".into()],
-            &["\"\"".into()],
-            &["".into()],
-        ] {
+        assert_eq!(key_of(&["\"\""]).unwrap().as_deref(), Some("\"\""));
+        for bad in [&["k".repeat(256)][..], &["a b".into()], &["".into()]] {
             let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
             let error = key_of(&bad).unwrap_err();
             assert_eq!(error.code(), "invalid_idempotency_key", "{bad:?}");
@@ -297,19 +299,22 @@ mod tests {
         let reply = replay(Stored {
             request: Vec::new(),
             status: 201,
-            location: Some("http://h/api/tasks/1".into()),
-            etag: Some("\"abc\"".into()),
+            headers: "location: http://h/api/tasks/1\netag: \"abc\"\ncache-control: no-store\n"
+                .into(),
             body: b"{\"id\":\"1\"}".to_vec(),
         });
         assert_eq!(reply.status, StatusCode::CREATED);
         assert_eq!(&reply.body[..], b"{\"id\":\"1\"}");
         let names: Vec<&str> = reply.headers.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["location", "etag", "idempotent-replayed"]);
+        assert_eq!(
+            names,
+            ["location", "etag", "cache-control", "idempotent-replayed"]
+        );
+        assert_eq!(reply.headers[1].1, "\"abc\"");
         let deleted = replay(Stored {
             request: Vec::new(),
             status: 204,
-            location: None,
-            etag: None,
+            headers: String::new(),
             body: Vec::new(),
         });
         assert_eq!(deleted.status, StatusCode::NO_CONTENT);

@@ -144,7 +144,9 @@ impl Body {
             Some(Value::Number(n)) => {
                 n.as_f64()
                     .filter(|f| f.is_finite())
-                    .map(Some)
+                    // -0 is 0: SQLite stores it so, and an answer saying -0.0 that a read then
+                    // says 0.0 would change the object's ETag without a change.
+                    .map(|f| Some(f + 0.0))
                     .ok_or_else(|| {
                         Error::validation(name, format!("`{name}` must be a finite number"))
                     })

@@ -308,7 +308,7 @@ fn a_key_replays_only_its_own_request_and_only_for_its_user() {
 
     // Malformed keys.
     let long = "k".repeat(256);
-    for bad_key in ["", "with space", "\"\"", long.as_str(), "caf\u{e9}"] {
+    for bad_key in ["", "with space", long.as_str(), "caf\u{e9}"] {
         let response = server
             .client()
             .try_raw(
@@ -324,6 +324,48 @@ fn a_key_replays_only_its_own_request_and_only_for_its_user() {
             .unwrap();
         response.assert_error(400, "invalid_idempotency_key");
     }
+    // A webhook (its URL checked before the write takes the writer) is made once; the replay
+    // keeps every header of the first answer, `Cache-Control: no-store` of its secret included.
+    let hook = json!({"spaceId": team.space, "url": "http://127.0.0.1:9/hook", "events": ["*"]})
+        .to_string();
+    let hook_key = [("Idempotency-Key", "hook-1")];
+    let made = checked(
+        server,
+        "POST",
+        "/api/webhooks",
+        &team.owner,
+        &hook_key,
+        &hook,
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let again = checked(
+        server,
+        "POST",
+        "/api/webhooks",
+        &team.owner,
+        &hook_key,
+        &hook,
+    );
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.header("cache-control"), Some("no-store"));
+    assert_eq!(again.body, made.body);
+    let hooks = server.get_ok(
+        &format!("/api/webhooks?spaceId={}", team.space),
+        &team.owner,
+    );
+    assert_eq!(hooks.as_array().unwrap().len(), 1);
+    let refused =
+        json!({"spaceId": team.space, "url": "ftp://example.com/", "events": ["*"]}).to_string();
+    checked(
+        server,
+        "POST",
+        "/api/webhooks",
+        &team.owner,
+        &[("Idempotency-Key", "hook-2")],
+        &refused,
+    )
+    .assert_error(400, "validation_failed");
+
     // Not on reads: a GET with a key is a GET.
     let read = checked(server, "GET", "/api/me", &team.owner, &key, "");
     assert_eq!(read.status, 200);

@@ -236,6 +236,8 @@ fn conditional_and_idempotent(
         json!({ "name": name, "in": "header", "required": false, "schema": { "type": "string" },
                 "description": description, "example": example })
     };
+    let key_schema =
+        json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" });
     let success = responses
         .keys()
         .find(|status| status.starts_with('2'))
@@ -286,13 +288,14 @@ fn conditional_and_idempotent(
     }
     parameters.push(header_parameter(
         "Idempotency-Key",
-        "1-255 visible ASCII characters, e.g. a UUID you make per change: send the request again \
+        "1-255 visible ASCII characters (in double quotes or not: `\"k1\"` is `k1`), e.g. a UUID you make per change: send the request again \
          with the same key after a timeout, and the change is made at most once. The first 2xx \
          answer is kept 24 hours per user and replayed, with `Idempotent-Replayed: true`, to the \
          same request (method, path, query and JSON body); the key with another request is `422`, \
          while the first is still running `409`.",
         "5f0e0a4c-3c1d-4a55-9d8e-6b3c2a1f0e9d",
     ));
+    parameters.last_mut().expect("just pushed")["schema"] = key_schema;
     responses[&success]["headers"]["Idempotent-Replayed"] = responses::header(
         "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
         json!({ "const": "true" }),

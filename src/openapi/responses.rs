@@ -58,8 +58,8 @@ pub(super) fn responses() -> Value {
                 "example": { "error": "this token has been revoked", "code": "unauthorized" } } },
         },
         "BadQuery": error_response(
-            "A query parameter that is unknown or out of its rules (`invalid_query`, with `field`), or a \
-             malformed `Idempotency-Key` (`invalid_idempotency_key`).",
+            "A query parameter that is unknown or out of its rules (`invalid_query`, with `field`), or, on a \
+             DELETE, a malformed `Idempotency-Key` (`invalid_idempotency_key`).",
             "invalid_query", "`limit` must be a whole number from 1 to 200", json!({})),
         "PlanRequired": error_response(
             "`plan_required`: the token's user is on the free plan.",

@@ -9,8 +9,8 @@ pub struct Stored {
     /// The hash of the request it answered (method, path, query, body).
     pub request: Vec<u8>,
     pub status: u16,
-    pub location: Option<String>,
-    pub etag: Option<String>,
+    /// The answer's own headers (`Location`, `ETag`, `Cache-Control`...), a `name: value` line each.
+    pub headers: String,
     pub body: Vec<u8>,
 }
 
@@ -18,16 +18,15 @@ pub struct Stored {
 pub fn find(conn: &Connection, user_id: &str, key: &str, since_ms: i64) -> Result<Option<Stored>> {
     let stored = conn
         .prepare_cached(
-            "SELECT request, status, location, etag, body FROM idempotency_keys \
+            "SELECT request, status, headers, body FROM idempotency_keys \
              WHERE user_id = ?1 AND key = ?2 AND created_at >= ?3",
         )?
         .query_row(params![user_id, key, since_ms], |row| {
             Ok(Stored {
                 request: row.get(0)?,
                 status: row.get(1)?,
-                location: row.get(2)?,
-                etag: row.get(3)?,
-                body: row.get(4)?,
+                headers: row.get(2)?,
+                body: row.get(3)?,
             })
         })
         .optional()?;
@@ -38,8 +37,8 @@ pub fn find(conn: &Connection, user_id: &str, key: &str, since_ms: i64) -> Resul
 pub fn save(tx: &Tx<'_>, user_id: &str, key: &str, now_ms: i64, answer: &Stored) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO idempotency_keys \
-         (user_id, key, created_at, request, status, location, etag, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (user_id, key, created_at, request, status, headers, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         user_id,
@@ -47,8 +46,7 @@ pub fn save(tx: &Tx<'_>, user_id: &str, key: &str, now_ms: i64, answer: &Stored)
         now_ms,
         answer.request,
         answer.status,
-        answer.location,
-        answer.etag,
+        answer.headers,
         answer.body
     ])?;
     Ok(())
@@ -77,8 +75,7 @@ mod tests {
         Stored {
             request: b"hash".to_vec(),
             status: 201,
-            location: Some("/api/tasks/1".into()),
-            etag: None,
+            headers: "location: /api/tasks/1\n".into(),
             body: body.as_bytes().to_vec(),
         }
     }
