@@ -1,5 +1,5 @@
 -- wrk script for bench/run.sh. Mode and data file come from the environment:
---   BENCH_MODE = get | list | post | patch | bare ;  BENCH_DATA = file written by bench/seed.rs
+--   BENCH_MODE = get | list | post | post_key | patch | bare ;  BENCH_DATA = file written by bench/seed.rs
 --   BENCH_PROJECT = the project to list or create in (default: the first one in the file)
 --
 -- Each thread builds its requests once, in `init`, and `request` only steps through them: building
@@ -37,7 +37,11 @@ local function build(n)
     return wrk.format("GET", "/api/tasks?projectId=" .. project .. "&limit=50", headers)
   end
   headers["Content-Type"] = "application/json"
-  if mode == "post" then
+  if mode == "post_key" then
+    -- Every request needs a key of its own: `request` puts one in place of this.
+    headers["Idempotency-Key"] = KEY_PLACEHOLDER
+  end
+  if mode == "post" or mode == "post_key" then
     return wrk.format("POST", "/api/tasks", headers, '{"projectId":"' .. project .. '","title":"bench ' .. n .. '"}')
   else
     local priorities = { "low", "medium", "high" }
@@ -46,6 +50,9 @@ local function build(n)
 end
 
 local ring, at = {}, 0
+-- post_key: the request around its key, and the keys' fixed-width parts.
+local before_key, after_key, key_prefix, sent = nil, nil, nil, 0
+KEY_PLACEHOLDER = "@@KEY@@"
 
 function init(args)
   local size = 1
@@ -53,9 +60,17 @@ function init(args)
   elseif mode == "list" then size = #tokens
   elseif mode == "post" then size = 1000 end
   for i = 1, size do ring[i] = build(i + (offset or 0)) end
+  if mode == "post_key" then
+    before_key, after_key = ring[1]:match("^(.-)" .. KEY_PLACEHOLDER .. "(.*)$")
+    key_prefix = string.format("%08x-%06d-", os.time(), offset or 0)
+  end
 end
 
 function request()
+  if mode == "post_key" then
+    sent = sent + 1
+    return before_key .. key_prefix .. sent .. after_key
+  end
   at = at % #ring + 1
   return ring[at]
 end

@@ -111,9 +111,6 @@ pub struct ApiRequest {
     pub body: Bytes,
     /// The client's address: the peer, or behind a trusted proxy the address it forwarded (`net`).
     pub client_ip: IpAddr,
-    /// The webhook URL of this request's body and what checking it (with its DNS lookups) gave,
-    /// when that was done before a keyed write took the writer (`api::prepare_keyed_write`).
-    pub checked_url: std::sync::OnceLock<(String, Result<String, String>)>,
 }
 
 /// What `respond` produced, plus what the response headers and the log line need.
@@ -264,7 +261,6 @@ impl App {
             headers: parts.headers,
             body,
             client_ip,
-            checked_url: std::sync::OnceLock::new(),
         };
         let deadline = self.config.request_timeout();
         let app = Arc::clone(self);
@@ -336,12 +332,12 @@ impl App {
                         let mut outcome =
                             self.answer(request, &writes, &principal, decision, || {
                                 crate::idempotency::run(
+                                    &self.store,
                                     &self.idempotency,
                                     &writes,
                                     &principal,
                                     request,
                                     &mut flight,
-                                    || api::prepare_keyed_write(&self.site, route, request),
                                     |writes| {
                                         api::dispatch_write(
                                             &self.site, writes, &principal, route, request,

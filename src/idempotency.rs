@@ -2,11 +2,12 @@
 //! a POST, PATCH or DELETE under `/api` with a key may send it again, after a timeout or a crash
 //! on either side, and the change is made at most once.
 //!
-//! - The request runs as one write with its answer (`Writes::as_one`): the first 2xx answer is
-//!   stored in the same transaction as the change, so there is never a committed change without
-//!   its stored answer, even when the server is killed between its commit and its answer.
-//! - The same key again (same user) looks for that answer inside its own write, where the
-//!   writer lock orders it after the first: same request, the stored answer comes back with
+//! - The request's writes and its answer commit in one transaction (`Writes::hold`): the first
+//!   2xx answer is stored with the change, so there is never a committed change without its
+//!   stored answer, even when the server is killed between its commit and its answer. The
+//!   handler itself (parsing, checks, building the answer) runs outside the writer, as without a
+//!   key; the batch it joins is only held open until the answer is written beside the change.
+//! - The same key again (same user) finds that answer: same request, it comes back with
 //!   `Idempotent-Replayed: true` and nothing runs; another request, 422.
 //! - While the first is still running, the same key gets 409 at once (a set of keys in flight in
 //!   this process, which is the only writer). A non-2xx answer is not stored: the key is free
@@ -79,15 +80,14 @@ pub fn key(request: &ApiRequest) -> Result<Option<String>, Error> {
 
 /// Runs a write request (`run`, given the `Writes` to write through) under its
 /// `Idempotency-Key`, if it has one; `flight` holds the key in flight until the caller drops it,
-/// which it must do only after the commit. A keyed request runs whole while it holds the writer,
-/// so `prepare` first does what must not wait there (a webhook URL's DNS lookups).
+/// which it must do only after the commit.
 pub fn run(
+    store: &Store,
     in_flight: &InFlight,
     writes: &Writes<'_>,
     principal: &Principal,
     request: &ApiRequest,
     flight: &mut Option<Flight>,
-    prepare: impl FnOnce(),
     run: impl FnOnce(&Writes<'_>) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
     if request.method == Method::GET {
@@ -105,37 +105,51 @@ pub fn run(
         keys: Arc::clone(&in_flight.0),
         key: held.clone(),
     });
-    prepare();
     let fingerprint = fingerprint(request);
     let now = crate::time::now_unix_ms();
     let since = now - KEPT.as_millis() as i64;
-    writes.as_one(|tx, writes| {
-        if let Some(stored) = idempotency::find(tx, user_id, key, since)? {
-            return if stored.request == fingerprint {
-                Ok(replay(stored))
-            } else {
-                Err(Error::IdempotencyKeyReused)
-            };
+    // Holding the key in flight, nothing else of this process writes its row: what a read finds
+    // now stands. (A first request that ran past its deadline is the exception: it lets go of
+    // the key before its commit. The check in the write below catches that.)
+    if let Some(stored) = store.read(|conn| idempotency::find(conn, user_id, key, since))? {
+        return if stored.request == fingerprint {
+            Ok(replay(stored))
+        } else {
+            Err(Error::IdempotencyKeyReused)
+        };
+    }
+    // The handler's writes, then the answer: one transaction (`Writes::hold`).
+    let (owner, held_key) = (user_id.clone(), key.clone());
+    writes.hold(
+        move |tx| match idempotency::find(tx, &owner, &held_key, since)? {
+            Some(_) => Err(Error::IdempotencyKeyInFlight),
+            None => Ok(()),
+        },
+    );
+    let reply = match run(writes) {
+        Ok(reply) if reply.status.is_success() => reply,
+        other => {
+            writes.release(None)?;
+            return other;
         }
-        let reply = run(writes)?;
-        if reply.status.is_success() {
-            let mut headers = String::new();
-            for (name, value) in &reply.headers {
-                // Values we build are visible ASCII (`Reply::with_header`).
-                if let Ok(value) = value.to_str() {
-                    headers.push_str(&format!("{name}: {value}\n"));
-                }
-            }
-            let answer = Stored {
-                request: fingerprint,
-                status: reply.status.as_u16(),
-                headers,
-                body: reply.body.to_vec(),
-            };
-            idempotency::save(tx, user_id, key, now, &answer)?;
+    };
+    let mut headers = String::new();
+    for (name, value) in &reply.headers {
+        // Values we build are visible ASCII (`Reply::with_header`).
+        if let Ok(value) = value.to_str() {
+            headers.push_str(&format!("{name}: {value}\n"));
         }
-        Ok(reply)
-    })
+    }
+    let answer = Stored {
+        request: fingerprint,
+        status: reply.status.as_u16(),
+        headers,
+        body: reply.body.to_vec(),
+    };
+    writes.release(Some(&|tx| {
+        idempotency::save(tx, user_id, key, now, &answer)
+    }))?;
+    Ok(reply)
 }
 
 /// The stored answer again (its status, headers and body), marked as such.
@@ -215,7 +229,6 @@ mod tests {
             headers,
             body: hyper::body::Bytes::copy_from_slice(body.as_bytes()),
             client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            checked_url: Default::default(),
         }
     }
 

@@ -89,21 +89,6 @@ pub fn dispatch_write(
     }
 }
 
-/// What a keyed write (`idempotency::run`) does before it takes the writer, which it then holds
-/// for the whole handler: a webhook URL is checked here, DNS lookups included (up to seconds),
-/// and the handler reads the result back (`webhooks::check_url`) instead of looking it up again.
-pub fn prepare_keyed_write(site: &Site, route: &WriteRoute, request: &ApiRequest) {
-    if matches!(
-        route,
-        WriteRoute::CreateWebhook | WriteRoute::UpdateWebhook(_)
-    ) && let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body)
-        && let Some(url) = body.get("url").and_then(serde_json::Value::as_str)
-    {
-        let checked = webhooks::check_url_now(site, url.to_string());
-        let _ = request.checked_url.set((url.to_string(), checked));
-    }
-}
-
 /// Routes that need no token.
 pub fn dispatch_public(app: &App, route: &PublicRoute) -> Result<Reply, Error> {
     match route {

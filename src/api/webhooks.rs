@@ -65,7 +65,7 @@ pub fn create(
     super::query(request, &[])?;
     let body = Body::parse(&request.headers, &request.body, FIELDS)?;
     let space_id = body.required_string("spaceId")?;
-    let url = check_url(site, request, body.required_string("url")?)?;
+    let url = check_url(site, body.required_string("url")?)?;
     let events = events(body.optional_string_array("events", MAX_EVENT_ENTRIES)?)?;
     let description = description(&body)?.flatten();
     let active = body.optional_bool("active")?.unwrap_or(true);
@@ -103,7 +103,7 @@ pub fn update(
     let changes = WebhookChanges {
         url: body
             .patch_required_string("url")?
-            .map(|url| check_url(site, request, url))
+            .map(|url| check_url(site, url))
             .transpose()?,
         events: match body.patch_required_array("events", MAX_EVENT_ENTRIES)? {
             Some(entries) => Some(events(Some(entries))?),
@@ -325,17 +325,8 @@ fn description(body: &Body) -> Result<Option<Option<String>>, Error> {
 }
 
 /// The URL rules and the SSRF guard (`webhooks::target`), names resolved: 400 with field `url`.
-/// A keyed request's URL was checked before its write took the writer
-/// (`api::prepare_keyed_write`): that result stands.
-fn check_url(site: &Site, request: &ApiRequest, url: String) -> Result<String, Error> {
-    let checked = match request.checked_url.get() {
-        Some((checked, result)) if *checked == url => result.clone(),
-        _ => check_url_now(site, url),
-    };
-    checked.map_err(|reason| Error::validation("url", reason))
-}
-
-/// The URL rules and the SSRF guard, names resolved now; `Err` says why the URL is refused.
-pub fn check_url_now(site: &Site, url: String) -> Result<String, String> {
-    target::check_url(&url, site.webhook_targets, true).map(String::from)
+pub fn check_url(site: &Site, url: String) -> Result<String, Error> {
+    target::check_url(&url, site.webhook_targets, true)
+        .map(String::from)
+        .map_err(|reason| Error::validation("url", reason))
 }

@@ -78,6 +78,9 @@ pub struct Store {
     /// Writers between "I want the writer" and "I have it": while there are any, the holder leaves
     /// the transaction open for them instead of committing.
     waiting: AtomicUsize,
+    /// Requests whose writes must commit together with a write they have yet to make (see
+    /// `Writes::hold`): while there are any, no batch commits.
+    holds: AtomicUsize,
     /// Woken after a commit that recorded webhook events (`Tx::events`): the dispatcher waits
     /// on it, so an event is sent as soon as it is durable and never before.
     events_committed: tokio::sync::Notify,

@@ -89,6 +89,7 @@ impl Store {
             writer: Mutex::new(Writer::new(writer)),
             committed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            holds: AtomicUsize::new(0),
             events_committed: tokio::sync::Notify::new(),
             outbox_written: std::sync::atomic::AtomicBool::new(true),
             outbox: super::OutboxState::new(outbox_seq),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::snapshot::KEPT;
+use super::write::MAX_BATCH;
 use super::*;
 use crate::config::DatabaseConfig;
 
@@ -381,4 +382,98 @@ fn failed_write_rolls_back() {
         .read(|conn| Ok(users::list_users(conn)?.len()))
         .unwrap();
     assert_eq!(count, 0);
+}
+
+#[test]
+fn held_writes_commit_only_with_the_write_that_releases_them() {
+    let (_dir, store) = open_temp();
+    let create = |writes: &Writes<'_>, email: &str| {
+        writes
+            .write(|tx| users::create_user(tx, email, "U", users::Plan::Pro).map(drop))
+            .unwrap()
+    };
+    let held = store.deferred_writes();
+    held.hold(|_| Ok(()));
+    create(&held, "a@example.com");
+    // A write meanwhile joins the held batch and does not commit it.
+    let other = store.deferred_writes();
+    create(&other, "b@example.com");
+    assert_eq!(
+        users_seen(&store),
+        0,
+        "nothing is committed while a request holds its batch"
+    );
+    held.release(Some(&|tx| {
+        users::create_user(tx, "c@example.com", "U", users::Plan::Pro).map(drop)
+    }))
+    .unwrap();
+    assert_eq!(
+        users_seen(&store),
+        3,
+        "the releasing write commits them all"
+    );
+    drop((held.into_commit(), other.into_commit()));
+
+    // A check that fails stops the write and holds nothing.
+    let refused = store.deferred_writes();
+    refused.hold(|_| Err(Error::IdempotencyKeyInFlight));
+    let result = refused.write(|tx| users::create_user(tx, "d@example.com", "U", users::Plan::Pro));
+    assert!(matches!(result, Err(Error::IdempotencyKeyInFlight)));
+    drop(refused.into_commit());
+    add_user(&store, "e@example.com");
+    assert_eq!(users_seen(&store), 4);
+
+    // A request that fails after its held write (or panics) gives the hold back when its
+    // writes end: its change commits, and so do later writes.
+    let failed = store.deferred_writes();
+    failed.hold(|_| Ok(()));
+    create(&failed, "f@example.com");
+    drop(failed);
+    add_user(&store, "g@example.com");
+    assert_eq!(users_seen(&store), 6);
+}
+
+#[test]
+fn a_full_held_batch_takes_no_new_holder_until_it_commits() {
+    let (_dir, store) = open_temp();
+    let first = store.deferred_writes();
+    first.hold(|_| Ok(()));
+    first
+        .write(|tx| users::create_user(tx, "a@example.com", "U", users::Plan::Pro).map(drop))
+        .unwrap();
+    let joined: Vec<_> = (0..MAX_BATCH)
+        .map(|n| {
+            let writes = store.deferred_writes();
+            writes
+                .write(|tx| {
+                    users::create_user(tx, &format!("{n}@example.com"), "U", users::Plan::Pro)
+                        .map(drop)
+                })
+                .unwrap();
+            writes.into_commit()
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let second = store.deferred_writes();
+            second.hold(|_| Ok(()));
+            second
+                .write(|tx| {
+                    users::create_user(tx, "b@example.com", "U", users::Plan::Pro).map(drop)
+                })
+                .unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            second.release(None).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "a new holder waits while the full batch is held"
+        );
+        first.release(None).unwrap();
+    });
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(users_seen(&store), MAX_BATCH as i64 + 2);
+    drop(joined);
 }

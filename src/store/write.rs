@@ -15,7 +15,7 @@ use super::{Result, Store, Tx};
 use crate::error::Error;
 
 /// At most this many writes share one commit, so that a long queue still commits regularly.
-const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 
 /// A request's writes that do not wait for their commits (`Store::deferred_writes`): each returns
 /// once its savepoint is released, and the `Commit` they leave (`into_commit`) must be waited for
@@ -23,76 +23,108 @@ const MAX_BATCH: usize = 64;
 /// commit's batch can grow past the number of threads. A `read` after a `write` might not see it
 /// yet: what a handler answers with, it reads back inside its `write`.
 pub struct Writes<'s> {
-    target: Target<'s>,
+    store: &'s Store,
+    batches: RefCell<Vec<Arc<Batch>>>,
+    /// Set by `hold`.
+    held: RefCell<Option<Held<'s>>>,
 }
 
-enum Target<'s> {
-    /// Each write is a job of the group commit (its own savepoint in a shared transaction).
-    Store {
-        store: &'s Store,
-        batches: RefCell<Vec<Arc<Batch>>>,
-    },
-    /// Each write is a savepoint inside one job already running (`Writes::as_one`).
-    Inside(&'s Tx<'s>),
+/// A write step of its own: a check, or the last write of a held request (`Writes::hold`).
+pub type Step<'a> = dyn Fn(&Tx<'_>) -> Result<()> + 'a;
+
+/// A request's writes that must commit together with one more it makes after them (`hold`).
+struct Held<'s> {
+    /// Runs at the start of each of them, in their transaction.
+    check: Box<Step<'s>>,
+    /// One of them succeeded, so the batch is held open (`Store::holds`).
+    holding: bool,
+}
+
+/// What a write does to `Store::holds` before its batch's commit is decided.
+#[derive(Clone, Copy, PartialEq)]
+enum Hold {
+    None,
+    /// Takes a hold when the write succeeds.
+    Take,
+    /// Gives one back.
+    Release,
 }
 
 impl<'s> Writes<'s> {
     pub(super) fn new(store: &'s Store) -> Writes<'s> {
         Writes {
-            target: Target::Store {
-                store,
-                batches: RefCell::new(Vec::new()),
-            },
+            store,
+            batches: RefCell::new(Vec::new()),
+            held: RefCell::new(None),
         }
     }
 
-    /// `Store::write`, leaving the commit to `into_commit`.
+    /// `Store::write`, leaving the commit to `into_commit`. After `hold`, the write runs the
+    /// check first, and the first one that succeeds holds its batch open.
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        match &self.target {
-            Target::Store { store, batches } => store.write_into(f, Some(batches)),
-            Target::Inside(tx) => tx.nested(f),
-        }
+        let mut held = self.held.borrow_mut();
+        let Some(held) = held.as_mut() else {
+            return self.store.write_into(f, Some(&self.batches), Hold::None);
+        };
+        let hold = if held.holding { Hold::None } else { Hold::Take };
+        let check = &held.check;
+        let value = self.store.write_into(
+            |tx| {
+                check(tx)?;
+                f(tx)
+            },
+            Some(&self.batches),
+            hold,
+        )?;
+        held.holding = true;
+        Ok(value)
     }
 
-    /// Runs `f` as one write: everything it writes through the `Writes` it is given, and what
-    /// it writes through the `Tx`, commits together or not at all. For a request whose answer
-    /// is stored with its change (`Idempotency-Key`).
-    pub fn as_one<T>(&self, f: impl FnOnce(&Tx<'_>, &Writes<'_>) -> Result<T>) -> Result<T> {
-        self.write(|tx| {
-            f(
-                tx,
-                &Writes {
-                    target: Target::Inside(tx),
-                },
-            )
-        })
+    /// From now on the writes through this value commit in one transaction with the one that
+    /// `release` makes after them: their batch is held open in between (no batch commits then,
+    /// so the writes between should be quick: a request's handler, not a network call). Each
+    /// runs `check` first. For a request whose answer is stored with its change
+    /// (`Idempotency-Key`): its handler writes, then `release` stores the answer.
+    pub fn hold(&self, check: impl Fn(&Tx<'_>) -> Result<()> + 's) {
+        *self.held.borrow_mut() = Some(Held {
+            check: Box::new(check),
+            holding: false,
+        });
+    }
+
+    /// Ends `hold` with the write `f`, in the same transaction as the held writes (when there
+    /// were none, in a transaction of its own). `f` is skipped, and only the hold given back,
+    /// when `f` is `None`.
+    pub fn release(&self, f: Option<&Step<'_>>) -> Result<()> {
+        let Some(held) = self.held.borrow_mut().take() else {
+            return Ok(());
+        };
+        let hold = if held.holding {
+            Hold::Release
+        } else {
+            Hold::None
+        };
+        if hold == Hold::None && f.is_none() {
+            return Ok(());
+        }
+        self.store
+            .write_into(|tx| f.map_or(Ok(()), |f| f(tx)), Some(&self.batches), hold)
     }
 
     /// What the answer must wait for.
     pub fn into_commit(self) -> Commit {
-        let batches = match self.target {
-            Target::Store { batches, .. } => batches.into_inner(),
-            // The job it runs in belongs to the `Writes` that started it.
-            Target::Inside(_) => Vec::new(),
-        };
-        Commit { batches }
+        // A request that held its batch and then failed gives the hold back here.
+        let _ = self.release(None);
+        Commit {
+            batches: std::mem::take(&mut *self.batches.borrow_mut()),
+        }
     }
 }
 
-impl Tx<'_> {
-    /// `f` in a savepoint of its own inside this write: an `Err` undoes what it did (its
-    /// webhook events included) and leaves the rest of the write alone, as a job's would. A
-    /// panic unwinds to the job, which undoes everything.
-    fn nested<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        run(self.conn, "SAVEPOINT step")?;
-        let events_before = self.events().mark();
-        let result = f(self);
-        if result.is_err() {
-            self.events().truncate(events_before);
-            run(self.conn, "ROLLBACK TO step")?;
-        }
-        run(self.conn, "RELEASE step")?;
-        result
+impl Drop for Writes<'_> {
+    /// A panic between `hold` and `release` must not leave every later batch uncommitted.
+    fn drop(&mut self) {
+        let _ = self.release(None);
     }
 }
 
@@ -161,7 +193,7 @@ impl Store {
     /// Writes that arrive while another runs join its transaction, each in a savepoint; the last
     /// one in (when nobody else is waiting, or after `MAX_BATCH`) commits for all of them.
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.write_into(f, None)
+        self.write_into(f, None, Hold::None)
     }
 
     /// Writes that leave their commits to be waited for later (see `Writes`).
@@ -175,10 +207,28 @@ impl Store {
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T>,
         deferred: Option<&RefCell<Vec<Arc<Batch>>>>,
+        hold: Hold,
     ) -> Result<T> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.lock_writer();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        // A held batch commits once its holders are done. Past `MAX_BATCH` jobs no new holder
+        // joins it (it waits for the next batch), so that a stream of held writes, each
+        // overlapping the last, cannot keep one batch open for ever.
+        while hold == Hold::Take
+            && let Some(batch) = writer
+                .batch
+                .as_ref()
+                .filter(|b| b.jobs.load(Ordering::SeqCst) >= MAX_BATCH)
+                .map(Arc::clone)
+        {
+            while batch.outcome.get().is_none() {
+                writer = self
+                    .committed
+                    .wait(writer)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
         if writer.batch.is_none() {
             run(&writer.conn, "BEGIN IMMEDIATE")?;
             writer.batch = Some(Arc::new(Batch::default()));
@@ -222,9 +272,20 @@ impl Store {
         };
 
         let jobs = batch.jobs.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH {
-            // Someone is queued behind us and will continue the batch; the last one commits. A
-            // failed job has nothing left to commit. A successful one waits for the commit here,
+        match hold {
+            Hold::Take if matches!(ran, Ok(Ok(_))) => {
+                self.holds.fetch_add(1, Ordering::SeqCst);
+            }
+            Hold::Release => {
+                self.holds.fetch_sub(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        let held = self.holds.load(Ordering::SeqCst) > 0;
+        if held || (self.waiting.load(Ordering::SeqCst) > 0 && jobs < MAX_BATCH) {
+            // Someone is queued behind us and will continue the batch, or a request holds it
+            // open for a write it has yet to make; the last one commits. A failed job has
+            // nothing left to commit. A successful one waits for the commit here,
             // or, when its caller defers (`Writes`), before its request is answered.
             if let (Ok(Ok(_)), Some(deferred)) = (&ran, deferred) {
                 deferred.borrow_mut().push(Arc::clone(&batch));

@@ -15,7 +15,7 @@ use super::FormFields;
 use super::pages::{message_page, redirect};
 use super::webhook_page;
 use crate::api::webhooks::{
-    MAX_DESCRIPTION_CHARS, check_url_now, create_managed, delete_managed, events, managed_webhook,
+    MAX_DESCRIPTION_CHARS, check_url, create_managed, delete_managed, events, managed_webhook,
     rotate_managed, test_managed, update_managed,
 };
 use crate::app::App;
@@ -89,8 +89,7 @@ impl Draft {
     /// description (an empty one is none). Checked "all events" stands for every event, whatever
     /// else is checked beside it.
     fn checked(&self, app: &App) -> Result<(String, Vec<String>, Option<String>), Error> {
-        let url = check_url_now(&app.site, self.url.trim().to_string())
-            .map_err(|reason| Error::validation("url", reason))?;
+        let url = check_url(&app.site, self.url.trim().to_string())?;
         let mut events = events(Some(self.events.clone()))?;
         if events.iter().any(|event| event == ALL_EVENTS) {
             events = vec![ALL_EVENTS.to_string()];

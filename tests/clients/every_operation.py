@@ -235,6 +235,26 @@ unknown = create_webhook.sync_detailed(
 assert error(unknown, HTTPStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED).field == "url"
 assert delete_webhook.sync_detailed(hook.id, client=client).status_code == HTTPStatus.NO_CONTENT
 
+# Safe retries (README "Retrying safely"): one key sent twice makes one task; a stale If-Match is
+# 412 and changes nothing; If-None-Match with the current ETag is 304.
+key = str(uuid.uuid4())
+once = NewTask(project_id=project.id, title="Exactly once")
+first = create_task.sync_detailed(client=client, body=once, idempotency_key=key)
+again = create_task.sync_detailed(client=client, body=once, idempotency_key=key)
+kept = ok(first, Task, HTTPStatus.CREATED)
+assert ok(again, Task, HTTPStatus.CREATED).id == kept.id
+assert again.headers["Idempotent-Replayed"] == "true"
+reused = create_task.sync_detailed(client=client, body=NewTask(project_id=project.id, title="Other"), idempotency_key=key)
+error(reused, HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.IDEMPOTENCY_KEY_REUSED)
+read_tag = first.headers["ETag"]
+edited = update_task.sync_detailed(kept.id, client=client, body=TaskPatch(title="Edited"), if_match=read_tag)
+assert ok(edited, Task).title == "Edited"
+late = update_task.sync_detailed(kept.id, client=client, body=TaskPatch(title="Lost"), if_match=read_tag)
+error(late, HTTPStatus.PRECONDITION_FAILED, ErrorCode.PRECONDITION_FAILED)
+unchanged = get_task.sync_detailed(kept.id, client=client, if_none_match=edited.headers["ETag"])
+assert unchanged.status_code == HTTPStatus.NOT_MODIFIED
+assert delete_task.sync_detailed(kept.id, client=client, if_match=edited.headers["ETag"]).status_code == HTTPStatus.NO_CONTENT
+
 # Typed errors.
 empty_title = create_task.sync_detailed(client=client, body=NewTask(project_id=project.id, title=" "))
 assert error(empty_title, HTTPStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED).field == "title"
