@@ -129,7 +129,9 @@ pub fn run(
     let reply = match run(writes) {
         Ok(reply) if reply.status.is_success() => reply,
         other => {
-            writes.release(None)?;
+            // Its writes, if any, are rolled back: a change without its answer must not commit
+            // (the retry would make it again).
+            let _ = writes.release(None);
             return other;
         }
     };

@@ -424,13 +424,51 @@ fn held_writes_commit_only_with_the_write_that_releases_them() {
     assert_eq!(users_seen(&store), 4);
 
     // A request that fails after its held write (or panics) gives the hold back when its
-    // writes end: its change commits, and so do later writes.
+    // writes end, and its change is rolled back with its batch: it must not commit without
+    // the write that was to end it. Later writes commit again.
     let failed = store.deferred_writes();
     failed.hold(|_| Ok(()));
     create(&failed, "f@example.com");
+    let bystander = store.deferred_writes();
+    create(&bystander, "g@example.com");
     drop(failed);
-    add_user(&store, "g@example.com");
-    assert_eq!(users_seen(&store), 6);
+    let commit = bystander.into_commit();
+    let rolled_back = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(commit.wait());
+    assert!(
+        rolled_back.is_err(),
+        "the batch's other request learns it failed"
+    );
+    add_user(&store, "h@example.com");
+    assert_eq!(users_seen(&store), 5);
+    let emails: Vec<String> = store
+        .read(|c| {
+            let mut statement = c.prepare("SELECT email FROM users ORDER BY email")?;
+            let rows = statement.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap();
+    assert!(
+        !emails
+            .iter()
+            .any(|e| e == "f@example.com" || e == "g@example.com"),
+        "{emails:?}"
+    );
+
+    // A failed release (the answer could not be written) rolls the change back too.
+    let unsaved = store.deferred_writes();
+    unsaved.hold(|_| Ok(()));
+    create(&unsaved, "i@example.com");
+    assert!(
+        unsaved
+            .release(Some(&|_| Err(Error::internal("disk full"))))
+            .is_err()
+    );
+    drop(unsaved.into_commit());
+    add_user(&store, "j@example.com");
+    assert_eq!(users_seen(&store), 6, "i@ is not there, j@ is");
 }
 
 #[test]
@@ -464,14 +502,14 @@ fn a_full_held_batch_takes_no_new_holder_until_it_commits() {
                 })
                 .unwrap();
             done.store(true, std::sync::atomic::Ordering::SeqCst);
-            second.release(None).unwrap();
+            second.release(Some(&|_| Ok(()))).unwrap();
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(
             !done.load(std::sync::atomic::Ordering::SeqCst),
             "a new holder waits while the full batch is held"
         );
-        first.release(None).unwrap();
+        first.release(Some(&|_| Ok(()))).unwrap();
     });
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(users_seen(&store), MAX_BATCH as i64 + 2);

@@ -46,8 +46,12 @@ enum Hold {
     None,
     /// Takes a hold when the write succeeds.
     Take,
-    /// Gives one back.
+    /// Gives one back; when the write fails, the whole batch is rolled back (as `Abort`).
     Release,
+    /// Gives one back and rolls the whole batch back: the held writes must not commit without
+    /// the write that was to end them (a request that failed or panicked after them). The
+    /// other requests of the batch are not answered yet; they get a 500 and can retry.
+    Abort,
 }
 
 impl<'s> Writes<'s> {
@@ -86,34 +90,45 @@ impl<'s> Writes<'s> {
     /// runs `check` first. For a request whose answer is stored with its change
     /// (`Idempotency-Key`): its handler writes, then `release` stores the answer.
     pub fn hold(&self, check: impl Fn(&Tx<'_>) -> Result<()> + 's) {
-        *self.held.borrow_mut() = Some(Held {
+        let mut held = self.held.borrow_mut();
+        assert!(held.is_none(), "one hold at a time");
+        *held = Some(Held {
             check: Box::new(check),
             holding: false,
         });
     }
 
     /// Ends `hold` with the write `f`, in the same transaction as the held writes (when there
-    /// were none, in a transaction of its own). `f` is skipped, and only the hold given back,
-    /// when `f` is `None`.
+    /// were none, in a transaction of its own, after the check). With `f` `None` (the request
+    /// failed), the held writes are rolled back, with the rest of their batch (`Hold::Abort`).
     pub fn release(&self, f: Option<&Step<'_>>) -> Result<()> {
         let Some(held) = self.held.borrow_mut().take() else {
             return Ok(());
         };
-        let hold = if held.holding {
-            Hold::Release
-        } else {
-            Hold::None
+        let hold = match (held.holding, f.is_some()) {
+            (true, true) => Hold::Release,
+            (true, false) => Hold::Abort,
+            (false, true) => Hold::None,
+            (false, false) => return Ok(()),
         };
-        if hold == Hold::None && f.is_none() {
-            return Ok(());
-        }
-        self.store
-            .write_into(|tx| f.map_or(Ok(()), |f| f(tx)), Some(&self.batches), hold)
+        self.store.write_into(
+            |tx| match f {
+                Some(f) if !held.holding => {
+                    (held.check)(tx)?;
+                    f(tx)
+                }
+                Some(f) => f(tx),
+                None => Ok(()),
+            },
+            Some(&self.batches),
+            hold,
+        )
     }
 
     /// What the answer must wait for.
     pub fn into_commit(self) -> Commit {
-        // A request that held its batch and then failed gives the hold back here.
+        // A request that held its batch and then failed gives the hold back here (its held
+        // writes are rolled back).
         let _ = self.release(None);
         Commit {
             batches: std::mem::take(&mut *self.batches.borrow_mut()),
@@ -276,7 +291,10 @@ impl Store {
             Hold::Take if matches!(ran, Ok(Ok(_))) => {
                 self.holds.fetch_add(1, Ordering::SeqCst);
             }
-            Hold::Release => {
+            Hold::Release | Hold::Abort => {
+                if hold == Hold::Abort || !matches!(ran, Ok(Ok(_))) {
+                    batch.broken.store(true, Ordering::SeqCst);
+                }
                 self.holds.fetch_sub(1, Ordering::SeqCst);
             }
             _ => {}
