@@ -34,7 +34,7 @@ fn with_headers(
     client.try_raw(method, path, &headers(&auth, extra, body), body.as_bytes())
 }
 
-/// Like `with_headers`, through `Server::raw`: the answer is checked against the OpenAPI document.
+/// `with_headers`, its answer checked against the OpenAPI document (as `Server::raw` does).
 fn checked(
     server: &Server,
     method: &str,
@@ -43,8 +43,10 @@ fn checked(
     extra: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let auth = format!("Bearer {token}");
-    server.raw(method, path, &headers(&auth, extra, body), body.as_bytes())
+    let response = with_headers(&server.client(), method, path, token, extra, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    crate::contract::check_response(method, path, &response);
+    response
 }
 
 /// Sends a create with `key` until it is answered with something other than 409 in flight;
