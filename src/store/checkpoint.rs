@@ -213,9 +213,12 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(ran(), "the thread checkpointed");
+        // The writer's checkpoint at the limit gives way while the thread's runs (both are
+        // PASSIVE), so on a loaded machine the WAL passes the limit by what is written
+        // meanwhile; without restarts it would hold all 30,000 frames (over 120 MB).
         let wal = len(&path, "-wal");
         assert!(
-            wal <= (WRITER_FRAMES as u64 + 1_000) * 4_200,
+            wal <= 5 * WRITER_FRAMES as u64 / 2 * 4_096,
             "the WAL restarted instead of growing: {wal} bytes"
         );
         assert!(
