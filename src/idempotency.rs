@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashSet;
+use hyper::StatusCode;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Method, StatusCode};
 
 use crate::app::ApiRequest;
 use crate::auth::Principal;
@@ -90,9 +90,6 @@ pub fn run(
     flight: &mut Option<Flight>,
     run: impl FnOnce(&Writes<'_>) -> Result<Reply, Error>,
 ) -> Result<Reply, Error> {
-    if request.method == Method::GET {
-        return run(writes);
-    }
     let Some(key) = key(request)? else {
         return run(writes);
     };
@@ -214,6 +211,8 @@ pub fn prune(store: &Store) -> crate::store::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use hyper::Method;
+
     use super::*;
     use crate::router::Route;
 
