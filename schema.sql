@@ -276,3 +276,21 @@ CREATE TABLE idempotency_keys (
     body       BLOB NOT NULL,
     UNIQUE (user_id, key)
 ) STRICT;
+
+-- Version 7: token lifecycle (SPEC 11). `spaces` is the JSON array of the space ids a restricted
+-- token may reach (NULL: every space of its user; the reach is always intersected with the user's
+-- membership). A rotation links the two tokens (`rotated_from` on the new one, `replaced_by` on
+-- the old) and sets the old one's `revoked_at` to the end of its grace: a `revoked_at` in the
+-- future is a token that still works until then. `last_used_ip` is written with `last_used_at`.
+ALTER TABLE api_tokens ADD COLUMN spaces TEXT;
+ALTER TABLE api_tokens ADD COLUMN rotated_from TEXT;
+ALTER TABLE api_tokens ADD COLUMN replaced_by TEXT;
+ALTER TABLE api_tokens ADD COLUMN last_used_ip TEXT;
+DROP TRIGGER api_tokens_changed;
+CREATE TRIGGER api_tokens_changed
+    AFTER UPDATE OF id, user_id, name, prefix, token_hash, scope, created_at, expires_at, revoked_at,
+        spaces, rotated_from, replaced_by
+    ON api_tokens
+BEGIN
+    UPDATE auth_epoch SET value = value + 1;
+END;

@@ -48,6 +48,8 @@ fn main() {
                     hash: &hash,
                     scope: Scope::Write,
                     expires_at: None,
+                    spaces: None,
+                    rotated_from: None,
                 };
                 create_token(tx, &new)?;
                 let _ = writeln!(lines, "token {token}");

@@ -118,6 +118,8 @@ struct Outcome {
     result: Result<Reply, Error>,
     decision: Option<Decision>,
     token_prefix: Option<String>,
+    /// The `Token-Expires-At` header of a token that stops working (SPEC 11).
+    token_ends_at: Option<HeaderValue>,
     /// What the request's writes wait for before it is answered (see `store::Writes`).
     commit: Option<Commit>,
     /// The request's `Idempotency-Key`, held in flight until the answer is built (after the
@@ -135,6 +137,7 @@ impl Outcome {
             result,
             decision: None,
             token_prefix: None,
+            token_ends_at: None,
             commit: None,
             flight: None,
         }
@@ -205,6 +208,7 @@ impl App {
         let response = build_response(
             outcome.result.as_ref(),
             outcome.decision,
+            outcome.token_ends_at,
             &self.rate_limit_policy,
         );
         if let Err(Error::Internal(detail)) = &outcome.result {
@@ -384,7 +388,7 @@ impl App {
         decision: Decision,
         handle: impl FnOnce() -> Result<Reply, Error>,
     ) -> Outcome {
-        let result = auth::record_use(writes, &self.token_cache, principal)
+        let result = auth::record_use(writes, &self.token_cache, principal, request.client_ip)
             .and_then(|()| self.authorize(principal, request, &decision))
             .and_then(|()| handle());
         if let Err(Error::PlanRequired) = &result {
@@ -398,6 +402,7 @@ impl App {
             result,
             decision: Some(decision),
             token_prefix: Some(principal.token.prefix.clone()),
+            token_ends_at: principal.ends_at.clone(),
             commit: None,
             flight: None,
         }
@@ -418,7 +423,9 @@ impl App {
             return Err(Error::PlanRequired);
         }
         if request.method != Method::GET && !principal.can_write() {
-            return Err(Error::InsufficientScope);
+            return Err(Error::InsufficientScope(
+                "this token is read-only; use a token with write scope",
+            ));
         }
         Ok(())
     }
@@ -547,6 +554,7 @@ fn panic_message(error: tokio::task::JoinError) -> String {
 fn build_response(
     result: Result<&Reply, &Error>,
     decision: Option<Decision>,
+    token_ends_at: Option<HeaderValue>,
     rate_limit_policy: &HeaderValue,
 ) -> HttpResponse {
     let mut response = match result {
@@ -570,6 +578,9 @@ fn build_response(
     if let Some(decision) = decision {
         rate_limit_headers(response.headers_mut(), &decision, rate_limit_policy);
     }
+    if let Some(ends_at) = token_ends_at {
+        response.headers_mut().insert(TOKEN_EXPIRES_AT, ends_at);
+    }
     response
 }
 
@@ -579,6 +590,7 @@ const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-r
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const TOKEN_EXPIRES_AT: HeaderName = HeaderName::from_static("token-expires-at");
 
 /// The `RateLimit-Policy` value: the same on every response, so built once (`App::new`).
 fn rate_limit_policy(requests_per_minute: u32) -> HeaderValue {

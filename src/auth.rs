@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
-use hyper::header::{AUTHORIZATION, HeaderMap};
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
+use crate::store::spaces::Viewer;
 use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::User;
 use crate::store::{Snapshot, Writes};
@@ -28,6 +29,11 @@ pub struct Principal {
     pub user: Arc<User>,
     pub token: Arc<TokenInfo>,
     pub token_hash: TokenHash,
+    /// The token's space restriction as the JSON array the store binds (`Viewer::spaces`).
+    spaces: Option<Arc<str>>,
+    /// When the token stops working (expiry or the end of a rotation's grace): the value of the
+    /// `Token-Expires-At` header; `None` for a token that does not.
+    pub ends_at: Option<HeaderValue>,
     /// The `auth_epoch` the token was looked up under.
     epoch: i64,
     /// The request's time, when the token's `lastUsedAt` is older than `LAST_USED_GRANULARITY`
@@ -51,11 +57,15 @@ struct Cached {
     epoch: i64,
     user: Arc<User>,
     token: Arc<TokenInfo>,
-    /// `token.expires_at` and `token.last_used_at`, parsed once here: comparing them as text meant
-    /// formatting the clock twice on every request. One that does not parse (a hand-edited row)
-    /// counts as expired, and as stale, so it fails closed.
+    /// `token.expires_at`, `token.revoked_at` and `token.last_used_at`, parsed once here:
+    /// comparing them as text meant formatting the clock twice on every request. One that does
+    /// not parse (a hand-edited row) counts as past, so it fails closed.
     expires: Option<OffsetDateTime>,
+    revoked: Option<OffsetDateTime>,
     last_used: Option<OffsetDateTime>,
+    /// Made once per lookup, not per request: see `Principal`.
+    spaces: Option<Arc<str>>,
+    ends_at: Option<HeaderValue>,
 }
 
 impl Cached {
@@ -66,7 +76,16 @@ impl Cached {
         Cached {
             epoch,
             expires: token.expires_at.as_deref().map(parse),
+            revoked: token.revoked_at.as_deref().map(parse),
             last_used: token.last_used_at.as_deref().map(parse),
+            spaces: token
+                .spaces
+                .as_ref()
+                .map(|ids| Arc::from(serde_json::to_string(ids).expect("strings serialize"))),
+            // Timestamps are ASCII; a hand-edited one that is not a header value is left out.
+            ends_at: token
+                .ends_at()
+                .and_then(|at| HeaderValue::from_str(at).ok()),
             user,
             token,
         }
@@ -91,6 +110,19 @@ impl TokenCache {
 impl Principal {
     pub fn can_write(&self) -> bool {
         self.token.scope == Scope::Write
+    }
+
+    /// The caller for membership checks: the user, within the token's space restriction.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            user_id: &self.user.id,
+            spaces: self.spaces.as_deref(),
+        }
+    }
+
+    /// Whether the token is restricted to some spaces.
+    pub fn is_restricted(&self) -> bool {
+        self.spaces.is_some()
     }
 }
 
@@ -229,7 +261,8 @@ pub fn authenticate(
         message,
         token_id: Some(owner.token.id.clone()),
     };
-    if owner.token.revoked_at.is_some() {
+    // A `revoked_at` still to come is the end of a rotation's grace: the token works until then.
+    if owner.revoked.is_some_and(|revoked| revoked <= now) {
         return Err(known(Refusal::Revoked, "this token has been revoked"));
     }
     if owner.expires.is_some_and(|expires| expires <= now) {
@@ -243,6 +276,8 @@ pub fn authenticate(
         user: owner.user,
         token: owner.token,
         token_hash,
+        spaces: owner.spaces,
+        ends_at: owner.ends_at,
         epoch: owner.epoch,
         last_use_due,
     })
@@ -254,6 +289,7 @@ pub fn record_use(
     writes: &Writes<'_>,
     cache: &TokenCache,
     principal: &Principal,
+    client_ip: std::net::IpAddr,
 ) -> Result<(), Error> {
     let Some(now) = principal.last_use_due else {
         return Ok(());
@@ -261,10 +297,12 @@ pub fn record_use(
     let now_text = crate::time::format_timestamp(now);
     let stale_before = crate::time::format_timestamp(now - LAST_USED_GRANULARITY);
     let id = &principal.token.id;
-    writes.write(|tx| tokens::touch_last_used(tx, id, &now_text, &stale_before))?;
+    let ip = client_ip.to_canonical().to_string();
+    writes.write(|tx| tokens::touch_last_used(tx, id, &now_text, &stale_before, Some(&ip)))?;
     // The touch does not move the epoch; the cached copy learns of it here instead.
     let token = TokenInfo {
         last_used_at: Some(now_text),
+        last_used_ip: Some(ip),
         ..TokenInfo::clone(&principal.token)
     };
     cache.insert(
@@ -291,7 +329,12 @@ mod tests {
         now: OffsetDateTime,
     ) -> Result<Principal, Denied> {
         let principal = store.snapshot(|snapshot| authenticate(snapshot, cache, token, now))??;
-        record_use(&store.deferred_writes(), cache, &principal)?;
+        record_use(
+            &store.deferred_writes(),
+            cache,
+            &principal,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        )?;
         Ok(principal)
     }
     use crate::config::DatabaseConfig;
@@ -310,7 +353,14 @@ mod tests {
         let (secret, info) = cli
             .write(|tx| {
                 let user = users::create_user(tx, "a@example.com", "A", Plan::Pro)?;
-                tokens::mint_token(tx, &user.id, "t", tokens::Scope::Write, None, 50)
+                let mint = tokens::Mint {
+                    user_id: &user.id,
+                    name: "t",
+                    scope: tokens::Scope::Write,
+                    expires_in_days: None,
+                    spaces: None,
+                };
+                tokens::mint_token(tx, &mint, &crate::config::TokensConfig::default())
             })
             .unwrap();
         (dir, server, cli, secret, info.id)

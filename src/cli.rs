@@ -116,6 +116,20 @@ enum TokenCommand {
         /// Expire after N days (1-3650) [default: never]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_in_days: Option<u32>,
+        /// Reach only this space (repeat for several) [default: every space of the user]
+        #[arg(long = "space", value_name = "SLUG")]
+        spaces: Vec<String>,
+    },
+    /// Replace a token with a new one (same name, scope, spaces and lifetime); the new token is
+    /// printed once, alone on the first line of stdout
+    Rotate {
+        id: String,
+        /// Keep the old token working this many minutes (0-10080) [default: 0, it stops at once]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10080))]
+        grace_minutes: Option<u32>,
+        /// The grace in seconds, for tests
+        #[arg(long, value_name = "N", hide = true, conflicts_with = "grace_minutes")]
+        grace_seconds: Option<u32>,
     },
     /// List tokens (never the tokens themselves: only their prefixes)
     List {
@@ -316,6 +330,7 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
             name,
             read_only,
             expires_in_days,
+            spaces,
         } => {
             let owner = find_user(store, &user)?;
             if owner.plan == Plan::Free {
@@ -327,26 +342,58 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
             }
             let name = validate::name("name", name, validate::MAX_NAME_CHARS)?;
             let scope = if read_only { Scope::Read } else { Scope::Write };
+            let space_ids = space_ids(store, &owner, &spaces)?;
             let (secret, created) = store.write(|tx| {
-                tokens::mint_token(
-                    tx,
-                    &owner.id,
-                    &name,
+                let mint = tokens::Mint {
+                    user_id: &owner.id,
+                    name: &name,
                     scope,
                     expires_in_days,
-                    config.tokens.max_active_per_user,
-                )
+                    spaces: space_ids.as_deref(),
+                };
+                tokens::mint_token(tx, &mint, &config.tokens)
             })?;
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{secret}").map_err(|e| Failure::Failed(e.to_string()))?;
+            print_once(&secret)?;
             eprintln!(
-                "Created token \"{}\" (id {}, {} scope, expires {}) for {}.\n\
+                "Created token \"{}\" (id {}, {} scope, {}, expires {}) for {}.\n\
                  Copy it now: it is stored only as a hash and will not be shown again.",
                 created.name,
                 created.id,
                 created.scope,
+                reach(&spaces),
                 created.expires_at.as_deref().unwrap_or("never"),
                 owner.email
+            );
+            Ok(())
+        }
+        TokenCommand::Rotate {
+            id,
+            grace_minutes,
+            grace_seconds,
+        } => {
+            let grace = grace_seconds
+                .map(i64::from)
+                .or(grace_minutes.map(|minutes| i64::from(minutes) * 60))
+                .unwrap_or(0);
+            let rotated = store.write(|tx| tokens::rotate_token(tx, &id, grace, &config.tokens))?;
+            let Some((secret, created)) = rotated else {
+                return Err(Failure::Failed(format!(
+                    "no token has the id {id}; see `ktasks token list`"
+                )));
+            };
+            print_once(&secret)?;
+            let old_ends = if grace == 0 {
+                "now".to_string()
+            } else {
+                format!("at {}", crate::time::secs_from_now(grace))
+            };
+            eprintln!(
+                "Rotated token {id}: its replacement \"{}\" has the id {} (expires {}). \
+                 The old token stops working {old_ends}.\n\
+                 Copy the new one now: it is stored only as a hash and will not be shown again.",
+                created.name,
+                created.id,
+                created.expires_at.as_deref().unwrap_or("never"),
             );
             Ok(())
         }
@@ -367,8 +414,11 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
                     "SCOPE",
                     "CREATED",
                     "LAST USED",
+                    "LAST IP",
+                    "SPACES",
                     "EXPIRES",
                     "REVOKED",
+                    "REPLACED BY",
                 ],
                 |t: &TokenInfo| {
                     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -380,8 +430,11 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
                         t.scope.to_string(),
                         t.created_at.clone(),
                         or_dash(&t.last_used_at),
+                        or_dash(&t.last_used_ip),
+                        t.spaces.as_ref().map_or("all".into(), |ids| ids.join(",")),
                         or_dash(&t.expires_at),
                         or_dash(&t.revoked_at),
+                        or_dash(&t.replaced_by),
                     ]
                 },
             )
@@ -393,7 +446,7 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
                     "no token has the id {id}; see `ktasks token list`"
                 )));
             };
-            if let Some(at) = before.revoked_at {
+            if let Some(at) = before.revoked_at.filter(|at| *at <= crate::time::now()) {
                 eprintln!(
                     "token {id} (\"{}\") was already revoked at {at}",
                     before.name
@@ -407,6 +460,55 @@ fn token_command(store: &Store, config: &Config, command: TokenCommand) -> Resul
             );
             Ok(())
         }
+    }
+}
+
+/// The token, alone on stdout's first line (scripts take it with `head -n1`).
+fn print_once(secret: &str) -> Result<(), Failure> {
+    writeln!(std::io::stdout().lock(), "{secret}").map_err(|e| Failure::Failed(e.to_string()))
+}
+
+/// The ids of the spaces `--space` named, each one the owner's; `None` when none was named.
+fn space_ids(
+    store: &Store,
+    owner: &User,
+    slugs: &[String],
+) -> Result<Option<Vec<String>>, Failure> {
+    if slugs.is_empty() {
+        return Ok(None);
+    }
+    let mut ids = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        let found = store.read(|conn| {
+            let Some((id, _)) = spaces::find_space_by_slug(conn, slug)? else {
+                return Ok(None);
+            };
+            let member = spaces::role_in_space(conn, &id, spaces::Viewer::user(&owner.id))?;
+            Ok(Some((id, member.is_some())))
+        })?;
+        match found {
+            Some((id, true)) => ids.push(id),
+            Some((_, false)) => {
+                return Err(Failure::Failed(format!(
+                    "{} is not a member of the space {slug:?}; add them first: \
+                     ktasks space add-member --space {slug} --email {}",
+                    owner.email, owner.email
+                )));
+            }
+            None => {
+                return Err(Failure::Failed(format!("no space has the slug {slug:?}")));
+            }
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// How far a new token reaches, for the message that announces it.
+fn reach(slugs: &[String]) -> String {
+    if slugs.is_empty() {
+        "every space".into()
+    } else {
+        format!("only the spaces {}", slugs.join(", "))
     }
 }
 

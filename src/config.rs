@@ -95,12 +95,16 @@ pub struct TokensConfig {
     /// Tokens a user may hold that are neither revoked nor expired: each has its own rate-limit
     /// window, so without a cap one user could multiply the limit by minting more.
     pub max_active_per_user: u32,
+    /// The longest lifetime a new or rotated token may have, in days; unset: no limit (tokens may
+    /// never expire).
+    pub max_lifetime_days: Option<u32>,
 }
 
 impl Default for TokensConfig {
     fn default() -> TokensConfig {
         TokensConfig {
             max_active_per_user: 50,
+            max_lifetime_days: None,
         }
     }
 }
@@ -245,6 +249,13 @@ impl Config {
         if self.tokens.max_active_per_user == 0 {
             return Err("tokens.max_active_per_user must be at least 1".into());
         }
+        if self
+            .tokens
+            .max_lifetime_days
+            .is_some_and(|days| !(1..=3650).contains(&days))
+        {
+            return Err("tokens.max_lifetime_days must be 1 to 3650 (or left out)".into());
+        }
         let timeouts = [
             self.server.header_read_timeout_secs,
             self.server.request_timeout_secs,
@@ -338,6 +349,14 @@ mod tests {
         assert!(Config::parse("[server]\npublic_url = \"tasks.example.com\"").is_err());
         assert!(Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").is_err());
         assert!(Config::parse("[tokens]\nmax_active_per_user = 0").is_err());
+        assert!(Config::parse("[tokens]\nmax_lifetime_days = 0").is_err());
+        assert_eq!(
+            Config::parse("[tokens]\nmax_lifetime_days = 90")
+                .unwrap()
+                .tokens
+                .max_lifetime_days,
+            Some(90)
+        );
         assert!(Config::parse("[server]\nbody_read_timeout_secs = 18446744073709551615").is_err());
         assert!(Config::parse("[webhooks]\ntimeout_secs = 0").is_err());
         assert!(Config::parse("[webhooks]\nmax_concurrent_per_endpoint = 0").is_err());

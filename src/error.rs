@@ -33,7 +33,9 @@ pub enum Error {
     /// Missing, malformed, unknown, revoked or expired token.
     Unauthorized(&'static str),
     PlanRequired,
-    InsufficientScope,
+    /// The token may not do this: a read-only token writing, a space-restricted one creating a
+    /// space. The message says which.
+    InsufficientScope(&'static str),
     /// Visible to the caller, but the role does not allow the change.
     Forbidden(String),
     /// Unknown route, or a resource that does not exist or that the caller cannot see.
@@ -100,7 +102,7 @@ impl Error {
             | Error::InvalidQuery { .. }
             | Error::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::PlanRequired | Error::InsufficientScope | Error::Forbidden(_) => {
+            Error::PlanRequired | Error::InsufficientScope(_) | Error::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
             Error::NotFound => StatusCode::NOT_FOUND,
@@ -128,7 +130,7 @@ impl Error {
             Error::InvalidQuery { .. } => "invalid_query",
             Error::Unauthorized(_) => "unauthorized",
             Error::PlanRequired => "plan_required",
-            Error::InsufficientScope => "insufficient_scope",
+            Error::InsufficientScope(_) => "insufficient_scope",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
@@ -238,9 +240,7 @@ impl fmt::Display for Error {
             Error::PlanRequired => f.write_str(
                 "API access requires a Pro or Team plan; this account is on the free plan",
             ),
-            Error::InsufficientScope => {
-                f.write_str("this token is read-only; use a token with write scope")
-            }
+            Error::InsufficientScope(why) => f.write_str(why),
             Error::Forbidden(message) => f.write_str(message),
             Error::NotFound => f.write_str("not found"),
             Error::MethodNotAllowed { allow } => {

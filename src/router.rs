@@ -43,6 +43,7 @@
 //! GET       /settings/security                   -- the user's tokens
 //! POST      /settings/security/tokens            -- create a token
 //! POST      /settings/security/tokens/:id/revoke -- revoke a token
+//! POST      /settings/security/tokens/:id/rotate -- replace a token with a new one
 //! GET       /settings/webhooks                   -- the webhooks of the spaces the user manages
 //! POST      /settings/webhooks                   -- add a webhook
 //! POST      /settings/webhooks/:id               -- change a webhook
@@ -133,6 +134,7 @@ pub enum WebRoute {
     SecurityPage,
     CreateTokenForm,
     RevokeTokenForm(String),
+    RotateTokenForm(String),
     WebhooksPage,
     CreateWebhookForm,
     UpdateWebhookForm(String),
@@ -175,6 +177,7 @@ pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
     ("/settings/security", "GET"),
     ("/settings/security/tokens", "POST"),
     ("/settings/security/tokens/:id/revoke", "POST"),
+    ("/settings/security/tokens/:id/rotate", "POST"),
     ("/settings/webhooks", "GET, POST"),
     ("/settings/webhooks/:id", "POST"),
     ("/settings/webhooks/:id/toggle", "POST"),
@@ -231,6 +234,7 @@ impl Route {
                 SecurityPage => "/settings/security",
                 CreateTokenForm => "/settings/security/tokens",
                 RevokeTokenForm(_) => "/settings/security/tokens/:id/revoke",
+                RotateTokenForm(_) => "/settings/security/tokens/:id/rotate",
                 WebhooksPage | CreateWebhookForm => "/settings/webhooks",
                 UpdateWebhookForm(_) => "/settings/webhooks/:id",
                 ToggleWebhookForm(_) => "/settings/webhooks/:id/toggle",
@@ -261,6 +265,7 @@ impl Route {
                 | Logout
                 | CreateTokenForm
                 | RevokeTokenForm(_)
+                | RotateTokenForm(_)
                 | CreateWebhookForm
                 | UpdateWebhookForm(_)
                 | ToggleWebhookForm(_)
@@ -421,6 +426,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
         (["settings", "security", "tokens", token, "revoke"], m) => (
             "/settings/security/tokens/:id/revoke",
             (m == Method::POST).then(|| Route::Web(RevokeTokenForm(id(token)))),
+        ),
+        (["settings", "security", "tokens", token, "rotate"], m) => (
+            "/settings/security/tokens/:id/rotate",
+            (m == Method::POST).then(|| Route::Web(RotateTokenForm(id(token)))),
         ),
         (["settings", "webhooks"], m) => (
             "/settings/webhooks",

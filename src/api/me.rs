@@ -17,7 +17,10 @@ pub fn get(principal: &Principal, request: &ApiRequest) -> Result<Reply, Error> 
             "name": token.name,
             "prefix": token.prefix,
             "scope": token.scope,
-            "expiresAt": token.expires_at,
+            // When it stops working: its expiry, or the end of a rotation's grace if sooner (the
+            // `Token-Expires-At` header's value).
+            "expiresAt": token.ends_at(),
+            "spaces": token.spaces,
         },
     })))
 }

@@ -114,7 +114,7 @@ fn query(request: &ApiRequest, known: &[&str]) -> Result<Query, Error> {
 
 /// The space if the caller is a member; 404 otherwise (never reveal that it exists).
 fn visible_space(conn: &Connection, principal: &Principal, space_id: &str) -> Result<Space, Error> {
-    find_space_for_user(conn, space_id, &principal.user.id)?.ok_or(Error::NotFound)
+    find_space_for_user(conn, space_id, principal.viewer())?.ok_or(Error::NotFound)
 }
 
 /// The webhooks of `space_id` that hear about this write, with the caller as the events' actor.

@@ -86,7 +86,7 @@ pub fn get(
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let (project, _role) = snapshot
-        .read(|conn| projects::find_project_for_user(conn, project_id, &principal.user.id))?
+        .read(|conn| projects::find_project_for_user(conn, project_id, principal.viewer()))?
         .ok_or(Error::NotFound)?;
     Ok(conditional::tagged_get(
         Reply::ok(&project),
@@ -121,7 +121,7 @@ pub fn update(
         color: body.checked_patch_string("color", validate::color)?,
     };
     let project = writes.write(|tx| {
-        let (before, role) = projects::find_project_for_user(tx, project_id, &principal.user.id)?
+        let (before, role) = projects::find_project_for_user(tx, project_id, principal.viewer())?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
         conditional::check_if_match(&request.headers, |out| {

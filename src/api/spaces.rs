@@ -21,7 +21,7 @@ pub fn list(
     let limit = query.limit()?;
     let after = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = snapshot.read(|conn| {
-        spaces::list_spaces_for_user(conn, &principal.user.id, after.as_deref(), limit + 1)
+        spaces::list_spaces_for_user(conn, principal.viewer(), after.as_deref(), limit + 1)
     })?;
     Ok(super::page(
         site,
@@ -41,6 +41,13 @@ pub fn create(
     principal: &Principal,
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
+    // The new space would be outside the token's reach from its first moment (SPEC 11).
+    if principal.is_restricted() {
+        return Err(Error::InsufficientScope(
+            "this token is restricted to some spaces and cannot create one; use an unrestricted \
+             token",
+        ));
+    }
     super::query(request, &[])?;
     let body = Body::parse(
         &request.headers,

@@ -101,6 +101,7 @@ pub fn write_tasks(tasks: &[Task], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::store::Store;
+    use crate::store::spaces::Viewer;
     use crate::store::tasks::{Priority, find_task_for_user, read_task_for_user};
 
     /// The bytes written from a borrowed row are serde's for the same task read as an owned one,
@@ -149,14 +150,16 @@ mod tests {
             })
             .unwrap();
         let owned = store
-            .read(|conn| find_task_for_user(conn, &task_id, &user_id))
+            .read(|conn| find_task_for_user(conn, &task_id, Viewer::user(&user_id)))
             .unwrap()
             .unwrap()
             .task;
         let mut written = Vec::new();
         store
             .read(|conn| {
-                read_task_for_user(conn, &task_id, &user_id, |row| write_row(row, &mut written))
+                read_task_for_user(conn, &task_id, Viewer::user(&user_id), |row| {
+                    write_row(row, &mut written)
+                })
             })
             .unwrap()
             .unwrap();

@@ -95,7 +95,7 @@ pub(super) fn place(
         .unwrap_or_else(|| task.project_id.clone());
     let moved = project_id != task.project_id;
     if moved {
-        let in_space = projects::project_access(tx, &project_id, &principal.user.id)?
+        let in_space = projects::project_access(tx, &project_id, principal.viewer())?
             .is_some_and(|(target_space, _)| target_space == space_id);
         if !in_space {
             return Err(Error::validation(

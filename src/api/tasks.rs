@@ -131,10 +131,10 @@ pub fn list(
     };
     let rows = snapshot.read(|conn| {
         if let Some(project_id) = &filter.project_id {
-            projects::project_access(conn, project_id, &principal.user.id)?
+            projects::project_access(conn, project_id, principal.viewer())?
                 .ok_or(Error::NotFound)?;
         }
-        tasks::list_tasks(conn, &principal.user.id, &filter, after, limit + 1)
+        tasks::list_tasks(conn, principal.viewer(), &filter, after, limit + 1)
     })?;
     Ok(super::page(
         site,
@@ -213,7 +213,7 @@ pub fn create(
     )?;
 
     let (task, json) = writes.write(|tx| {
-        let (space_id, role) = projects::project_access(tx, &project_id, &principal.user.id)?
+        let (space_id, role) = projects::project_access(tx, &project_id, principal.viewer())?
             .ok_or(Error::NotFound)?;
         super::require_write(role)?;
         // Rules across fields and rows, which the document cannot state, come after the
@@ -276,9 +276,9 @@ pub fn get(
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
     let reply = Reply::try_written(StatusCode::OK, |out| {
-        let user_id = &principal.user.id;
+        let viewer = principal.viewer();
         let found = snapshot.read(|conn| {
-            tasks::read_task_for_user(conn, task_id, user_id, |row| task_json::write_row(row, out))
+            tasks::read_task_for_user(conn, task_id, viewer, |row| task_json::write_row(row, out))
         })?;
         found.ok_or(Error::NotFound)
     })?;
@@ -373,7 +373,7 @@ pub(super) fn visible_task(
     principal: &Principal,
     task_id: &str,
 ) -> Result<VisibleTask, Error> {
-    tasks::find_task_for_user(tx, task_id, &principal.user.id)?.ok_or(Error::NotFound)
+    tasks::find_task_for_user(tx, task_id, principal.viewer())?.ok_or(Error::NotFound)
 }
 
 pub(super) fn reload(tx: &Tx<'_>, principal: &Principal, task_id: &str) -> Result<Task, Error> {
@@ -434,7 +434,7 @@ pub(super) fn check_members(
     user_ids: &[String],
 ) -> Result<(), Error> {
     for user_id in user_ids {
-        if spaces::role_in_space(tx, space_id, user_id)?.is_none() {
+        if spaces::role_in_space(tx, space_id, spaces::Viewer::user(user_id))?.is_none() {
             return Err(Error::validation(
                 field,
                 format!("user {user_id} is not a member of the task's space"),

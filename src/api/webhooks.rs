@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::json::Body;
 use crate::query::decode_cursor;
 use crate::reply::Reply;
-use crate::store::spaces::{self, Role};
+use crate::store::spaces::{self, Role, Viewer};
 use crate::store::webhooks::{
     self, ALL_EVENTS, Actor, EventType, MAX_PER_SPACE, NewWebhook, Webhook, WebhookChanges,
 };
@@ -50,7 +50,7 @@ pub fn get(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let webhook = snapshot.read(|conn| managed_webhook(conn, &principal.user.id, id))?;
+    let webhook = snapshot.read(|conn| managed_webhook(conn, principal.viewer(), id))?;
     Ok(Reply::ok(&webhook))
 }
 
@@ -77,7 +77,7 @@ pub fn create(
         description,
         active,
     };
-    let webhook = writes.write(|tx| create_managed(tx, &principal.user.id, &new, &secret))?;
+    let webhook = writes.write(|tx| create_managed(tx, principal.viewer(), &new, &secret))?;
     let mut value = serde_json::to_value(&webhook).expect("a webhook serializes");
     value["secret"] = secret.into();
     let location = format!(
@@ -112,7 +112,7 @@ pub fn update(
         description: description(&body)?,
         active: body.optional_bool("active")?,
     };
-    let webhook = writes.write(|tx| update_managed(tx, &principal.user.id, id, &changes))?;
+    let webhook = writes.write(|tx| update_managed(tx, principal.viewer(), id, &changes))?;
     Ok(Reply::ok(&webhook))
 }
 
@@ -124,7 +124,7 @@ pub fn delete(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    writes.write(|tx| delete_managed(tx, &principal.user.id, id))?;
+    writes.write(|tx| delete_managed(tx, principal.viewer(), id))?;
     Ok(Reply::no_content())
 }
 
@@ -136,7 +136,7 @@ pub fn rotate_secret(
     id: &str,
 ) -> Result<Reply, Error> {
     super::query(request, &[])?;
-    let secret = writes.write(|tx| rotate_managed(tx, &principal.user.id, id))?;
+    let secret = writes.write(|tx| rotate_managed(tx, principal.viewer(), id))?;
     Ok(Reply::ok(&serde_json::json!({ "secret": secret }))
         .with_header(hyper::header::CACHE_CONTROL, "no-store"))
 }
@@ -153,7 +153,7 @@ pub fn test(
         user_id: &principal.user.id,
         token_id: Some(&principal.token.id),
     };
-    let event_id = writes.write(|tx| test_managed(tx, &actor, id))?;
+    let event_id = writes.write(|tx| test_managed(tx, principal.viewer(), &actor, id))?;
     Ok(Reply::json(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "eventId": event_id }),
@@ -172,7 +172,7 @@ pub fn deliveries(
     let limit = query.limit()?;
     let before = query.get("cursor").map(decode_cursor).transpose()?;
     let rows = snapshot.read(|conn| {
-        managed_webhook(conn, &principal.user.id, id)?;
+        managed_webhook(conn, principal.viewer(), id)?;
         webhooks::list_deliveries(conn, id, before.as_deref(), limit + 1)
     })?;
     Ok(super::page(
@@ -189,16 +189,16 @@ pub fn deliveries(
 /// The webhook if the user manages its space: 404 outside it, 403 below admin.
 pub fn managed_webhook(
     conn: &rusqlite::Connection,
-    user_id: &str,
+    viewer: Viewer<'_>,
     id: &str,
 ) -> Result<Webhook, Error> {
     let webhook = webhooks::find_webhook(conn, id)?.ok_or(Error::NotFound)?;
-    let role = spaces::role_in_space(conn, &webhook.space_id, user_id)?.ok_or(Error::NotFound)?;
+    let role = spaces::role_in_space(conn, &webhook.space_id, viewer)?.ok_or(Error::NotFound)?;
     require_manage(role)?;
     Ok(webhook)
 }
 
-// The changes themselves, each checking that `user_id` manages the webhook's space in the
+// The changes themselves, each checking that `viewer` manages the webhook's space in the
 // change's own transaction. The API's handlers and the settings page (`web::webhooks`) both call
 // these, so a change obeys the same rules whichever way it comes.
 
@@ -206,11 +206,11 @@ pub fn managed_webhook(
 /// space holds `MAX_PER_SPACE` already (409, field `spaceId`).
 pub fn create_managed(
     tx: &Tx<'_>,
-    user_id: &str,
+    viewer: Viewer<'_>,
     new: &NewWebhook,
     secret: &str,
 ) -> Result<Webhook, Error> {
-    let space = spaces::find_space_for_user(tx, &new.space_id, user_id)?.ok_or(Error::NotFound)?;
+    let space = spaces::find_space_for_user(tx, &new.space_id, viewer)?.ok_or(Error::NotFound)?;
     require_manage(space.role)?;
     if webhooks::count_in_space(tx, &new.space_id)? >= MAX_PER_SPACE {
         return Err(Error::Conflict {
@@ -226,22 +226,22 @@ pub fn create_managed(
 
 pub fn update_managed(
     tx: &Tx<'_>,
-    user_id: &str,
+    viewer: Viewer<'_>,
     id: &str,
     changes: &WebhookChanges,
 ) -> Result<Webhook, Error> {
-    managed_webhook(tx, user_id, id)?;
+    managed_webhook(tx, viewer, id)?;
     webhooks::update_webhook(tx, id, changes)
 }
 
-pub fn delete_managed(tx: &Tx<'_>, user_id: &str, id: &str) -> Result<(), Error> {
-    managed_webhook(tx, user_id, id)?;
+pub fn delete_managed(tx: &Tx<'_>, viewer: Viewer<'_>, id: &str) -> Result<(), Error> {
+    managed_webhook(tx, viewer, id)?;
     webhooks::delete_webhook(tx, id)
 }
 
 /// A new secret, returned; the old one signs alongside it for 24 hours.
-pub fn rotate_managed(tx: &Tx<'_>, user_id: &str, id: &str) -> Result<String, Error> {
-    managed_webhook(tx, user_id, id)?;
+pub fn rotate_managed(tx: &Tx<'_>, viewer: Viewer<'_>, id: &str) -> Result<String, Error> {
+    managed_webhook(tx, viewer, id)?;
     let secret = send::new_secret();
     webhooks::rotate_secret(
         tx,
@@ -253,8 +253,13 @@ pub fn rotate_managed(tx: &Tx<'_>, user_id: &str, id: &str) -> Result<String, Er
 }
 
 /// A `webhook.test` event for an active webhook (409 when it is switched off); its id.
-pub fn test_managed(tx: &Tx<'_>, actor: &Actor<'_>, id: &str) -> Result<String, Error> {
-    let webhook = managed_webhook(tx, actor.user_id, id)?;
+pub fn test_managed(
+    tx: &Tx<'_>,
+    viewer: Viewer<'_>,
+    actor: &Actor<'_>,
+    id: &str,
+) -> Result<String, Error> {
+    let webhook = managed_webhook(tx, viewer, id)?;
     if !webhook.active {
         return Err(Error::Conflict {
             field: None,

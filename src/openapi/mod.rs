@@ -405,7 +405,7 @@ mod tests {
             Error::invalid_query("f", "m"),
             Error::Unauthorized(""),
             Error::PlanRequired,
-            Error::InsufficientScope,
+            Error::InsufficientScope(""),
             Error::Forbidden(String::new()),
             Error::NotFound,
             Error::MethodNotAllowed { allow: "GET" },

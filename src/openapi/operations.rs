@@ -182,12 +182,13 @@ pub(super) fn operations() -> Vec<Operation> {
         Operation {
             method: "get", path: "/api/me", id: "getMe", tag: "Account", auth: true,
             summary: "The token's user and the token",
-            description: "Who the token belongs to, and the token itself (never its secret).",
+            description: "Who the token belongs to, and the token itself (never its secret): its scope, \
+                when it stops working (`expiresAt`) and the spaces it is restricted to (`spaces`, null for all).",
             parameters: vec![], body: None,
             success: ("200", ok("The user and the token.", reference("Me"), json!({
                 "user": { "id": UUID, "email": "you@example.com", "name": "You", "plan": "pro" },
                 "token": { "id": TOKEN_ID, "name": "Zapier", "prefix": "kt_1a2b3",
-                           "scope": "write", "expiresAt": null } }))),
+                           "scope": "write", "expiresAt": null, "spaces": null } }))),
             errors: &["400"],
         },
         Operation {

@@ -21,7 +21,19 @@ pub(super) fn rate_limit_headers(required: bool) -> Value {
         "X-RateLimit-Reset": header("Unix time (seconds) when the next slot frees", integer(), required),
         "RateLimit-Policy": header("IETF draft: `\"default\";q=<limit>;w=60`", string(), required),
         "RateLimit": header("IETF draft: `\"default\";r=<remaining>;t=<seconds until a slot frees>`", string(), required),
+        "Token-Expires-At": token_expires_at(),
     })
+}
+
+/// On every answer to a token that stops working at a known time: its expiry, or the end of the
+/// grace a rotation gave it, whichever is sooner (SPEC 11). Absent for a token that never does.
+fn token_expires_at() -> Value {
+    header(
+        "when this token stops working (RFC 3339): its expiry, or the end of its rotation's grace; \
+         absent for a token that does not expire",
+        json!({ "type": "string", "format": "date-time" }),
+        false,
+    )
 }
 
 pub(super) fn error_response(
@@ -101,6 +113,7 @@ pub(super) fn responses() -> Value {
                 "X-RateLimit-Reset": rate_limit_headers(true)["X-RateLimit-Reset"],
                 "RateLimit-Policy": rate_limit_headers(true)["RateLimit-Policy"],
                 "RateLimit": rate_limit_headers(true)["RateLimit"],
+                "Token-Expires-At": token_expires_at(),
             },
         },
         "PayloadTooLarge": error_response("The body is larger than `limits.max_body_bytes` (1 MiB by default).",

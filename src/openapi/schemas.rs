@@ -33,6 +33,12 @@ pub(super) fn nullable(schema: Value) -> Value {
     schema
 }
 
+/// `schema` with a description (replacing its own).
+fn with_description(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
+}
+
 pub(super) fn text(max: usize) -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S",
             "description": format!("1-{max} characters after trimming surrounding whitespace") })
@@ -95,10 +101,16 @@ pub(super) fn schemas() -> Value {
                 "id": id("user id"), "email": { "type": "string" }, "name": { "type": "string" },
                 "plan": one_of(Plan::ALL),
             })),
-            "token": object(&["id", "name", "prefix", "scope", "expiresAt"], json!({
+            "token": object(&["id", "name", "prefix", "scope", "expiresAt", "spaces"], json!({
                 "id": id("token id"), "name": { "type": "string" },
                 "prefix": { "type": "string", "pattern": "^kt_[0-9a-f]{5}$", "description": "first 8 characters of the token" },
-                "scope": one_of(Scope::ALL), "expiresAt": nullable(timestamp()),
+                "scope": one_of(Scope::ALL),
+                "expiresAt": with_description(nullable(timestamp()), "when the token stops working: its expiry, \
+                    or the end of the grace a rotation gave it if that is sooner (as `Token-Expires-At`); null \
+                    for a token that does not expire"),
+                "spaces": with_description(nullable(json!({ "type": "array", "items": id("space id") })),
+                    "the spaces this token is restricted to (it reaches only those of them you are still a \
+                    member of), or null for all of your spaces"),
             })),
         })),
         "Space": object(

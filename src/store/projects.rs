@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::Tx;
-use super::spaces::Role;
+use super::spaces::{Role, Viewer};
 use super::{Result, is_unique_violation, new_id};
 use crate::error::Error;
 
@@ -161,14 +161,16 @@ pub fn find_project(conn: &Connection, project_id: &str) -> Result<Option<Projec
 pub fn find_project_for_user(
     conn: &Connection,
     project_id: &str,
-    user_id: &str,
+    viewer: Viewer<'_>,
 ) -> Result<Option<(Project, Role)>> {
     let found = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS}, m.role FROM projects p \
-             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 WHERE p.id = ?1"
+             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 AND {} \
+             WHERE p.id = ?1",
+            crate::within_reach!(3)
         ))?
-        .query_row(params![project_id, user_id], |row| {
+        .query_row(params![project_id, viewer.user_id, viewer.spaces], |row| {
             Ok((from_row(row)?, row.get(9)?))
         })
         .optional()?;
@@ -183,14 +185,16 @@ pub fn find_project_for_user(
 pub fn project_access(
     conn: &Connection,
     project_id: &str,
-    user_id: &str,
+    viewer: Viewer<'_>,
 ) -> Result<Option<(String, Role)>> {
     let found = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT p.space_id, m.role FROM projects p \
-             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 WHERE p.id = ?1",
-        )?
-        .query_row(params![project_id, user_id], |row| {
+             JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?2 AND ",
+            crate::within_reach!(3),
+            " WHERE p.id = ?1"
+        ))?
+        .query_row(params![project_id, viewer.user_id, viewer.spaces], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;

@@ -16,6 +16,43 @@ impl Role {
     }
 }
 
+/// Who is asking, and how far they reach: a user, through a token that may be restricted to some
+/// of the user's spaces (SPEC 11). Every membership check made for a caller takes one, and its
+/// SQL joins `space_members` on the user *and* the restriction, so the reach is always the
+/// intersection of the two: leaving a space narrows a token, and no restriction widens it.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub user_id: &'a str,
+    /// The JSON array of the space ids the token may reach; `None` for all of the user's.
+    pub spaces: Option<&'a str>,
+}
+
+impl<'a> Viewer<'a> {
+    /// The user with no restriction: the settings pages (a session), the CLI, and checks that are
+    /// about a user rather than a caller (is an assignee a member?).
+    pub fn user(user_id: &'a str) -> Viewer<'a> {
+        Viewer {
+            user_id,
+            spaces: None,
+        }
+    }
+}
+
+/// The SQL condition that `m.space_id` is within a `Viewer`'s restriction, the restriction's JSON
+/// bound to `?N` (NULL: no restriction).
+#[macro_export]
+macro_rules! within_reach {
+    ($n:literal) => {
+        concat!(
+            "(?",
+            $n,
+            " IS NULL OR m.space_id IN (SELECT value FROM json_each(?",
+            $n,
+            ")))"
+        )
+    };
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Space {
@@ -152,47 +189,64 @@ fn slug_exists(conn: &Connection, slug: &str) -> Result<bool> {
         .is_some())
 }
 
-/// The user's spaces in id (creation) order, after `after` (a space id), at most `limit`.
+/// The viewer's spaces in id (creation) order, after `after` (a space id), at most `limit`.
 pub fn list_spaces_for_user(
     conn: &Connection,
-    user_id: &str,
+    viewer: Viewer<'_>,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Space>> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM space_members m JOIN spaces s ON s.id = m.space_id \
-         WHERE m.user_id = ?1 AND m.space_id > ?2 ORDER BY m.space_id LIMIT ?3"
+         WHERE m.user_id = ?1 AND m.space_id > ?2 AND {} ORDER BY m.space_id LIMIT ?3",
+        crate::within_reach!(4)
     ))?;
     let spaces = statement
         .query_map(
-            params![user_id, after.unwrap_or(""), limit as i64],
+            params![
+                viewer.user_id,
+                after.unwrap_or(""),
+                limit as i64,
+                viewer.spaces
+            ],
             from_row,
         )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(spaces)
 }
 
-/// The space with the caller's role, or `None` when it does not exist or the user is not a member.
+/// The space with the caller's role, or `None` when it does not exist or is out of the viewer's
+/// reach.
 pub fn find_space_for_user(
     conn: &Connection,
     space_id: &str,
-    user_id: &str,
+    viewer: Viewer<'_>,
 ) -> Result<Option<Space>> {
     let space = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM space_members m JOIN spaces s ON s.id = m.space_id \
-             WHERE m.space_id = ?1 AND m.user_id = ?2"
+             WHERE m.space_id = ?1 AND m.user_id = ?2 AND {}",
+            crate::within_reach!(3)
         ))?
-        .query_row(params![space_id, user_id], from_row)
+        .query_row(params![space_id, viewer.user_id, viewer.spaces], from_row)
         .optional()?;
     Ok(space)
 }
 
-/// The caller's role in a space, or `None` when not a member.
-pub fn role_in_space(conn: &Connection, space_id: &str, user_id: &str) -> Result<Option<Role>> {
+/// The viewer's role in a space, or `None` when not a member or out of reach.
+pub fn role_in_space(
+    conn: &Connection,
+    space_id: &str,
+    viewer: Viewer<'_>,
+) -> Result<Option<Role>> {
     let role = conn
-        .prepare_cached("SELECT role FROM space_members WHERE space_id = ?1 AND user_id = ?2")?
-        .query_row(params![space_id, user_id], |row| row.get(0))
+        .prepare_cached(concat!(
+            "SELECT role FROM space_members m WHERE m.space_id = ?1 AND m.user_id = ?2 AND ",
+            crate::within_reach!(3)
+        ))?
+        .query_row(params![space_id, viewer.user_id, viewer.spaces], |row| {
+            row.get(0)
+        })
         .optional()?;
     Ok(role)
 }
@@ -227,7 +281,7 @@ pub fn add_member(tx: &Tx<'_>, space_slug: &str, user_id: &str, role: Role) -> R
             "a space has one owner; use admin, member or viewer",
         ));
     }
-    if role_in_space(tx, &space_id, user_id)? == Some(Role::Owner) {
+    if role_in_space(tx, &space_id, Viewer::user(user_id))? == Some(Role::Owner) {
         return Err(Error::validation(
             "email",
             "this user owns the space; the owner's role stays",

@@ -10,6 +10,7 @@
 //! GET  /settings/security                     -- the user's tokens and the "New token" form
 //! POST /settings/security/tokens              -- mint a token; the answer shows it once
 //! POST /settings/security/tokens/:id/revoke   -- revoke one of the user's tokens
+//! POST /settings/security/tokens/:id/rotate   -- replace one with a new token, shown once
 //! GET  /settings/webhooks                     -- webhooks and deliveries of the spaces the user manages
 //! POST /settings/webhooks                     -- add a webhook; the answer shows its secret once
 //! POST /settings/webhooks/:id                 -- change its URL, events, description
@@ -140,6 +141,11 @@ pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Rep
             }
             Ok(redirect("/settings/security"))
         }),
+        WebRoute::RotateTokenForm(id) => {
+            with_session(app, request, ROTATE_FORM, |session, id_hash, form| {
+                rotate_token(app, &form, &session, id_hash, id)
+            })
+        }
         WebRoute::WebhooksPage => with_session(app, request, NO_FORM, |session, id_hash, _| {
             let shown = app.new_webhook_secrets.take(&id_hash);
             webhook_page::render(app, &session, &shown, None)
@@ -195,9 +201,21 @@ const CSRF_ONLY: &FormFields = &FormFields {
 };
 
 const TOKEN_FORM: &FormFields = &FormFields {
-    known: &["csrf", "name", "scope", "expiry"],
+    known: &["csrf", "name", "scope", "expiry", "spaces"],
+    lists: &["spaces"],
+};
+
+const ROTATE_FORM: &FormFields = &FormFields {
+    known: &["csrf", "grace"],
     lists: &[],
 };
+
+/// The Rotate button's grace choices: how long the old token keeps working, in seconds.
+const GRACE_CHOICES: [(&str, &str, i64); 3] = [
+    ("none", "Stop the old one now", 0),
+    ("1h", "Keep the old one 1 hour", 3600),
+    ("24h", "Keep the old one 24 hours", 86_400),
+];
 
 /// The answer to a request no page may serve: one with a Bearer token (tokens cannot manage
 /// tokens), or a form posted from another site.
@@ -434,24 +452,106 @@ fn create_token(
         _ => Scope::Write,
     };
     let expiry = form.get("expiry").unwrap_or("never");
-    let Some((_, days)) = EXPIRY_CHOICES.iter().find(|(value, _)| *value == expiry) else {
-        return settings_page(app, session, Err("Choose an expiry from the list.".into()));
+    let choices = expiry_choices(app.config.tokens.max_lifetime_days);
+    let days = match choices.iter().find(|(value, _)| *value == expiry) {
+        Some((_, days)) => *days,
+        // "never" (or a longer choice) under `tokens.max_lifetime_days`: `mint_token` says why.
+        None if expiry == "never" => None,
+        None => {
+            return settings_page(app, session, Err("Choose an expiry from the list.".into()));
+        }
     };
-    let user_id = session.user.id.clone();
-    let max_active = app.config.tokens.max_active_per_user;
+    // None chosen in the picker: every space, as with the CLI without `--space`.
+    let picked: Vec<String> = form.all("spaces").into_iter().map(str::to_string).collect();
+    let spaces = (!picked.is_empty()).then_some(picked.as_slice());
+    let mint = tokens::Mint {
+        user_id: &session.user.id,
+        name: &name,
+        scope,
+        expires_in_days: days,
+        spaces,
+    };
     let minted = app
         .store
-        .write(|tx| tokens::mint_token(tx, &user_id, &name, scope, *days, max_active));
-    match minted {
-        Ok((secret, _)) => {
+        .write(|tx| tokens::mint_token(tx, &mint, &app.config.tokens));
+    shown_or_refused(app, session, id_hash, minted.map(|(secret, _)| secret))
+}
+
+/// After a token is made: the redirect to the page that shows it once, or the page with why not.
+fn shown_or_refused(
+    app: &App,
+    session: &Session,
+    id_hash: [u8; 32],
+    made: Result<String, Error>,
+) -> Result<Reply, Error> {
+    match made {
+        Ok(secret) => {
             app.new_tokens.put(id_hash, secret);
             Ok(redirect("/settings/security"))
         }
-        Err(refused @ Error::Conflict { .. }) => {
-            settings_page(app, session, Err(refused.to_string()))
-        }
+        Err(
+            refused @ (Error::Conflict { .. } | Error::Forbidden(_) | Error::Validation { .. }),
+        ) => settings_page(app, session, Err(refused.to_string())),
         Err(error) => Err(error),
     }
+}
+
+/// The expiry choices the page offers: those within `tokens.max_lifetime_days` (and the maximum
+/// itself when no standard choice is), "never" only without one.
+fn expiry_choices(max_days: Option<u32>) -> Vec<(String, Option<u32>)> {
+    let Some(max) = max_days else {
+        return EXPIRY_CHOICES
+            .iter()
+            .map(|(value, days)| (value.to_string(), *days))
+            .collect();
+    };
+    let mut choices: Vec<(String, Option<u32>)> = EXPIRY_CHOICES
+        .iter()
+        .filter(|(_, days)| days.is_some_and(|d| d <= max))
+        .map(|(value, days)| (value.to_string(), *days))
+        .collect();
+    if !choices.iter().any(|(_, days)| *days == Some(max)) {
+        choices.push((max.to_string(), Some(max)));
+    }
+    choices
+}
+
+/// Rotates one of the user's tokens with the grace chosen next to the button; the new token is
+/// shown once, as a new one is.
+fn rotate_token(
+    app: &App,
+    form: &Query,
+    session: &Session,
+    id_hash: [u8; 32],
+    id: &str,
+) -> Result<Reply, Error> {
+    if session.user.plan == Plan::Free {
+        return settings_page(app, session, Ok(&[]));
+    }
+    let grace = form.get("grace").unwrap_or("none");
+    let Some((_, _, grace_secs)) = GRACE_CHOICES.iter().find(|(value, ..)| *value == grace) else {
+        return settings_page(app, session, Err("Choose a grace from the list.".into()));
+    };
+    let user_id = &session.user.id;
+    let rotated = app.store.write(|tx| match tokens::find_token(tx, id)? {
+        Some(token) if token.user_id == *user_id => {
+            tokens::rotate_token(tx, id, *grace_secs, &app.config.tokens)
+        }
+        _ => Ok(None),
+    });
+    let made = match rotated {
+        Ok(None) => {
+            return Ok(message_page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "No such token.",
+                "/settings/security",
+            ));
+        }
+        Ok(Some((secret, _))) => Ok(secret),
+        Err(error) => Err(error),
+    };
+    shown_or_refused(app, session, id_hash, made)
 }
 
 fn is_https(app: &App) -> bool {

@@ -9,12 +9,15 @@ use std::fmt::Write;
 use hyper::StatusCode;
 use hyper::header::{self, HeaderName};
 
-use super::{EXPIRY_CHOICES, cookie, login_csrf_cookie, login_csrf_path, random_hex};
+use super::{
+    GRACE_CHOICES, cookie, expiry_choices, login_csrf_cookie, login_csrf_path, random_hex,
+};
 use crate::app::App;
 use crate::developers::escape;
 use crate::error::Error;
 use crate::reply::Reply;
 use crate::store::sessions::Session;
+use crate::store::spaces::{self, Space, Viewer};
 use crate::store::tokens::{self, Scope, TokenInfo};
 use crate::store::users::Plan;
 
@@ -64,10 +67,15 @@ pub(super) fn settings_page(
     shown: Result<&[String], String>,
 ) -> Result<Reply, Error> {
     let user = &session.user;
-    let mut tokens = app
-        .store
-        .read(|conn| tokens::list_tokens(conn, Some(&user.id)))?;
-    tokens.retain(|t| t.revoked_at.is_none());
+    let (mut tokens, spaces) = app.store.read(|conn| {
+        Ok((
+            tokens::list_tokens(conn, Some(&user.id))?,
+            all_spaces(conn, &user.id)?,
+        ))
+    })?;
+    let now = crate::time::now();
+    // Revoked ones go; one in its rotation grace stays (it still works) until the grace ends.
+    tokens.retain(|t| t.revoked_at.as_deref().is_none_or(|at| at > now.as_str()));
     tokens.reverse();
     let csrf = escape(&session.csrf);
     let mut body = String::from(
@@ -100,10 +108,23 @@ pub(super) fn settings_page(
              cannot create tokens. Ask your administrator to change the plan.</p>",
         );
     } else {
+        let max_days = app.config.tokens.max_lifetime_days;
         let mut expiry_options = String::new();
-        for (value, days) in EXPIRY_CHOICES {
+        for (value, days) in expiry_choices(max_days) {
             let label = days.map_or("Never".to_string(), |d| format!("{d} days"));
             let _ = write!(expiry_options, "<option value=\"{value}\">{label}</option>");
+        }
+        let expiry_rule = max_days.map_or(String::new(), |max| {
+            format!("<p class=\"muted\">Tokens on this server expire within {max} days.</p>")
+        });
+        let mut space_options = String::new();
+        for space in &spaces {
+            let _ = write!(
+                space_options,
+                "<option value=\"{}\">{}</option>",
+                escape(&space.id),
+                escape(&space.name)
+            );
         }
         let _ = write!(
             body,
@@ -115,10 +136,16 @@ pub(super) fn settings_page(
              <select id=\"scope\" name=\"scope\"><option value=\"write\">Read and write</option>\
              <option value=\"read\">Read only</option></select>\
              <label for=\"expiry\">Expires</label><select id=\"expiry\" name=\"expiry\">{expiry_options}</select>\
-             <button type=\"submit\">Create token</button></form>"
+             {expiry_rule}\
+             <label for=\"spaces\">Spaces</label>\
+             <select id=\"spaces\" name=\"spaces\" multiple size=\"{}\" aria-describedby=\"spaces-hint\">{space_options}</select>\
+             <p id=\"spaces-hint\" class=\"muted\">Select none for all your spaces, or the only ones \
+             the token may reach (Ctrl or ⌘ to select several).</p>\
+             <button type=\"submit\">Create token</button></form>",
+            spaces.len().clamp(2, 6)
         );
     }
-    body.push_str(&token_table(&tokens, &csrf));
+    body.push_str(&token_table(&tokens, &spaces, &csrf, &now));
     Ok(signed_in_page(
         StatusCode::OK,
         session,
@@ -212,25 +239,115 @@ pub(super) fn signed_in_page(
     frame(status, current.title(), &nav, &signed_in)
 }
 
-pub(super) fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
+/// Every space the user is a member of, in creation order (the picker, and names for the table).
+fn all_spaces(conn: &rusqlite::Connection, user_id: &str) -> Result<Vec<Space>, Error> {
+    const PAGE: usize = 200;
+    let mut all: Vec<Space> = Vec::new();
+    loop {
+        let after = all.last().map(|space| space.id.clone());
+        let page =
+            spaces::list_spaces_for_user(conn, Viewer::user(user_id), after.as_deref(), PAGE)?;
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// Tokens that expire within this many days are marked.
+const EXPIRES_SOON_DAYS: i64 = 7;
+
+/// The live tokens, newest first, each with its Rotate and Revoke buttons. `now` is a timestamp.
+pub(super) fn token_table(tokens: &[TokenInfo], spaces: &[Space], csrf: &str, now: &str) -> String {
     if tokens.is_empty() {
         return "<p class=\"muted\">No active tokens.</p>".into();
     }
     let mut html = String::from(
         "<div class=\"table\"><table><caption>Active tokens</caption><tr><th scope=\"col\">Name</th>\
-         <th scope=\"col\">Token</th><th scope=\"col\">Access</th><th scope=\"col\">Created</th>\
-         <th scope=\"col\">Last used</th><th scope=\"col\">Expires</th><th scope=\"col\"><span class=\"sr\">Actions</span></th></tr>",
+         <th scope=\"col\">Token</th><th scope=\"col\">Access</th><th scope=\"col\">Spaces</th>\
+         <th scope=\"col\">Created</th><th scope=\"col\">Last used</th><th scope=\"col\">Expires</th>\
+         <th scope=\"col\"><span class=\"sr\">Actions</span></th></tr>",
     );
-    let day = |t: &Option<String>, none: &str| {
-        t.as_deref()
-            .map_or(none.to_string(), |t| t[..10].to_string())
+    let soon = crate::time::secs_from_now(EXPIRES_SOON_DAYS * 86_400);
+    let prefix_of = |id: &str| {
+        tokens
+            .iter()
+            .find(|t| t.id == id)
+            .map_or("an older token".to_string(), |t| {
+                format!("<code>{}…</code>", escape(&t.prefix))
+            })
     };
     for token in tokens {
         let name = escape(&token.name);
+        let mut about = String::new();
+        if let Some(from) = &token.rotated_from {
+            let _ = write!(
+                about,
+                "<br><small class=\"muted\">replaces {}</small>",
+                prefix_of(from)
+            );
+        }
+        let reach = match &token.spaces {
+            None => "All".to_string(),
+            Some(ids) => ids
+                .iter()
+                .map(|id| {
+                    spaces
+                        .iter()
+                        .find(|space| space.id == *id)
+                        .map_or("(a space you left)".to_string(), |space| {
+                            escape(&space.name)
+                        })
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let last_used = match (&token.last_used_at, &token.last_used_ip) {
+            (None, _) => "Never".to_string(),
+            (Some(at), Some(ip)) => format!(
+                "{} <small class=\"muted\">from {}</small>",
+                &at[..10],
+                escape(ip)
+            ),
+            (Some(at), None) => at[..10].to_string(),
+        };
+        let ends = match (&token.replaced_by, token.ends_at()) {
+            (Some(by), Some(at)) => format!(
+                "<strong class=\"soon\">Replaced by {}; works until {} UTC</strong>",
+                prefix_of(by),
+                escape(&at[..16].replace('T', " "))
+            ),
+            (_, None) => "Never".to_string(),
+            (_, Some(at)) if at <= now => {
+                format!("<strong class=\"soon\">Expired {}</strong>", &at[..10])
+            }
+            (_, Some(at)) if at <= soon.as_str() => {
+                format!("<strong class=\"soon\">{} (soon)</strong>", &at[..10])
+            }
+            (_, Some(at)) => at[..10].to_string(),
+        };
+        let id = escape(&token.id);
+        let rotate = if token.replaced_by.is_some() || token.ends_at().is_some_and(|at| at <= now) {
+            String::new()
+        } else {
+            let mut options = String::new();
+            for (value, label, _) in GRACE_CHOICES {
+                let _ = write!(options, "<option value=\"{value}\">{label}</option>");
+            }
+            format!(
+                "<form method=\"post\" action=\"/settings/security/tokens/{id}/rotate\" class=\"rotate\" \
+                 data-confirm=\"Rotate the token {name}? A new token replaces it, shown once.\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <select name=\"grace\" aria-label=\"When the old {name} stops working\">{options}</select>\
+                 <button type=\"submit\" class=\"secondary\" aria-label=\"Rotate {name}\">Rotate</button></form>"
+            )
+        };
         let _ = write!(
             html,
-            "<tr><td>{name}</td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>\
-             <form method=\"post\" action=\"/settings/security/tokens/{}/revoke\" \
+            "<tr><td>{name}{about}</td><td><code>{}…</code></td><td>{}</td><td>{reach}</td><td>{}</td>\
+             <td>{last_used}</td><td>{ends}</td><td>{rotate}\
+             <form method=\"post\" action=\"/settings/security/tokens/{id}/revoke\" \
              data-confirm=\"Revoke the token {name}? Anything using it stops working at once.\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\" class=\"danger\" aria-label=\"Revoke {name}\">Revoke</button></form></td></tr>",
@@ -241,9 +358,6 @@ pub(super) fn token_table(tokens: &[TokenInfo], csrf: &str) -> String {
                 "Read and write"
             },
             &token.created_at[..10],
-            day(&token.last_used_at, "Never"),
-            day(&token.expires_at, "Never"),
-            escape(&token.id),
         );
     }
     html.push_str("</table></div>");

@@ -38,7 +38,12 @@ fn managed_spaces(conn: &rusqlite::Connection, user_id: &str) -> Result<Vec<Mana
     let mut managed = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = spaces::list_spaces_for_user(conn, user_id, after.as_deref(), PAGE)?;
+        let page = spaces::list_spaces_for_user(
+            conn,
+            spaces::Viewer::user(user_id),
+            after.as_deref(),
+            PAGE,
+        )?;
         after = page.last().map(|space| space.id.clone());
         let last_page = page.len() < PAGE;
         for space in page {

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::query::Query;
 use crate::reply::Reply;
 use crate::store::sessions::Session;
+use crate::store::spaces::Viewer;
 use crate::store::webhooks::{ALL_EVENTS, Actor, NewWebhook, WebhookChanges};
 use crate::validate;
 use crate::webhooks::send;
@@ -128,7 +129,7 @@ pub(super) fn create(
     let user_id = &session.user.id;
     match app
         .store
-        .write(|tx| create_managed(tx, user_id, &new, &secret))
+        .write(|tx| create_managed(tx, Viewer::user(user_id), &new, &secret))
     {
         Ok(webhook) => {
             app.new_webhook_secrets.put(
@@ -150,7 +151,10 @@ pub(super) fn update(app: &App, session: &Session, id: &str, form: &Query) -> Re
     let user_id = &session.user.id;
     let form_of = FormOf::Webhook(id.to_string());
     // "Not found" before any word on the URL: a webhook the user does not manage is not there.
-    if let Err(error) = app.store.read(|conn| managed_webhook(conn, user_id, id)) {
+    if let Err(error) = app
+        .store
+        .read(|conn| managed_webhook(conn, Viewer::user(user_id), id))
+    {
         return refused(app, session, form_of, error, None);
     }
     let draft = Draft::of(form);
@@ -166,7 +170,7 @@ pub(super) fn update(app: &App, session: &Session, id: &str, form: &Query) -> Re
     };
     match app
         .store
-        .write(|tx| update_managed(tx, user_id, id, &changes))
+        .write(|tx| update_managed(tx, Viewer::user(user_id), id, &changes))
     {
         Ok(_) => Ok(redirect(&at(id))),
         Err(error) => refused(app, session, form_of, error, Some(draft)),
@@ -190,7 +194,7 @@ pub(super) fn toggle(app: &App, session: &Session, id: &str, form: &Query) -> Re
     let user_id = &session.user.id;
     let changed = app
         .store
-        .write(|tx| update_managed(tx, user_id, id, &changes));
+        .write(|tx| update_managed(tx, Viewer::user(user_id), id, &changes));
     after(app, session, form_of, changed.map(drop), &at(id))
 }
 
@@ -202,7 +206,9 @@ pub(super) fn rotate(
     id: &str,
 ) -> Result<Reply, Error> {
     let user_id = &session.user.id;
-    let rotated = app.store.write(|tx| rotate_managed(tx, user_id, id));
+    let rotated = app
+        .store
+        .write(|tx| rotate_managed(tx, Viewer::user(user_id), id));
     let rotated = rotated.map(|secret| {
         app.new_webhook_secrets.put(
             id_hash,
@@ -222,7 +228,9 @@ pub(super) fn test(app: &App, session: &Session, id: &str) -> Result<Reply, Erro
         user_id: &session.user.id,
         token_id: None,
     };
-    let sent = app.store.write(|tx| test_managed(tx, &actor, id));
+    let sent = app
+        .store
+        .write(|tx| test_managed(tx, Viewer::user(&session.user.id), &actor, id));
     after(
         app,
         session,
@@ -234,7 +242,9 @@ pub(super) fn test(app: &App, session: &Session, id: &str) -> Result<Reply, Erro
 
 pub(super) fn delete(app: &App, session: &Session, id: &str) -> Result<Reply, Error> {
     let user_id = &session.user.id;
-    let deleted = app.store.write(|tx| delete_managed(tx, user_id, id));
+    let deleted = app
+        .store
+        .write(|tx| delete_managed(tx, Viewer::user(user_id), id));
     after(app, session, FormOf::Webhook(id.to_string()), deleted, PAGE)
 }
 

@@ -7,6 +7,7 @@ use rusqlite::{Connection, params_from_iter};
 use super::{Task, TaskFilter, from_row};
 use crate::store::Result;
 use crate::store::labels::LabelRef;
+use crate::store::spaces::Viewer;
 
 /// `(index in ?1, user id)` for an array of task ids (`rarray`, 1-based rowids). A task's rows
 /// come in primary-key order, so its assignees are sorted by user id.
@@ -65,9 +66,9 @@ impl QueryBuilder {
     }
 }
 
-/// The SQL and parameters of a page of tasks visible to `viewer_id`; public for the query-plan test.
+/// The SQL and parameters of a page of tasks visible to `viewer`; public for the query-plan test.
 pub fn list_tasks_query(
-    viewer_id: &str,
+    viewer: Viewer<'_>,
     filter: &TaskFilter,
     after: Option<(f64, &str)>,
     limit: usize,
@@ -81,8 +82,15 @@ pub fn list_tasks_query(
              JOIN space_members m ON m.space_id = p.space_id AND m.user_id = ?1 WHERE 1"
         )
         .to_string(),
-        values: vec![viewer_id.to_string().into()],
+        values: vec![viewer.user_id.to_string().into()],
     };
+    // Only a restricted token's query has the condition: the common one keeps its plan.
+    if let Some(spaces) = viewer.spaces {
+        query.bind(
+            " AND m.space_id IN (SELECT value FROM json_each(?))",
+            spaces.to_string(),
+        );
+    }
     let text_filters = [
         (&filter.project_id, " AND t.project_id = ?"),
         (&filter.status_id, " AND t.status_id = ?"),
@@ -122,15 +130,15 @@ pub fn list_tasks_query(
     (query.sql, query.values)
 }
 
-/// A page of tasks visible to `viewer_id`, with assignees and labels: three queries.
+/// A page of tasks visible to `viewer`, with assignees and labels: three queries.
 pub fn list_tasks(
     conn: &Connection,
-    viewer_id: &str,
+    viewer: Viewer<'_>,
     filter: &TaskFilter,
     after: Option<(f64, &str)>,
     limit: usize,
 ) -> Result<Vec<Task>> {
-    let (sql, values) = list_tasks_query(viewer_id, filter, after, limit);
+    let (sql, values) = list_tasks_query(viewer, filter, after, limit);
     let mut tasks: Vec<Task> = conn
         .prepare_cached(&sql)?
         .query_map(params_from_iter(values), from_row)?

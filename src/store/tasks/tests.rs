@@ -17,7 +17,8 @@ fn seeded(count: usize) -> (tempfile::TempDir, Store, String, String) {
     let (user_id, project_id) = store
         .write(|tx| {
             let user = create_user(tx, "ann@example.com", "Ann", Plan::Pro)?;
-            let space = spaces::list_spaces_for_user(tx, &user.id, None, 1)?.remove(0);
+            let space =
+                spaces::list_spaces_for_user(tx, Viewer::user(&user.id), None, 1)?.remove(0);
             let project_id: String = tx.query_row(
                 "SELECT id FROM projects WHERE space_id = ?1",
                 [&space.id],
@@ -94,7 +95,7 @@ fn one_task_and_a_page_agree_on_relations() {
         })
         .unwrap();
     let one = store
-        .read(|conn| find_task_for_user(conn, &task_id, &user_id))
+        .read(|conn| find_task_for_user(conn, &task_id, Viewer::user(&user_id)))
         .unwrap()
         .unwrap()
         .task;
@@ -103,7 +104,7 @@ fn one_task_and_a_page_agree_on_relations() {
         ..TaskFilter::default()
     };
     let page = store
-        .read(|conn| list_tasks(conn, &user_id, &filter, None, 10))
+        .read(|conn| list_tasks(conn, Viewer::user(&user_id), &filter, None, 10))
         .unwrap();
     let listed = page.into_iter().find(|t| t.id == task_id).unwrap();
     let names = |task: &Task| {
@@ -116,7 +117,7 @@ fn one_task_and_a_page_agree_on_relations() {
     // The borrowed row holds what the owned task holds; a non-member reads nothing.
     let row_sees = store
         .read(|conn| {
-            read_task_for_user(conn, &task_id, &user_id, |row| {
+            read_task_for_user(conn, &task_id, Viewer::user(&user_id), |row| {
                 let assignees: Vec<String> = row.assignees().map(str::to_string).collect();
                 let labels: Vec<String> = row.labels.iter().map(|l| l.name.clone()).collect();
                 (
@@ -133,7 +134,7 @@ fn one_task_and_a_page_agree_on_relations() {
         (one.description.clone(), one.assignees.clone(), names(&one))
     );
     let stranger_sees = store
-        .read(|conn| read_task_for_user(conn, &task_id, &others[0], |_| ()))
+        .read(|conn| read_task_for_user(conn, &task_id, Viewer::user(&others[0]), |_| ()))
         .unwrap();
     assert!(stranger_sees.is_none());
     assert_eq!(names(&one), names(&listed));
@@ -159,7 +160,7 @@ fn page_statements_are_not_recompiled_when_bound_again() {
                 (Some((2.0, "b")), 21),
                 (Some((3.0, "c")), 51),
             ] {
-                let (sql, values) = list_tasks_query(&user_id, &filter, after, limit);
+                let (sql, values) = list_tasks_query(Viewer::user(&user_id), &filter, after, limit);
                 let mut statement = conn.prepare_cached(&sql)?;
                 let rows = statement
                     .query_map(params_from_iter(values), |_| Ok(()))?
@@ -181,7 +182,7 @@ fn listing_a_projects_tasks_uses_the_project_index_and_no_sort() {
         ..TaskFilter::default()
     };
     for after in [None, Some((1.0, "x"))] {
-        let (sql, values) = list_tasks_query(&user_id, &filter, after, 51);
+        let (sql, values) = list_tasks_query(Viewer::user(&user_id), &filter, after, 51);
         let plan = store.read(|conn| Ok(plan(conn, &sql, values))).unwrap();
         assert!(plan.contains("tasks_by_project"), "{plan}");
         assert!(
@@ -202,7 +203,7 @@ fn listing_by_assignee_starts_from_the_assignee_index() {
         assignee_id: Some(user_id.clone()),
         ..TaskFilter::default()
     };
-    let (sql, values) = list_tasks_query(&user_id, &filter, None, 51);
+    let (sql, values) = list_tasks_query(Viewer::user(&user_id), &filter, None, 51);
     let plan = store.read(|conn| Ok(plan(conn, &sql, values))).unwrap();
     assert!(plan.contains("task_assignees_by_user"), "{plan}");
 }
@@ -266,7 +267,7 @@ fn a_page_of_tasks_costs_a_fixed_number_of_queries() {
             ..TaskFilter::default()
         };
         STATEMENTS.store(0, Ordering::SeqCst);
-        let page = list_tasks(&conn, &user_id, &filter, None, 50).unwrap();
+        let page = list_tasks(&conn, Viewer::user(&user_id), &filter, None, 50).unwrap();
         counts.push(STATEMENTS.load(Ordering::SeqCst));
         assert_eq!(page.len(), tasks);
         assert!(
