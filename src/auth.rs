@@ -490,6 +490,35 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_revocation_still_to_come_is_a_grace_that_ends_while_cached() {
+        let (_dir, server, cli, secret, id) = two_processes();
+        let cache = TokenCache::default();
+        let now = OffsetDateTime::now_utc();
+        let principal = authenticate_in(&server, &cache, &secret, now).unwrap();
+        assert!(principal.ends_at.is_none(), "no expiry, no header");
+        let grace_end = crate::time::format_timestamp(now + time::Duration::minutes(10));
+        cli.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1",
+                [id.as_str(), grace_end.as_str()],
+            )?)
+        })
+        .unwrap();
+        let during = authenticate_in(&server, &cache, &secret, now).unwrap();
+        assert_eq!(
+            during.ends_at.as_ref().map(|v| v.to_str().unwrap()),
+            Some(grace_end.as_str())
+        );
+        assert!(matches!(
+            authenticate_in(&server, &cache, &secret, now + time::Duration::minutes(10)),
+            Err(Denied::Refused {
+                refusal: Refusal::Revoked,
+                ..
+            })
+        ));
+    }
+
     fn with_authorization(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());

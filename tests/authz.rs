@@ -274,3 +274,71 @@ fn role_by_route_matrix_in_two_spaces() {
         failures.join("\n")
     );
 }
+
+/// The matrix again with tokens restricted to spaces (SPEC 11): within its spaces a restricted
+/// token is its user, role for role; outside them, even in a space its user owns, everything is
+/// 404.
+#[test]
+fn space_restricted_tokens_by_route() {
+    let team = Team::new();
+    let env = &team.env;
+    let in_team = |email: &str| env.token(email, &["--space", "team"]);
+    let outsider_personal = team.server.personal_space(&team.outsider);
+    let personal_slug = team
+        .server
+        .get_ok(&format!("/api/spaces/{outsider_personal}"), &team.outsider)["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outsider_elsewhere = env.token("outsider@example.com", &["--space", &personal_slug]);
+    let team_side = Side {
+        server: &team.server,
+        space: &team.space,
+        project: &team.project,
+        owner: &team.owner,
+        member_id: &team.member_id,
+        webhook: std::cell::OnceCell::new(),
+    };
+    let (owner, member, viewer) = (
+        in_team("owner@example.com"),
+        in_team("member@example.com"),
+        in_team("viewer@example.com"),
+    );
+    let mut failures = run_matrix(
+        &team_side,
+        [
+            ("owner, team only", &owner),
+            ("member, team only", &member),
+            ("viewer, team only", &viewer),
+            ("outsider, own space only", &outsider_elsewhere),
+        ],
+        expected,
+    );
+    let other_side = Side {
+        server: &team.server,
+        space: &team.other_space,
+        project: &team.other_project,
+        owner: &team.outsider,
+        member_id: &team.outsider_id,
+        webhook: std::cell::OnceCell::new(),
+    };
+    failures.extend(run_matrix(
+        &other_side,
+        [
+            ("its owner, unrestricted", &team.outsider),
+            (
+                "its owner, restricted to another of its spaces",
+                &outsider_elsewhere,
+            ),
+            ("team owner, team only", &owner),
+            ("team member, team only", &member),
+        ],
+        |route| [expected(route)[0], 404, 404, 404],
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -22,6 +22,7 @@ mod server;
 mod spaces;
 mod task_lists;
 mod tasks;
+mod token_lifecycle;
 mod web;
 mod web_defences;
 mod web_webhooks;
