@@ -120,7 +120,14 @@ ktasks token create --user you@example.com --name \"my script\"        # add --r
 <pre><code>export KTASKS_URL=https://tasks.example.com KTASKS_TOKEN=kt_…\n\
 curl -H \"Authorization: Bearer $KTASKS_TOKEN\" \"$KTASKS_URL/api/me\"</code></pre>\
 <p>Revoke a token on the same page, or with <code>ktasks token revoke ID</code>; it is refused from the next \
-request on.</p>";
+request on.</p>\
+<p>Use one token per integration, and give it only what it needs: <code>--read-only</code>, \
+<code>--expires-in-days N</code>, and <code>--space SLUG</code> (repeatable; a picker on the page) to limit it to \
+some spaces. Rotate it without downtime with the page's Rotate button or \
+<code>ktasks token rotate ID --grace-minutes 60</code>: the new token is shown once and the old one keeps working \
+until the grace ends. A token that stops working at a known time says when on every answer, in \
+<code>Token-Expires-At</code>; <code>GET /api/me</code> shows it as <code>expiresAt</code>, with the token's \
+<code>spaces</code>.</p>";
 
 /// The reference tables the description summarises, each folded to its heading until followed.
 const RATE_LIMITS_AND_ERRORS: &str = "<section class=\"fold\" id=\"rate-limits\">\
@@ -131,12 +138,14 @@ const RATE_LIMITS_AND_ERRORS: &str = "<section class=\"fold\" id=\"rate-limits\"
 <tr><td><code>X-RateLimit-Reset</code></td><td>Unix time (seconds) when the next slot frees</td></tr>\
 <tr><td><code>RateLimit-Policy</code></td><td><code>\"default\";q=100;w=60</code></td></tr>\
 <tr><td><code>RateLimit</code></td><td><code>\"default\";r=&lt;remaining&gt;;t=&lt;seconds until a slot frees&gt;</code></td></tr>\
-<tr><td><code>Retry-After</code></td><td>on 429: whole seconds to wait</td></tr></table></div></section>\
+<tr><td><code>Retry-After</code></td><td>on 429: whole seconds to wait</td></tr>\
+<tr><td><code>Token-Expires-At</code></td><td>when this token stops working (its expiry, or the end of a rotation's \
+grace); absent for a token that does not expire</td></tr></table></div></section>\
 <section class=\"fold\" id=\"errors\"><h2><a href=\"#errors\">Error codes</a></h2><div class=\"more table\">\
 <table><tr><th>Status</th><th>Code</th><th>When</th></tr>\
 <tr><td>400</td><td><code>invalid_json</code>, <code>validation_failed</code>, <code>unknown_field</code>, <code>invalid_query</code></td><td>malformed body, a field out of its rules, an unknown field, a bad query parameter</td></tr>\
 <tr><td>401</td><td><code>unauthorized</code></td><td>missing, malformed, unknown, revoked or expired token</td></tr>\
-<tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing; your role only reads, or is not owner or admin for webhooks</td></tr>\
+<tr><td>403</td><td><code>plan_required</code>, <code>insufficient_scope</code>, <code>forbidden</code></td><td>free plan; read-only token writing, or a space-restricted token creating a space; your role only reads, or is not owner or admin for webhooks</td></tr>\
 <tr><td>404</td><td><code>not_found</code></td><td>no such route or resource, or one you cannot see</td></tr>\
 <tr><td>405</td><td><code>method_not_allowed</code></td><td>with an <code>Allow</code> header</td></tr>\
 <tr><td>408</td><td><code>request_timeout</code></td><td>the body arrived too slowly (the connection is closed)</td></tr>\

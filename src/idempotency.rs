@@ -102,7 +102,7 @@ pub fn run(
         keys: Arc::clone(&in_flight.0),
         key: held.clone(),
     });
-    let fingerprint = fingerprint(request);
+    let fingerprint = fingerprint(request, principal.viewer().spaces);
     let now = crate::time::now_unix_ms();
     let since = now - KEPT.as_millis() as i64;
     // Holding the key in flight, nothing else of this process writes its row: what a read finds
@@ -175,8 +175,17 @@ fn replay(stored: Stored) -> Reply {
 
 /// What makes two requests with one key the same request: method, path, query and body, a JSON
 /// body as its value (objects' keys sorted, no spacing).
-fn fingerprint(request: &ApiRequest) -> Vec<u8> {
+/// What makes two requests "the same" for a key: method, path and query, the body as JSON, and the
+/// token's space restriction. Keys are per user; with the restriction in, a token limited to some
+/// spaces can never be replayed an answer another of its user's tokens got from outside them (it
+/// gets 422 instead).
+fn fingerprint(request: &ApiRequest, restriction: Option<&str>) -> Vec<u8> {
     let mut hasher = blake3::Hasher::new();
+    if let Some(spaces) = restriction {
+        hasher.update(b"spaces ");
+        hasher.update(spaces.as_bytes());
+        hasher.update(b"\n");
+    }
     hasher.update(request.method.as_str().as_bytes());
     hasher.update(b" ");
     hasher.update(
@@ -256,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_same_request_is_the_same_json_whatever_its_spacing_and_order() {
-        let fp = |method, uri, body| fingerprint(&request(method, uri, body, &[]));
+        let fp = |method, uri, body| fingerprint(&request(method, uri, body, &[]), None);
         let base = fp(
             Method::POST,
             "/api/tasks",
@@ -306,6 +315,24 @@ mod tests {
             fp(Method::DELETE, "/x", "not json"),
             fp(Method::DELETE, "/x", "not json ")
         );
+        let restricted = |spaces| {
+            fingerprint(
+                &request(
+                    Method::POST,
+                    "/api/tasks",
+                    r#"{"title":"a","projectId":"p"}"#,
+                    &[],
+                ),
+                spaces,
+            )
+        };
+        assert_ne!(
+            base,
+            restricted(Some(r#"["s1"]"#)),
+            "a restricted token is another caller"
+        );
+        assert_ne!(restricted(Some(r#"["s1"]"#)), restricted(Some(r#"["s2"]"#)));
+        assert_eq!(restricted(None), base);
     }
 
     #[test]

@@ -28,6 +28,29 @@ fn id_of(server: &crate::util::Server, token: &str) -> String {
         .to_string()
 }
 
+/// The CLI with this TOML as its config file.
+fn cli_with(env: &Env, config: &str, args: &[&str]) -> std::process::Output {
+    let path = env.dir.path().join("cli.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut all = vec!["--config", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    env.cli(&all)
+}
+
+/// `token create` for ann@example.com, with a config file and more arguments.
+fn create_with(env: &Env, config: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "token",
+        "create",
+        "--user",
+        "ann@example.com",
+        "--name",
+        "n",
+    ];
+    args.extend_from_slice(extra);
+    cli_with(env, config, &args)
+}
+
 fn failed_with(output: &std::process::Output, words: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -55,7 +78,7 @@ fn a_token_rotated_by_the_cli_keeps_working_through_its_grace_and_then_is_revoke
     // The server is running and has the old token cached: the rotation comes from another
     // process, as an operator's would.
     let started = Instant::now();
-    let out = env.cli_ok(&["token", "rotate", &old_id, "--grace-seconds", "3"]);
+    let out = env.cli_ok(&["token", "rotate", &old_id, "--grace-seconds", "5"]);
     let new = out.lines().next().unwrap().to_string();
     assert!(ktasks::token::is_well_formed(&new), "{out}");
     assert_eq!(out.lines().count(), 1, "the token alone on stdout");
@@ -87,7 +110,7 @@ fn a_token_rotated_by_the_cli_keeps_working_through_its_grace_and_then_is_revoke
         server.get("/api/me", &new).header("token-expires-at"),
         Some(new_expires)
     );
-    if started.elapsed() < Duration::from_secs(2) {
+    if started.elapsed() < Duration::from_secs(4) {
         assert_eq!(server.get("/api/spaces?limit=1", &old).status, 200);
     }
     assert!(
@@ -97,7 +120,7 @@ fn a_token_rotated_by_the_cli_keeps_working_through_its_grace_and_then_is_revoke
             == 401),
         "the old token stops when its grace ends"
     );
-    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(started.elapsed() >= Duration::from_secs(5));
     let after = server
         .get("/api/me", &old)
         .assert_error(401, "unauthorized");
@@ -155,23 +178,8 @@ fn a_maximum_lifetime_is_enforced_at_creation_and_rotation() {
     let env = Env::new();
     env.user("ann@example.com", "pro");
     let forever = env.token("ann@example.com", &[]);
-    let config = env.dir.path().join("strict.toml");
-    std::fs::write(&config, "[tokens]\nmax_lifetime_days = 30\n").unwrap();
-    let config = config.to_str().unwrap();
-    let create = |extra: &[&str]| {
-        let mut args = vec![
-            "--config",
-            config,
-            "token",
-            "create",
-            "--user",
-            "ann@example.com",
-            "--name",
-            "n",
-        ];
-        args.extend_from_slice(extra);
-        env.cli(&args)
-    };
+    let strict = "[tokens]\nmax_lifetime_days = 30\n";
+    let create = |extra: &[&str]| create_with(&env, strict, extra);
     failed_with(&create(&[]), "expire within 30 days");
     failed_with(&create(&["--expires-in-days", "31"]), "max_lifetime_days");
     let ok = create(&["--expires-in-days", "30"]);
@@ -184,7 +192,7 @@ fn a_maximum_lifetime_is_enforced_at_creation_and_rotation() {
     let server = env.serve_with_config("[tokens]\nmax_lifetime_days = 30\n");
     let forever_id = id_of(&server, &forever);
     failed_with(
-        &env.cli(&["--config", config, "token", "rotate", &forever_id]),
+        &cli_with(&env, strict, &["token", "rotate", &forever_id]),
         "expire within 30 days",
     );
     assert_eq!(
@@ -468,4 +476,63 @@ fn the_page_rotates_restricts_and_marks_tokens_expiring_soon() {
     );
     assert!(again.body.contains("rotated already"), "{}", again.body);
     assert_eq!(server.get("/api/me", &scoped).status, 200);
+}
+
+/// An idempotency key is per user, but a token restricted to some spaces is never replayed what
+/// another of its user's tokens got from outside them.
+#[test]
+fn a_restricted_token_is_not_replayed_an_answer_from_outside_its_spaces() {
+    let team = Team::new();
+    let (server, env) = (&team.server, &team.env);
+    let personal = server.personal_space(&team.owner);
+    let personal_project = server.first_project(&team.owner, &personal);
+    let restricted = env.token("owner@example.com", &["--space", "team"]);
+    let body = json!({"projectId": personal_project, "title": "private"}).to_string();
+    let send = |token: &str| {
+        server.raw(
+            "POST",
+            "/api/tasks",
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "shared-key"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let first = send(&team.owner);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = send(&restricted);
+    replay.assert_error(422, "idempotency_key_reused");
+    assert!(!replay.body.contains("private"), "{}", replay.body);
+    assert_eq!(
+        send(&team.owner).header("idempotent-replayed"),
+        Some("true")
+    );
+}
+
+/// A rotation's replacement takes its predecessor's place in `tokens.max_active_per_user`: a user
+/// at the limit can rotate every token, graces and all, but not mint one more.
+#[test]
+fn rotations_at_the_active_token_limit_are_allowed_and_new_tokens_are_not() {
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let two = "[tokens]\nmax_active_per_user = 2\n";
+    let server = env.serve();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let made = create_with(&env, two, &[]);
+        assert!(made.status.success());
+        let token = String::from_utf8(made.stdout).unwrap();
+        ids.push(id_of(&server, token.trim()));
+    }
+    for id in &ids {
+        let rotated = cli_with(&env, two, &["token", "rotate", id, "--grace-minutes", "60"]);
+        assert!(
+            rotated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rotated.stderr)
+        );
+    }
+    failed_with(&create_with(&env, two, &[]), "max_active_per_user");
 }

@@ -65,7 +65,11 @@ The REST API of ktasks, a self-hosted Krokanti Tasks server: spaces, projects, t
 **Authentication.** Every `/api` route except this document takes `Authorization: Bearer kt_…`. Tokens are \
 created on the Settings -> Security page (`/settings/security`, signed in with your password) or by the \
 server's operator (`ktasks token create --user EMAIL --name NAME [--read-only] [--expires-in-days N]`), and shown once. A token is `kt_` followed by 40 hex characters, the last 8 a checksum. API access needs a \
-`pro` or `team` plan. Read-only tokens may only GET.
+`pro` or `team` plan. Read-only tokens may only GET. A token may be restricted to some spaces \
+(`ktasks token create --space SLUG`): outside them everything is 404 as for a space you are not in, lists span \
+only them, and `POST /api/spaces` is 403 `insufficient_scope`; `GET /api/me` shows `spaces`. A token that stops \
+working at a known time (an expiry, or the grace a rotation gave it) says when on every answer: \
+`Token-Expires-At: <RFC 3339>`.
 
 **Rate limit.** 100 requests per token in any sliding 60-second window (configurable). Every authenticated \
 response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`, `RateLimit-Policy` and \

@@ -78,7 +78,7 @@ pub(super) fn responses() -> Value {
             "plan_required", "API access requires a Pro or Team plan; this account is on the free plan", json!({})),
         "Forbidden": error_response(
             "`plan_required` (the token's user is on the free plan), `insufficient_scope` (a read-only token \
-             on a non-GET request) or `forbidden` (your role in the space does not allow the change: a viewer \
+             on a non-GET request, or a token restricted to some spaces creating a space) or `forbidden` (your role in the space does not allow the change: a viewer \
              writing, or a member or viewer managing webhooks).",
             "forbidden", "your role in this space (viewer) only allows reading", json!({})),
         // For the reads that need a role in the space, not only membership (webhooks).

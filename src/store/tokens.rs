@@ -196,8 +196,9 @@ fn insert_minted(
     Ok((secret, info))
 }
 
-/// Refuses one more live token past `max_active_per_user` (`replacing`: a token about to be
-/// replaced, which does not count).
+/// Refuses one more live token past `max_active_per_user`. A token replaced by a rotation (in its
+/// grace) does not count, its replacement does; nor does `replacing`, the one being rotated now.
+/// So a user at the limit can rotate every token at once in an incident.
 fn check_active(
     tx: &Tx<'_>,
     user_id: &str,
@@ -209,7 +210,7 @@ fn check_active(
         .prepare_cached(
             "SELECT count(*) FROM api_tokens WHERE user_id = ?1 \
              AND (revoked_at IS NULL OR revoked_at > ?2) \
-             AND (expires_at IS NULL OR expires_at > ?2) AND id IS NOT ?3",
+             AND (expires_at IS NULL OR expires_at > ?2) AND replaced_by IS NULL AND id IS NOT ?3",
         )?
         .query_row(params![user_id, crate::time::now(), replacing], |row| {
             row.get(0)
@@ -243,6 +244,14 @@ fn check_lifetime(lifetime_secs: Option<i64>, limits: &TokensConfig) -> Result<(
 /// The restriction's space ids, each once, in the order given: all of them spaces `user_id` is a
 /// member of, one at least.
 fn checked_spaces(tx: &Tx<'_>, user_id: &str, ids: &[String]) -> Result<Vec<String>> {
+    // Before anything else: a form can carry a hundred thousand of them, and this runs in the
+    // writer.
+    if ids.len() > MAX_SPACES {
+        return Err(Error::validation(
+            "spaces",
+            format!("a token may be restricted to at most {MAX_SPACES} spaces"),
+        ));
+    }
     let mut spaces: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
         if !spaces.contains(id) {
@@ -251,12 +260,6 @@ fn checked_spaces(tx: &Tx<'_>, user_id: &str, ids: &[String]) -> Result<Vec<Stri
     }
     if spaces.is_empty() {
         return Err(Error::validation("spaces", "name one space at least"));
-    }
-    if spaces.len() > MAX_SPACES {
-        return Err(Error::validation(
-            "spaces",
-            format!("a token may be restricted to at most {MAX_SPACES} spaces"),
-        ));
     }
     for id in &spaces {
         if super::spaces::role_in_space(tx, id, super::spaces::Viewer::user(user_id))?.is_none() {
@@ -314,8 +317,11 @@ pub fn rotate_token(
     };
     let lifetime = match &old.expires_at {
         Some(expires) => Some(
-            (parse(expires)? - parse(&old.created_at)?)
-                .whole_seconds()
+            // Rounded, not truncated: `expires_at` is computed a few milliseconds before
+            // `created_at` is stamped, and truncating would lose a second at every rotation.
+            ((parse(expires)? - parse(&old.created_at)?)
+                .as_seconds_f64()
+                .round() as i64)
                 .max(1),
         ),
         None => None,

@@ -255,6 +255,11 @@ fn all_spaces(conn: &rusqlite::Connection, user_id: &str) -> Result<Vec<Space>, 
     }
 }
 
+/// A timestamp's date, for the table (escaped: a hand-edited row may hold anything).
+fn day(at: &str) -> String {
+    escape(at.get(..10).unwrap_or(at))
+}
+
 /// Tokens that expire within this many days are marked.
 const EXPIRES_SOON_DAYS: i64 = 7;
 
@@ -307,25 +312,25 @@ pub(super) fn token_table(tokens: &[TokenInfo], spaces: &[Space], csrf: &str, no
             (None, _) => "Never".to_string(),
             (Some(at), Some(ip)) => format!(
                 "{} <small class=\"muted\">from {}</small>",
-                &at[..10],
+                day(at),
                 escape(ip)
             ),
-            (Some(at), None) => at[..10].to_string(),
+            (Some(at), None) => day(at),
         };
         let ends = match (&token.replaced_by, token.ends_at()) {
             (Some(by), Some(at)) => format!(
                 "<strong class=\"soon\">Replaced by {}; works until {} UTC</strong>",
                 prefix_of(by),
-                escape(&at[..16].replace('T', " "))
+                escape(&at.get(..16).unwrap_or(at).replace('T', " "))
             ),
             (_, None) => "Never".to_string(),
             (_, Some(at)) if at <= now => {
-                format!("<strong class=\"soon\">Expired {}</strong>", &at[..10])
+                format!("<strong class=\"soon\">Expired {}</strong>", day(at))
             }
             (_, Some(at)) if at <= soon.as_str() => {
-                format!("<strong class=\"soon\">{} (soon)</strong>", &at[..10])
+                format!("<strong class=\"soon\">{} (soon)</strong>", day(at))
             }
-            (_, Some(at)) => at[..10].to_string(),
+            (_, Some(at)) => day(at),
         };
         let id = escape(&token.id);
         let rotate = if token.replaced_by.is_some() || token.ends_at().is_some_and(|at| at <= now) {
@@ -357,7 +362,7 @@ pub(super) fn token_table(tokens: &[TokenInfo], spaces: &[Space], csrf: &str, no
             } else {
                 "Read and write"
             },
-            &token.created_at[..10],
+            day(&token.created_at),
         );
     }
     html.push_str("</table></div>");
