@@ -83,6 +83,8 @@ pub struct App {
     pub new_webhook_secrets: crate::web::ShownOnce<crate::web::NewSecret>,
     /// Webhook deliveries by outcome and the queue depth (`webhooks::Dispatcher`).
     pub webhook_stats: crate::webhooks::Stats,
+    /// Requests, durations and refusals for `GET /metrics` (`server.metrics_bind`).
+    pub metrics: crate::metrics::Metrics,
     /// API write requests so far: the webhook dispatcher paces itself by their rate, so that
     /// writes under load do not pay for deliveries.
     pub api_writes: std::sync::atomic::AtomicU64,
@@ -178,6 +180,7 @@ impl App {
             new_tokens: crate::web::ShownOnce::default(),
             new_webhook_secrets: crate::web::ShownOnce::default(),
             webhook_stats: crate::webhooks::Stats::default(),
+            metrics: crate::metrics::Metrics::new(),
             api_writes: std::sync::atomic::AtomicU64::new(0),
             idempotency: crate::idempotency::InFlight::default(),
             proxied: Arc::default(),
@@ -214,8 +217,11 @@ impl App {
         if let Err(Error::Internal(detail)) = &outcome.result {
             crate::log_error!("{method} {pattern}: {detail}");
         }
+        let took = started.elapsed();
+        self.metrics
+            .record(&method, pattern, response.status().as_u16(), took);
         // Tenths of a millisecond as integers: cheaper than `{:.1}` of an f64.
-        let tenths = (started.elapsed().as_micros() + 50) / 100;
+        let tenths = (took.as_micros() + 50) / 100;
         crate::log_info!(
             "{method} {pattern} {} {}.{}ms token={}",
             response.status().as_u16(),
@@ -392,6 +398,7 @@ impl App {
             .and_then(|()| self.authorize(principal, request, &decision))
             .and_then(|()| handle());
         if let Err(Error::PlanRequired) = &result {
+            self.metrics.auth_failure("plan");
             crate::log_warn!(
                 "authentication refused: reason=plan client={} token_id={}",
                 request.client_ip,
@@ -446,6 +453,7 @@ impl App {
         if *refusal == auth::Refusal::Missing {
             return denied.into_error();
         }
+        self.metrics.auth_failure(refusal.reason());
         crate::log_warn!(
             "authentication refused: reason={} client={} token_id={}",
             refusal.reason(),

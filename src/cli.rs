@@ -257,12 +257,26 @@ fn serve(config: Config) -> Result<(), Failure> {
             writes: tokio::runtime::Handle::current(),
             passwords: password_lane.handle().clone(),
         };
+        let metrics =
+            match &config.server.metrics_bind {
+                Some(bind) => Some(tokio::net::TcpListener::bind(bind).await.map_err(|e| {
+                    Failure::Failed(format!("cannot serve metrics on {bind}: {e}"))
+                })?),
+                None => None,
+            };
         let app = Arc::new(App::new(store, config, lanes));
         // Announced only when ready: tests and scripts wait for this line.
         crate::log_info!(
             "ktasks {} listening on http://{address} (database {database})",
             env!("CARGO_PKG_VERSION"),
         );
+        if let Some(metrics) = metrics {
+            let at = metrics
+                .local_addr()
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            crate::log_info!("metrics at http://{at}/metrics");
+            tokio::spawn(crate::metrics::serve(metrics, Arc::clone(&app)));
+        }
         crate::log::flush();
         server::run(listener, app, shutdown).await;
         Ok(())

@@ -25,6 +25,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
+    /// Where `GET /metrics` (Prometheus) is served, on a listener of its own; unset: nowhere.
+    pub metrics_bind: Option<String>,
     /// The externally visible base URL (e.g. `https://tasks.example.com`), used for `Link` and
     /// `Location` headers. When unset, they are built from the request's `Host` header.
     pub public_url: Option<String>,
@@ -174,6 +176,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
+            metrics_bind: None,
             public_url: None,
             header_read_timeout_secs: 10,
             max_header_bytes: 16 * 1024,

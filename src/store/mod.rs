@@ -90,6 +90,8 @@ pub struct Store {
     outbox: OutboxState,
     /// Whether and where WAL checkpoints run (`Store::start_checkpointer`).
     checkpoints: checkpoint::Checkpoints,
+    /// Writes per committed batch, for `ktasks_db_commit_batch_size` (its count is the commits).
+    commits: crate::metrics::Histogram,
 }
 
 /// The outbox's in-memory state, shared by the writes of this process. Only the server's

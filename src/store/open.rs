@@ -94,6 +94,7 @@ impl Store {
             outbox_written: std::sync::atomic::AtomicBool::new(true),
             outbox: super::OutboxState::new(outbox_seq),
             checkpoints: Default::default(),
+            commits: crate::metrics::commit_histogram(),
         })
     }
 }

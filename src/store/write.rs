@@ -332,6 +332,7 @@ impl Store {
             if outcome.is_err() {
                 let _ = run(&writer.conn, "ROLLBACK");
             } else {
+                self.commits.observe(jobs as u64);
                 self.after_commit(&writer.conn);
             }
             writer.batch = None;
@@ -354,6 +355,11 @@ impl Store {
             // Committed, or deferred: `Commit::wait` reports the outcome.
             _ => Ok(value),
         }
+    }
+
+    /// Writes per committed batch (and so the number of commits), for the metrics.
+    pub fn commit_stats(&self) -> &crate::metrics::Histogram {
+        &self.commits
     }
 
     pub(super) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
