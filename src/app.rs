@@ -240,6 +240,10 @@ impl App {
         body: Incoming,
         peer: IpAddr,
     ) -> Outcome {
+        if self.store.is_read_only() && parts.method != Method::GET && parts.method != Method::HEAD
+        {
+            return Outcome::reply_or_error(self.to_primary(&route, &parts.uri));
+        }
         let server = &self.config.server;
         let client_ip = crate::net::client_address(&server.trusted_proxies, peer, &parts.headers);
         // Behind a trusted proxy every client shares the proxy's connections, so the
@@ -366,6 +370,30 @@ impl App {
         outcome
     }
 
+    /// A write on a read replica (SPEC 13): `307` to the same path and query on
+    /// `server.primary_url` (the method and body are kept: the client sends them again there),
+    /// or `503 read_only_replica` without one. Nothing of the request is looked at first, not
+    /// even its token: the primary decides.
+    fn to_primary(&self, route: &Route, uri: &hyper::Uri) -> Result<Reply, Error> {
+        let Some(primary) = &self.config.server.primary_url else {
+            return match route {
+                Route::Web(_) => Ok(crate::web::replica_page()),
+                _ => Err(Error::ReadOnlyReplica),
+            };
+        };
+        let target = format!(
+            "{}{}",
+            primary.trim_end_matches('/'),
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        let body = serde_json::json!({
+            "error": format!("this server is a read-only replica; send writes to {target}"),
+            "code": "read_only_replica",
+        });
+        Ok(Reply::json(StatusCode::TEMPORARY_REDIRECT, &body)
+            .with_header(header::LOCATION, &target))
+    }
+
     /// Authentication (401) and the token's rate limit: who is asking, and the limit's decision.
     fn admit(
         &self,
@@ -394,7 +422,13 @@ impl App {
         decision: Decision,
         handle: impl FnOnce() -> Result<Reply, Error>,
     ) -> Outcome {
-        let result = auth::record_use(writes, &self.token_cache, principal, request.client_ip)
+        // A replica writes nothing: its tokens' `lastUsedAt` is the primary's, and lags.
+        let recorded = if self.store.is_read_only() {
+            Ok(())
+        } else {
+            auth::record_use(writes, &self.token_cache, principal, request.client_ip)
+        };
+        let result = recorded
             .and_then(|()| self.authorize(principal, request, &decision))
             .and_then(|()| handle());
         if let Err(Error::PlanRequired) = &result {

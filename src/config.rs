@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub bind: String,
     /// Where `GET /metrics` (Prometheus) is served, on a listener of its own; unset: nowhere.
     pub metrics_bind: Option<String>,
+    /// On a read replica, where writes go: each is answered `307` to this base URL with the same
+    /// path and query. Unset: a replica answers writes `503 read_only_replica`.
+    pub primary_url: Option<String>,
     /// The externally visible base URL (e.g. `https://tasks.example.com`), used for `Link` and
     /// `Location` headers. When unset, they are built from the request's `Host` header.
     pub public_url: Option<String>,
@@ -67,6 +70,10 @@ pub struct DatabaseConfig {
     pub busy_timeout_ms: u64,
     /// Whether ktasks checkpoints the WAL itself; false leaves it to Litestream.
     pub autocheckpoint: bool,
+    /// A read replica (SPEC 13): open the file without writing anything, answer reads, and send
+    /// writes to `server.primary_url` (307) or refuse them (503). A file that cannot be opened
+    /// for writing is a replica too.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,6 +184,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
             metrics_bind: None,
+            primary_url: None,
             public_url: None,
             header_read_timeout_secs: 10,
             max_header_bytes: 16 * 1024,
@@ -200,6 +208,7 @@ impl Default for DatabaseConfig {
             synchronous: Synchronous::Full,
             busy_timeout_ms: 5000,
             autocheckpoint: true,
+            read_only: false,
         }
     }
 }

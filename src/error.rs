@@ -63,6 +63,9 @@ pub enum Error {
     /// The server cannot answer now: the database does not answer (health check), or a request
     /// ran past its deadline.
     Unavailable(&'static str),
+    /// A write reached a read replica (`database.read_only`, SPEC 13) with no `server.primary_url`
+    /// to send it to; or the replica's store refused one.
+    ReadOnlyReplica,
     /// `If-Match` names none of the resource's current ETags: nothing was changed.
     PreconditionFailed,
     /// An `Idempotency-Key` header that is not 1-255 visible ASCII characters.
@@ -116,7 +119,7 @@ impl Error {
             Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::ReadOnlyReplica => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +147,7 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RateLimited { .. } | Error::TooManyConnections { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
+            Error::ReadOnlyReplica => "read_only_replica",
             Error::Internal(_) => "internal",
         }
     }
@@ -279,6 +283,10 @@ impl fmt::Display for Error {
                 "too many open connections from your address (at most {max}); close some and retry"
             ),
             Error::Unavailable(why) => f.write_str(why),
+            Error::ReadOnlyReplica => f.write_str(
+                "this database is a read-only replica (database.read_only): send writes to the \
+                 primary",
+            ),
             Error::Internal(_) => f.write_str("internal error"),
         }
     }

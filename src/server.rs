@@ -44,15 +44,30 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let sweeper = tokio::spawn(sweep_rate_limits(Arc::clone(&app)));
     let dispatcher = crate::webhooks::Dispatcher::start(Arc::clone(&app));
-    let checkpointer = match app
-        .store
-        .start_checkpointer(app.config.database.autocheckpoint)
-    {
-        Ok(checkpointer) => checkpointer,
-        Err(error) => {
-            crate::log_warn!("checkpoints stay on the writer: {error:?}");
-            None
-        }
+    let read_only = app.store.is_read_only();
+    if read_only {
+        crate::log_info!(
+            "read-only replica: answering reads; writes go to {}",
+            app.config
+                .server
+                .primary_url
+                .as_deref()
+                .unwrap_or("no primary (503 read_only_replica)")
+        );
+    }
+    // A replica's checkpoints are the primary's (or LiteFS's) business.
+    let checkpointer = match read_only {
+        true => None,
+        false => match app
+            .store
+            .start_checkpointer(app.config.database.autocheckpoint)
+        {
+            Ok(checkpointer) => checkpointer,
+            Err(error) => {
+                crate::log_warn!("checkpoints stay on the writer: {error:?}");
+                None
+            }
+        },
     };
     tokio::pin!(shutdown);
     loop {
@@ -119,8 +134,8 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     if let Some(checkpointer) = checkpointer {
         let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
     }
-    // With checkpoints left to Litestream, the WAL is its to fold back.
-    if app.config.database.autocheckpoint {
+    // With checkpoints left to Litestream, the WAL is its to fold back; a replica writes nothing.
+    if app.config.database.autocheckpoint && !read_only {
         let store_app = Arc::clone(&app);
         match tokio::task::spawn_blocking(move || store_app.store.checkpoint()).await {
             Ok(Ok(())) => {}
@@ -173,6 +188,9 @@ async fn sweep_rate_limits(app: Arc<App>) {
         app.login_throttle.sweep(now);
         app.new_tokens.sweep();
         app.new_webhook_secrets.sweep();
+        if app.store.is_read_only() {
+            continue;
+        }
         let pruning = Arc::clone(&app);
         match tokio::task::spawn_blocking(move || crate::idempotency::prune(&pruning.store)).await {
             Ok(Ok(_)) => {}

@@ -17,6 +17,7 @@ mod pagination;
 mod projects;
 mod readme;
 mod receiver;
+mod replica;
 mod resilience;
 mod retries;
 mod server;

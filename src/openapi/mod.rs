@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "rate_limited",
     "unavailable",
+    "read_only_replica",
     "internal",
 ];
 
@@ -313,6 +314,10 @@ fn conditional_and_idempotent(
         "422".into(),
         json!({ "$ref": "#/components/responses/IdempotencyKeyReused" }),
     );
+    responses.insert(
+        "307".into(),
+        json!({ "$ref": "#/components/responses/ToPrimary" }),
+    );
 }
 
 /// The document's `webhooks`: what ktasks sends to a webhook, one entry per event type, each
@@ -410,6 +415,7 @@ mod tests {
             Error::Unauthorized(""),
             Error::PlanRequired,
             Error::InsufficientScope(""),
+            Error::ReadOnlyReplica,
             Error::Forbidden(String::new()),
             Error::NotFound,
             Error::MethodNotAllowed { allow: "GET" },

@@ -135,9 +135,19 @@ pub(super) fn responses() -> Value {
                     json!({ "type": "integer", "minimum": 1 }), true),
             })),
         "Unavailable": {
-            "description": "The request ran past the server's deadline (`server.request_timeout_secs`); try again.",
+            "description": "`unavailable`: the request ran past the server's deadline (`server.request_timeout_secs`); \
+                try again. `read_only_replica`: a change sent to a read-only replica that has no primary to send \
+                it to; send it to the primary.",
             "content": { "application/json": { "schema": reference("Error"),
                 "example": { "error": "the request took too long; try again", "code": "unavailable" } } },
+        },
+        "ToPrimary": {
+            "description": "This server is a read-only replica: send the same request (method, body and all) to \
+                `Location`, the primary. HTTP clients that follow redirects do so by themselves.",
+            "headers": { "Location": header("the same path and query on the primary", json!({ "type": "string", "format": "uri" }), true) },
+            "content": { "application/json": { "schema": reference("Error"),
+                "example": { "error": "this server is a read-only replica; send writes to https://primary.example.com/api/tasks",
+                    "code": "read_only_replica" } } },
         },
         "Internal": {
             "description": "A bug: logged with detail on the server, generic here.",

@@ -92,6 +92,9 @@ pub struct Store {
     checkpoints: checkpoint::Checkpoints,
     /// Writes per committed batch, for `ktasks_db_commit_batch_size` (its count is the commits).
     commits: crate::metrics::Histogram,
+    /// A read replica's store: opened without writing, and every write is refused
+    /// (`Error::ReadOnlyReplica`) before it reaches SQLite.
+    read_only: bool,
 }
 
 /// The outbox's in-memory state, shared by the writes of this process. Only the server's
@@ -169,7 +172,12 @@ impl Store {
     /// A consistent copy of the database at `destination`, safe while the server writes.
     pub fn backup(&self, destination: &Path) -> Result<()> {
         // Its own connection: the pooled readers are query_only, which VACUUM INTO refuses.
-        let conn = Connection::open(&self.path)?;
+        let flags = if self.read_only {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            rusqlite::OpenFlags::default()
+        };
+        let conn = Connection::open_with_flags(&self.path, flags)?;
         let destination = destination
             .to_str()
             .ok_or_else(|| Error::validation("FILE", "the backup path must be valid UTF-8"))?;

@@ -54,17 +54,37 @@ impl Store {
             busy_timeout.as_millis()
         );
 
-        restrict_file_modes(&config.path);
-        let writer = Connection::open(&config.path).map_err(|e| {
+        let read_only = config.read_only || !writable(&config.path);
+        if read_only && !config.path.exists() {
+            return Err(Error::internal(format!(
+                "no database at {}: a read replica opens a copy of the primary's",
+                config.path.display()
+            )));
+        }
+        // A replica's connections are all opened read-only: SQLite itself then writes nothing
+        // (no journal mode change, no migration, no checkpoint when the last one closes).
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            restrict_file_modes(&config.path);
+            OpenFlags::default()
+        };
+        let writer = Connection::open_with_flags(&config.path, flags).map_err(|e| {
             Error::internal(format!(
                 "cannot open database {}: {e}",
                 config.path.display()
             ))
         })?;
-        // WAL is persistent in the file; setting it once from the writer is enough.
-        writer.pragma_update(None, "journal_mode", "WAL")?;
+        if !read_only {
+            // WAL is persistent in the file; setting it once from the writer is enough.
+            writer.pragma_update(None, "journal_mode", "WAL")?;
+        }
         configure(&writer, &pragmas)?;
-        migrate(&writer)?;
+        if read_only {
+            check_schema(&writer)?;
+        } else {
+            migrate(&writer)?;
+        }
         let outbox_seq: i64 = writer.query_row(
             "SELECT coalesce(max(seq), 0) FROM webhook_payloads",
             [],
@@ -72,8 +92,13 @@ impl Store {
         )?;
 
         let reader_pragmas = format!("{pragmas} PRAGMA query_only = ON;");
+        let reader_flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
         let manager = SqliteConnectionManager::file(&config.path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_flags(reader_flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |conn| configure(conn, &reader_pragmas));
         let readers = r2d2::Pool::builder()
             .max_size(readers)
@@ -95,7 +120,35 @@ impl Store {
             outbox: super::OutboxState::new(outbox_seq),
             checkpoints: Default::default(),
             commits: crate::metrics::commit_histogram(),
+            read_only,
         })
+    }
+}
+
+/// Whether the file can be written (or made): not when opening it for writing is refused, nor
+/// when no one has write permission on it (which root, who may write anyway, is told by too).
+fn writable(path: &Path) -> bool {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return true;
+    };
+    !metadata.permissions().readonly() && std::fs::OpenOptions::new().write(true).open(path).is_ok()
+}
+
+/// A replica cannot migrate: its schema must be the one this binary writes. (The primary migrates
+/// when it starts the new version; replication brings the change.)
+fn check_schema(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    match version.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(Error::internal(format!(
+            "this read replica's database has schema version {version}, older than this binary's \
+             {SCHEMA_VERSION}, and a replica does not migrate: upgrade and start the primary \
+             first, then the replicas"
+        ))),
+        std::cmp::Ordering::Greater => Err(Error::internal(format!(
+            "the database has schema version {version}, newer than this binary's {SCHEMA_VERSION}; \
+             upgrade ktasks"
+        ))),
     }
 }
 

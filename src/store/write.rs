@@ -224,6 +224,11 @@ impl Store {
         deferred: Option<&RefCell<Vec<Arc<Batch>>>>,
         hold: Hold,
     ) -> Result<T> {
+        // A replica writes nothing, whatever asks; on LiteFS a write would fail as a disk I/O
+        // error, which must not be a 500.
+        if self.read_only {
+            return Err(Error::ReadOnlyReplica);
+        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.lock_writer();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -355,6 +360,11 @@ impl Store {
             // Committed, or deferred: `Commit::wait` reports the outcome.
             _ => Ok(value),
         }
+    }
+
+    /// Whether this is a read replica's store (`database.read_only`, or a file it cannot write).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Writes per committed batch (and so the number of commits), for the metrics.

@@ -98,6 +98,16 @@ impl LoginThrottle {
     }
 }
 
+/// A form posted to a read replica with no `server.primary_url` to send it to.
+pub fn replica_page() -> Reply {
+    message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Read-only replica",
+        "This server is a read-only copy: sign in and make changes on the primary server.",
+        "/settings/security",
+    )
+}
+
 pub fn dispatch(app: &App, route: &WebRoute, request: &ApiRequest) -> Result<Reply, Error> {
     if let Some(refused) = refused_outright(app, request) {
         return Ok(refused);
@@ -278,7 +288,8 @@ fn with_session(
         ));
     }
     let stale = crate::time::format_timestamp(now - time::Duration::minutes(1));
-    if session.last_seen_at < stale {
+    // A replica writes nothing; its sessions' last-seen times lag (they are the primary's).
+    if session.last_seen_at < stale && !app.store.is_read_only() {
         app.store
             .write(|tx| sessions::touch_session(tx, &id_hash))?;
     }

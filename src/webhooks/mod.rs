@@ -190,8 +190,11 @@ impl Dispatcher {
         let stopping = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(tokio::sync::Notify::new());
         let config = &app.config.webhooks;
-        if !config.deliver {
-            crate::log_info!("webhooks.deliver is false: events are recorded, not sent");
+        // A replica's events are the primary's to send (sending records attempts: writes).
+        if !config.deliver || app.store.is_read_only() {
+            if !app.store.is_read_only() {
+                crate::log_info!("webhooks.deliver is false: events are recorded, not sent");
+            }
             return Dispatcher {
                 stopping,
                 wake,
