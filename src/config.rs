@@ -303,12 +303,18 @@ impl Config {
                  max_concurrent_per_endpoint 1 to 256"
                 .into());
         }
-        if let Some(url) = &self.server.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(format!(
-                "server.public_url must start with http:// or https://, not {url:?}"
-            ));
+        for (key, url) in [
+            ("server.public_url", &self.server.public_url),
+            ("server.primary_url", &self.server.primary_url),
+        ] {
+            if let Some(url) = url
+                && (!(url.starts_with("http://") || url.starts_with("https://"))
+                    || !url.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(format!(
+                    "{key} must be an http:// or https:// URL without spaces, not {url:?}"
+                ));
+            }
         }
         Ok(())
     }
@@ -359,6 +365,9 @@ mod tests {
         assert!(Config::parse("[rate_limit]\nrequests_per_minute = 0").is_err());
         assert!(Config::parse("[database]\nsynchronous = \"off\"").is_err());
         assert!(Config::parse("[server]\npublic_url = \"tasks.example.com\"").is_err());
+        assert!(Config::parse("[server]\nprimary_url = \"primary:8080\"").is_err());
+        assert!(Config::parse("[server]\nprimary_url = \"http://a\\nb\"").is_err());
+        assert!(Config::parse("[server]\nprimary_url = \"https://primary.example.com\"").is_ok());
         assert!(Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").is_err());
         assert!(Config::parse("[tokens]\nmax_active_per_user = 0").is_err());
         assert!(Config::parse("[tokens]\nmax_lifetime_days = 0").is_err());

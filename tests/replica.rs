@@ -51,11 +51,14 @@ fn every_route(team: &Team, task: &str, webhook: &str) -> Vec<(String, String)> 
     routes
 }
 
-fn replica_of(team: &Team, config: &str) -> (Env, Server) {
+/// A replica of the team's database, and the bytes of its file as copied (before the replica
+/// opened it).
+fn replica_of(team: &Team, config: &str) -> (Env, Server, Vec<u8>) {
     let env = Env::new();
     refresh(&team.env.db(), &env.db());
+    let copied = std::fs::read(env.db()).unwrap();
     let server = env.serve_with_config(&format!("[database]\nread_only = true\n{config}"));
-    (env, server)
+    (env, server, copied)
 }
 
 #[test]
@@ -79,9 +82,8 @@ fn a_replica_answers_reads_sends_writes_to_the_primary_and_writes_nothing() {
         .unwrap()
         .to_string();
     let primary = format!("http://{}", team.server.addr);
-    let (replica_env, replica) =
+    let (replica_env, replica, before) =
         replica_of(&team, &format!("[server]\nprimary_url = \"{primary}/\"\n"));
-    let before = std::fs::read(replica_env.db()).unwrap();
 
     let mut writes = 0;
     for (method, path) in every_route(&team, &task, &webhook) {
@@ -108,10 +110,18 @@ fn a_replica_answers_reads_sends_writes_to_the_primary_and_writes_nothing() {
         &[("Content-Type", "application/x-www-form-urlencoded")],
         b"email=a",
     );
-    assert_eq!(login.status, 307);
+    // A browser would follow a 307 to another origin without the primary's cookies: a page
+    // that links to the primary instead.
+    assert_eq!(login.status, 503);
+    assert!(
+        login.body.contains(&format!("{primary}/settings/security")),
+        "{}",
+        login.body
+    );
     assert_eq!(replica.raw("GET", "/login", &[], b"").status, 200);
 
-    // Nothing was written: no lastUsedAt, no migration, no checkpoint; the file is as copied
+    // The database file was never written (no lastUsedAt, no migration, no checkpoint): it is
+    // byte for byte as copied, before the replica opened it;
     // and no WAL was made.
     assert_eq!(std::fs::read(replica_env.db()).unwrap(), before);
     let wal = replica_env.dir.path().join("ktasks.db-wal");
@@ -146,7 +156,7 @@ fn a_replica_answers_reads_sends_writes_to_the_primary_and_writes_nothing() {
 #[test]
 fn without_a_primary_writes_are_503_and_the_cli_refuses_them() {
     let team = Team::new();
-    let (replica_env, replica) = replica_of(&team, "");
+    let (replica_env, replica, _) = replica_of(&team, "");
     let response = replica.post(
         "/api/tasks",
         &team.owner,

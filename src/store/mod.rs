@@ -211,6 +211,9 @@ impl Store {
 
     /// Folds the WAL back into the main file; called on graceful shutdown.
     pub fn checkpoint(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnlyReplica);
+        }
         let writer = self.lock_writer();
         writer
             .conn()

@@ -55,6 +55,15 @@ impl Store {
         );
 
         let read_only = config.read_only || !writable(&config.path);
+        if read_only && !config.read_only {
+            // Not asked for: most likely a file left owned by another user (a restore run as
+            // root). Said loudly, since every write will be refused.
+            crate::log_warn!(
+                "{} cannot be written by this process: serving it as a read-only replica \
+                 (every write is refused); fix its owner or permissions if it is the primary",
+                config.path.display()
+            );
+        }
         if read_only && !config.path.exists() {
             return Err(Error::internal(format!(
                 "no database at {}: a read replica opens a copy of the primary's",
