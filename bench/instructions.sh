@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per request: the server's user-space work, counted by valgrind's callgrind.
-#   bash bench/instructions.sh            (get; MODE=list|post|patch; SECONDS_MEASURED=8)
+#   bash bench/instructions.sh            (get; MODE=list|post|post_key|patch|mcp_get; SECONDS_MEASURED=8)
 #   WEBHOOK=1 bash bench/instructions.sh  (with a webhook on "*" whose events are recorded, not
 #                                         sent: what a write pays for its events)
 # On a shared VM throughput moves 10-15% between runs, so a 3% change is invisible to

@@ -1,5 +1,5 @@
 -- wrk script for bench/run.sh. Mode and data file come from the environment:
---   BENCH_MODE = get | list | post | post_key | patch | bare ;  BENCH_DATA = file written by bench/seed.rs
+--   BENCH_MODE = get | list | post | post_key | patch | mcp_get | bare ;  BENCH_DATA = file written by bench/seed.rs
 --   BENCH_PROJECT = the project to list or create in (default: the first one in the file)
 --
 -- Each thread builds its requests once, in `init`, and `request` only steps through them: building
@@ -35,6 +35,12 @@ local function build(n)
     return wrk.format("GET", "/api/tasks/" .. task, headers)
   elseif mode == "list" then
     return wrk.format("GET", "/api/tasks?projectId=" .. project .. "&limit=50", headers)
+  elseif mode == "mcp_get" then
+    -- The same read as `get`, as an MCP tool call.
+    headers["Content-Type"] = "application/json"
+    headers["MCP-Protocol-Version"] = "2025-06-18"
+    return wrk.format("POST", "/mcp", headers, '{"jsonrpc":"2.0","id":' .. n ..
+      ',"method":"tools/call","params":{"name":"get_task","arguments":{"id":"' .. task .. '"}}}')
   end
   headers["Content-Type"] = "application/json"
   if mode == "post_key" then
@@ -56,7 +62,7 @@ KEY_PLACEHOLDER = "@@KEY@@"
 
 function init(args)
   local size = 1
-  if mode == "get" or mode == "patch" then size = #tasks
+  if mode == "get" or mode == "patch" or mode == "mcp_get" then size = #tasks
   elseif mode == "list" then size = #tokens
   elseif mode == "post" then size = 1000 end
   for i = 1, size do ring[i] = build(i + (offset or 0)) end

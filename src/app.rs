@@ -375,11 +375,15 @@ impl App {
     /// or `503 read_only_replica` without one. Nothing of the request is looked at first, not
     /// even its token: the primary decides.
     fn to_primary(&self, route: &Route, uri: &hyper::Uri) -> Result<Reply, Error> {
+        // A browser following a cross-origin 307 with a form would send `Origin: null` and no
+        // cookie of the primary's: the page points to the primary instead.
+        if let Route::Web(_) = route {
+            return Ok(crate::web::replica_page(
+                self.config.server.primary_url.as_deref(),
+            ));
+        }
         let Some(primary) = &self.config.server.primary_url else {
-            return match route {
-                Route::Web(_) => Ok(crate::web::replica_page()),
-                _ => Err(Error::ReadOnlyReplica),
-            };
+            return Err(Error::ReadOnlyReplica);
         };
         let target = format!(
             "{}{}",
@@ -463,7 +467,9 @@ impl App {
         if principal.user.plan == Plan::Free {
             return Err(Error::PlanRequired);
         }
-        if request.method != Method::GET && !principal.can_write() {
+        // MCP checks the scope per tool: a read token may list and call the read tools.
+        let mcp = request.route == Route::Api(ApiRoute::Write(crate::router::WriteRoute::Mcp));
+        if request.method != Method::GET && !principal.can_write() && !mcp {
             return Err(Error::InsufficientScope(
                 "this token is read-only; use a token with write scope",
             ));
@@ -528,6 +534,21 @@ impl Site {
                 allow_private: config.webhooks.allow_private_targets,
             },
         }
+    }
+
+    /// Whether a present `Origin` is this server's (the settings pages' forms, and MCP's
+    /// DNS-rebinding rule); no `Origin` passes.
+    pub fn origin_is_ours(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        let expected = self.base_url(headers);
+        let expected_origin = expected
+            .splitn(4, '/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        origin == expected_origin
     }
 
     /// The base for absolute URLs in `Location` and `Link`: `server.public_url`, else the

@@ -50,6 +50,7 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod log;
+pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod openapi;

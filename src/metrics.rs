@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::Method;
 
-use crate::router::{ENDPOINTS, WEB_ENDPOINTS};
+use crate::router::{ENDPOINTS, MCP_ENDPOINTS, WEB_ENDPOINTS};
 
 /// The methods counted by name; any other is `OTHER`.
 const METHODS: [&str; 8] = [
@@ -174,7 +174,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut routes = vec![UNMATCHED];
-        for (pattern, _) in ENDPOINTS.iter().chain(WEB_ENDPOINTS) {
+        for (pattern, _) in ENDPOINTS.iter().chain(WEB_ENDPOINTS).chain(MCP_ENDPOINTS) {
             if !routes.contains(pattern) {
                 routes.push(pattern);
             }
@@ -273,7 +273,9 @@ impl Metrics {
             &mut out,
             "ktasks_rate_limited_total",
             "counter",
-            "Requests answered 429 (a token's limit, or refused credentials from one address).",
+            "Requests answered 429: a token's limit, refused credentials from one address, or a \
+             client behind a proxy over its share (connections refused before a request is read \
+             are not counted).",
         );
         let _ = writeln!(
             out,
@@ -369,7 +371,12 @@ pub async fn serve(listener: tokio::net::TcpListener, app: std::sync::Arc<crate:
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
+    // A scraper needs one connection; a few spare, and no more, whoever else reaches the port.
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     loop {
+        let Ok(permit) = std::sync::Arc::clone(&connections).acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -389,6 +396,11 @@ pub async fn serve(listener: tokio::net::TcpListener, app: std::sync::Arc<crate:
                 };
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 *response.status_mut() = status;
+                if status == StatusCode::METHOD_NOT_ALLOWED {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                }
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -399,6 +411,7 @@ pub async fn serve(listener: tokio::net::TcpListener, app: std::sync::Arc<crate:
         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(permit);
         });
     }
 }
@@ -407,12 +420,15 @@ fn help(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 
-/// The process's resident set, from `/proc/self/statm` (0 where there is none).
+/// The process's resident set, from `VmRSS` in `/proc/self/status` (0 where there is none).
 fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
+    std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// The batch-size histogram the store keeps (`Store::commit_stats`).

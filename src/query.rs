@@ -145,7 +145,8 @@ impl Query {
     }
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// Decodes a query component (`+` is a space); `None` when it is not valid percent-encoded UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -123,6 +123,8 @@ pub enum WriteRoute {
     DeleteWebhook(String),
     RotateWebhookSecret(String),
     TestWebhook(String),
+    /// `POST /mcp`: JSON-RPC, whose tool calls run the routes above and the reads.
+    Mcp,
 }
 
 /// The settings pages: session cookies and HTML.
@@ -169,6 +171,9 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/api/webhooks/:id/test", "POST"),
     ("/api/webhooks/:id/deliveries", "GET"),
 ];
+
+/// The MCP endpoint (SPEC 14): JSON-RPC, not in the OpenAPI document.
+pub const MCP_ENDPOINTS: &[(&str, &str)] = &[("/mcp", "POST")];
 
 /// The web pages' patterns, apart from the API's: they are HTML, not in the OpenAPI document.
 pub const WEB_ENDPOINTS: &[(&str, &str)] = &[
@@ -227,6 +232,7 @@ impl Route {
                 UpdateWebhook(_) | DeleteWebhook(_) => "/api/webhooks/:id",
                 RotateWebhookSecret(_) => "/api/webhooks/:id/rotate-secret",
                 TestWebhook(_) => "/api/webhooks/:id/test",
+                Mcp => "/mcp",
             },
             Route::Web(route) => match route {
                 LoginPage | Login => "/login",
@@ -456,6 +462,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
                 (m == Method::POST).then(|| Route::Web(form(id(webhook)))),
             )
         }
+        (["mcp"], m) => (
+            "/mcp",
+            (m == Method::POST).then_some(Route::Api(ApiRoute::Write(Mcp))),
+        ),
         (["assets", "settings.js"], m) => (
             "/assets/settings.js",
             (m == Method::GET).then_some(Route::Web(SettingsScript)),
@@ -476,6 +486,7 @@ fn allowed_methods(pattern: &str) -> &'static str {
     ENDPOINTS
         .iter()
         .chain(WEB_ENDPOINTS)
+        .chain(MCP_ENDPOINTS)
         .find(|(p, _)| *p == pattern)
         .map(|(_, allow)| *allow)
         .expect("every routed pattern is listed in ENDPOINTS")
@@ -559,7 +570,7 @@ mod tests {
 
     #[test]
     fn every_allowed_method_of_every_endpoint_routes_to_its_pattern() {
-        for (pattern, allow) in ENDPOINTS.iter().chain(WEB_ENDPOINTS) {
+        for (pattern, allow) in ENDPOINTS.iter().chain(WEB_ENDPOINTS).chain(MCP_ENDPOINTS) {
             let path = pattern.replace(":id", "some-id");
             for method in allow.split(", ") {
                 let method = Method::from_bytes(method.as_bytes()).unwrap();

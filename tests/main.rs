@@ -12,6 +12,7 @@ mod contract;
 mod durability;
 mod files;
 mod labels;
+mod mcp;
 mod metrics;
 mod pagination;
 mod projects;

@@ -86,6 +86,7 @@ pub fn dispatch_write(
             webhooks::rotate_secret(writes, principal, request, id)
         }
         WriteRoute::TestWebhook(id) => webhooks::test(writes, principal, request, id),
+        WriteRoute::Mcp => crate::mcp::handle(site, writes, principal, request),
     }
 }
 

@@ -63,6 +63,12 @@ impl<'s> Writes<'s> {
         }
     }
 
+    /// A read in a snapshot of its own, for a request that also writes (an MCP tool call that
+    /// reads). It does not see this request's writes that are not committed yet.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&super::Snapshot<'_>) -> T) -> Result<T> {
+        self.store.snapshot(f)
+    }
+
     /// `Store::write`, leaving the commit to `into_commit`. After `hold`, the write runs the
     /// check first, and the first one that succeeds holds its batch open.
     pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {

@@ -98,13 +98,17 @@ impl LoginThrottle {
     }
 }
 
-/// A form posted to a read replica with no `server.primary_url` to send it to.
-pub fn replica_page() -> Reply {
+/// A form posted to a read replica: changes are made on the primary (`server.primary_url`, the
+/// page's link when it is set).
+pub fn replica_page(primary: Option<&str>) -> Reply {
+    let back = primary.map_or("/settings/security".to_string(), |primary| {
+        format!("{}/settings/security", primary.trim_end_matches('/'))
+    });
     message_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Read-only replica",
         "This server is a read-only copy: sign in and make changes on the primary server.",
-        "/settings/security",
+        &back,
     )
 }
 
@@ -621,16 +625,7 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// A present `Origin` must be this server's (a missing one is allowed: the CSRF token still
 /// has to match, and same-site cookies are not sent cross-site).
 fn origin_is_ours(app: &App, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let expected = app.base_url(headers);
-    let expected_origin = expected
-        .splitn(4, '/')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join("/");
-    origin == expected_origin
+    app.site.origin_is_ours(headers)
 }
 
 fn form(request: &ApiRequest, known: &[&str], lists: &[&str]) -> Result<Query, Error> {

@@ -219,3 +219,123 @@ fn the_table_covers_at_least_forty_requests() {
     let total: usize = groups.iter().map(|cases| cases(&f).len()).sum();
     assert!(total >= 40, "{total} cases");
 }
+
+/// A tool call through `POST /mcp` (protocol 2025-06-18) as `token`: the `code` of its tool
+/// error, or `None` when it succeeded.
+pub(crate) fn mcp_call_code(
+    server: &Server,
+    token: &str,
+    tool: &str,
+    arguments: Value,
+) -> Option<String> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": tool, "arguments": arguments}});
+    let auth = format!("Bearer {token}");
+    let response = server.raw(
+        "POST",
+        "/mcp",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{tool}: {}", response.body);
+    let result = &response.json()["result"];
+    assert!(
+        result.is_object(),
+        "{tool}: not a tool result: {}",
+        response.body
+    );
+    if result["isError"] != json!(true) {
+        return None;
+    }
+    let error: Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    Some(error["code"].as_str().unwrap().to_string())
+}
+
+/// The same bad input through MCP's tools gets the same error code as through `/api` (SPEC 14:
+/// one code path), and changes nothing either. Every JSON-object case of the task tables maps
+/// to a tool: a new task to `create_task`, a change to `update_task`, a task list to
+/// `search_tasks`.
+#[test]
+fn the_same_bad_input_through_mcp_gets_the_same_codes() {
+    let f = Fixture::new();
+    let server = &f.team.server;
+    let tokens = [f.team.owner.as_str(), f.team.outsider.as_str()];
+    let before = full_listing(server, &tokens);
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    let cases: Vec<Case> = [
+        new_task_cases(&f),
+        task_change_cases(&f),
+        query_and_size_cases(&f),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for case in &cases {
+        // Too large for `/api` is too large for `/mcp` too: refused before JSON-RPC (413).
+        if case.code == "payload_too_large" {
+            continue;
+        }
+        let body = serde_json::from_str::<Value>(&case.body).ok();
+        let (tool, arguments) = match (case.method, body) {
+            ("POST", Some(Value::Object(body)))
+                if case.path == "/api/tasks" && case.content_type == "application/json" =>
+            {
+                ("create_task", Value::Object(body))
+            }
+            ("PATCH", Some(Value::Object(mut body)))
+                if case.path.starts_with("/api/tasks/")
+                    && case.content_type == "application/json" =>
+            {
+                let id = case.path.trim_start_matches("/api/tasks/");
+                body.insert("id".into(), json!(id));
+                ("update_task", Value::Object(body))
+            }
+            ("GET", _) if case.path.starts_with("/api/tasks?") => {
+                let query = case.path.split_once('?').unwrap().1;
+                let mut arguments = serde_json::Map::new();
+                let mut expressible = true;
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    // A repeated or undecodable parameter has no JSON-object twin.
+                    match ktasks::query::percent_decode(value) {
+                        Some(value) if !arguments.contains_key(name) => {
+                            arguments.insert(name.to_string(), json!(value));
+                        }
+                        _ => expressible = false,
+                    }
+                }
+                if !expressible {
+                    continue;
+                }
+                ("search_tasks", Value::Object(arguments))
+            }
+            _ => continue,
+        };
+        compared += 1;
+        let code = mcp_call_code(server, &case.token, tool, arguments.clone());
+        if code.as_deref() != Some(case.code) {
+            failures.push(format!(
+                "{tool} {arguments}: /api says {}, MCP says {code:?}",
+                case.code
+            ));
+        }
+    }
+    assert!(compared >= 20, "only {compared} cases map to a tool");
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        full_listing(server, &tokens),
+        before,
+        "a refused tool call changed the data"
+    );
+}
