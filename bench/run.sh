@@ -95,6 +95,14 @@ for _ in $(seq "$pairs"); do
   echo "$(rps_of "$ceiling_out") $(rps_of "$get_out") $(p99_of "$get_out")" | tee -a "$work/pairs"
 done
 kill "$bare_pid"
+# MCP: the same read as a `tools/call` of `get_task` through POST /mcp, in three alternated pairs
+# with GET /api/tasks/:id at 64 connections; its cost is the GET's rate over its own.
+echo "== GET /api/tasks/:id and MCP tools/call get_task"
+for _ in 1 2 3; do
+  get_rps=$(rps_of "$(run_wrk 64 get "http://$ktasks")")
+  mcp_rps=$(rps_of "$(run_wrk 64 mcp_get "http://$ktasks")")
+  echo "$get_rps $mcp_rps" | tee -a "$work/mcp_pairs"
+done
 for c in 16 64; do measure "GET /api/tasks?projectId&limit=50" $c list "http://$ktasks"; done
 for c in 16 64; do measure "POST /api/tasks" $c post "http://$ktasks"; done
 # The POST target is judged on the median of three runs (the row above and two more): a write's
@@ -173,6 +181,7 @@ pair_get=$(awk '{print $2}' "$work/pairs" | median %.0f)
 pair_ratio=$(awk '{print $2 / $1}' "$work/pairs" | median %.6g)
 hook_ratio=$(awk '{print $2 / $1}' "$work/webhook_pairs" | median %.6g)
 key_ratio=$(awk '{print $2 / $1}' "$work/key_pairs" | median %.6g)
+mcp_cost=$(awk '{print $1 / $2}' "$work/mcp_pairs" | median %.6g)
 hook_drain=$(awk '{print $4}' "$work/webhook_pairs" | sort -n | tail -1)
 # The worst p99 of the pairs, in ms (wrk prints us, ms or s).
 pair_p99=$(awk '{ms = $3 + 0; if ($3 ~ /us$/) ms /= 1000; else if ($3 !~ /ms$/) ms *= 1000; print ms}' "$work/pairs" | sort -n | tail -1)
@@ -214,6 +223,13 @@ $(awk -v r="$key_ratio" 'BEGIN {printf "%.1f%%", 100 * r}'):
 |---|---|---|---|
 $(awk '{printf "| %d | %s | %s | %.1f%% |\n", NR, $1, $2, 100 * $2 / $1}' "$work/key_pairs")
 
+An MCP \`tools/call\` of \`get_task\` (POST /mcp) against the same read as \`GET /api/tasks/:id\`, at 64
+connections in alternated pairs; "cost" is the GET's rate over the MCP call's:
+
+| pair | GET, req/s | MCP get_task, req/s | cost |
+|---|---|---|---|
+$(awk '{printf "| %d | %s | %s | %.2fx |\n", NR, $1, $2, $1 / $2}' "$work/mcp_pairs")
+
 Memory: RSS ${rss_idle} kB idle after start-up, ${rss_peak} kB peak over the whole run.
 Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
 
@@ -225,6 +241,7 @@ Start-up to the first answered \`/healthz\`: ${startup_ms} ms.
 | \`POST /api/tasks\` at 64 connections ≥ 10,000 req/s, every 201 durable | median of three runs ($posts): $post64 req/s | $(awk -v a="$post64" 'BEGIN {print (a >= 10000 ? "yes" : "no")}') |
 | a page of 50 from 100,000 tasks ≤ 1.5x the time from 1,000 | $list_small vs $list_large req/s: $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {printf "%.2fx", a / b}') | $(awk -v a="$list_small" -v b="$list_large" 'BEGIN {print (a / b <= 1.5 ? "yes" : "no")}') |
 | \`POST /api/tasks\` with a webhook on \`*\` within 10% of the rate without, queue empty within seconds | median ratio $(awk -v r="$hook_ratio" 'BEGIN {printf "%.1f%%", 100 * r}'), slowest drain ${hook_drain} s | $(awk -v r="$hook_ratio" -v d="$hook_drain" 'BEGIN {print (r >= 0.9 && d <= 10) ? "yes" : "no"}') |
+| an MCP \`tools/call\` of \`get_task\` within 1.5x the cost of \`GET /api/tasks/:id\` | median of 3 alternated pairs: $(awk -v r="$mcp_cost" 'BEGIN {printf "%.2fx", r}') | $(awk -v r="$mcp_cost" 'BEGIN {print (r <= 1.5 ? "yes" : "no")}') |
 | RSS < 40 MB at peak | $(awk -v k="$rss_peak" 'BEGIN {printf "%.1f MB", k / 1024}') | $(awk -v k="$rss_peak" 'BEGIN {print (k / 1024 < 40 ? "yes" : "no")}') |
 REPORT
 echo "== wrote bench/RESULTS.md"
