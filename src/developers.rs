@@ -54,6 +54,7 @@ pub fn render(document: &Value) -> String {
     }
     html.push_str(GETTING_STARTED);
     html.push_str(RATE_LIMITS_AND_ERRORS);
+    render_mcp(&mut html);
 
     // One group per tag, in the document's order of tags: each resource once, each endpoint one
     // line (its title, which is also the index entry) until it is opened or linked to.
@@ -128,6 +129,35 @@ some spaces. Rotate it without downtime with the page's Rotate button or \
 until the grace ends. A token that stops working at a known time says when on every answer, in \
 <code>Token-Expires-At</code>; <code>GET /api/me</code> shows it as <code>expiresAt</code>, with the token's \
 <code>spaces</code>.</p>";
+
+/// How to connect an assistant or editor to `POST /mcp`, and its tools (from the tool table
+/// itself, so the page cannot drift from what `tools/list` answers).
+fn render_mcp(html: &mut String) {
+    html.push_str(
+        "<section class=\"fold\" id=\"mcp\"><h2><a href=\"#mcp\">MCP for assistants and editors</a></h2>\
+         <div class=\"more\"><p><code>POST /mcp</code> speaks the Model Context Protocol (Streamable HTTP, \
+         stateless; revisions 2024-11-05 to 2025-11-25) with the same token, limits and rules as the API. \
+         Point your editor's <code>mcp.json</code> at it:</p>\
+         <pre><code>{\n  \"servers\": {\n    \"ktasks\": {\n      \"type\": \"http\",\n      \
+         \"url\": \"https://tasks.example.com/mcp\",\n      \
+         \"headers\": { \"Authorization\": \"Bearer ${input:ktasks-token}\" }\n    }\n  },\n  \
+         \"inputs\": [{ \"type\": \"promptString\", \"id\": \"ktasks-token\", \
+         \"description\": \"ktasks API token\", \"password\": true }]\n}</code></pre>\
+         <p>A read-only token is offered the read tools only; a token limited to some spaces reaches only \
+         those. Tool errors carry the API's error object.</p><div class=\"table\"><table>\
+         <tr><th>Tool</th><th>Reads only</th><th>What it does</th></tr>",
+    );
+    for tool in crate::mcp::tools::all() {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            tool.name(),
+            if tool.reads_only() { "yes" } else { "no" },
+            inline_markdown(tool.description())
+        );
+    }
+    html.push_str("</table></div></div></section>");
+}
 
 /// The reference tables the description summarises, each folded to its heading until followed.
 const RATE_LIMITS_AND_ERRORS: &str = "<section class=\"fold\" id=\"rate-limits\">\
@@ -563,6 +593,20 @@ mod tests {
         assert!(get_task.contains("invalid_query"));
         let create_task = &html[html.find("id=\"createTask\"").unwrap()..];
         assert!(create_task[..create_task.find("</section>").unwrap()].contains("Malformed body"));
+    }
+
+    #[test]
+    fn the_mcp_section_shows_how_to_connect_and_every_tool() {
+        let html = render(&crate::openapi::document());
+        let mcp = &html[html.find("id=\"mcp\"").expect("the section")..];
+        assert!(mcp.contains("mcp.json") && mcp.contains("Authorization"));
+        for tool in crate::mcp::tools::all() {
+            assert!(
+                mcp.contains(&format!("<code>{}</code>", tool.name())),
+                "{}",
+                tool.name()
+            );
+        }
     }
 
     #[test]

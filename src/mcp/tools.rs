@@ -236,6 +236,10 @@ impl Tool {
         self.spec.read_only
     }
 
+    pub fn description(&self) -> &'static str {
+        self.spec.description
+    }
+
     /// Its `tools/list` entry for protocol revision `version`: annotations from 2025-03-26,
     /// `title` and `outputSchema` from 2025-06-18.
     pub fn listing(&self, version: &str) -> Value {
