@@ -345,6 +345,15 @@ impl App {
                         let mut flight = None;
                         let mut outcome =
                             self.answer(request, &writes, &principal, decision, || {
+                                // JSON-RPC has ids, not idempotency keys: a key on /mcp is
+                                // ignored (holding the commit open for a whole MCP request, or
+                                // replaying one protocol revision's answer to another, would
+                                // do harm).
+                                if *route == crate::router::WriteRoute::Mcp {
+                                    return api::dispatch_write(
+                                        &self.site, &writes, &principal, route, request,
+                                    );
+                                }
                                 crate::idempotency::run(
                                     &self.store,
                                     &self.idempotency,

@@ -136,7 +136,7 @@ fn render_mcp(html: &mut String) {
     html.push_str(
         "<section class=\"fold\" id=\"mcp\"><h2><a href=\"#mcp\">MCP for assistants and editors</a></h2>\
          <div class=\"more\"><p><code>POST /mcp</code> speaks the Model Context Protocol (Streamable HTTP, \
-         stateless; revisions 2024-11-05 to 2025-11-25) with the same token, limits and rules as the API. \
+         stateless; revisions 2024-11-05 to 2026-07-28) with the same token, limits and rules as the API. \
          Point your editor's <code>mcp.json</code> at it:</p>\
          <pre><code>{\n  \"servers\": {\n    \"ktasks\": {\n      \"type\": \"http\",\n      \
          \"url\": \"https://tasks.example.com/mcp\",\n      \

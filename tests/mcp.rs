@@ -110,7 +110,19 @@ fn the_json_rpc_layer_answers_each_kind_of_message_as_the_spec_says() {
 
     /// Extra headers, the body, and the HTTP status and JSON-RPC error code it gets.
     type Refusal<'a> = (&'a [(&'a str, &'a str)], &'a str, u16, i64);
-    let refusals: [Refusal; 6] = [
+    let nine_pings = format!(
+        "[{}]",
+        [r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#; 9].join(",")
+    );
+    let refusals: [Refusal; 9] = [
+        (&[], r#"{"jsonrpc":"2.0","id":1}"#, 200, -32600),
+        (&[], &nine_pings, 400, -32600),
+        (
+            &[],
+            r#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26"}}]"#,
+            400,
+            -32600,
+        ),
         (&[], "{not json", 400, -32700),
         (
             &[],
@@ -201,6 +213,35 @@ fn mcp_has_the_security_of_the_api() {
         r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
     );
     assert_eq!(foreign.status, 403);
+
+    // An Idempotency-Key means nothing to JSON-RPC: ignored, so two calls make two tasks.
+    let create = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "create_task", "arguments": {"projectId": team.project, "title": "keyed"}}})
+    .to_string();
+    let ids: Vec<Value> = (0..2)
+        .map(|_| {
+            let response = send(
+                server,
+                &team.owner,
+                &[
+                    ("MCP-Protocol-Version", "2025-06-18"),
+                    ("Idempotency-Key", "same"),
+                ],
+                &create,
+            );
+            assert_eq!(response.header("idempotent-replayed"), None);
+            response.json()["result"]["structuredContent"]["id"].clone()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    // Arguments a tool does not take are refused, as unknown fields are on /api.
+    let extra = crate::bad_input::mcp_call_code(
+        server,
+        &team.owner,
+        "delete_task",
+        json!({"id": ids[0], "force": true}),
+    );
+    assert_eq!(extra.as_deref(), Some("unknown_field"));
 
     // A read token is offered the read tools; a write tool anyway is a tool error.
     let reader = team.env.token("owner@example.com", &["--read-only"]);
@@ -357,4 +398,115 @@ fn the_official_python_sdk_runs_a_whole_session() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("every check passed"), "{stdout}");
     eprintln!("{}", stdout.trim());
+}
+
+/// The stateless revision (2026-07-28): `server/discover` instead of `initialize`, and each
+/// request's envelope (`params._meta`, and the headers that repeat it) checked in order.
+#[test]
+fn the_stateless_revision_checks_each_envelope() {
+    let team = Team::new();
+    let server = &team.server;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let call = |headers: &[(&str, &str)], method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": "s", "method": method, "params": params});
+        send(server, &team.owner, headers, &body.to_string())
+    };
+    let stamped = |method: &'static str| {
+        vec![
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", method),
+        ]
+    };
+
+    let discover = call(
+        &stamped("server/discover"),
+        "server/discover",
+        json!({"_meta": meta}),
+    );
+    assert_eq!(discover.status, 200, "{}", discover.body);
+    let result = &discover.json()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-11-25"))
+    );
+
+    let listed = call(&stamped("tools/list"), "tools/list", json!({"_meta": meta}));
+    assert_eq!(
+        listed.json()["result"]["tools"].as_array().unwrap().len(),
+        14
+    );
+
+    let task = team.task("stateless");
+    let id = task["id"].as_str().unwrap();
+    let mut headers = stamped("tools/call");
+    headers.push(("Mcp-Name", "get_task"));
+    let got = call(
+        &headers,
+        "tools/call",
+        json!({"_meta": meta, "name": "get_task", "arguments": {"id": id}}),
+    );
+    let result = &got.json()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["structuredContent"]["id"], id);
+
+    // Refusals, in the ladder's order, each with its status.
+    /// Headers, method, params, and the HTTP status and JSON-RPC code they get.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, Value, u16, i64);
+    let cases: [Case; 5] = [
+        (stamped("tools/list"), "tools/list", json!({}), 400, -32602),
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+            ],
+            "tools/list",
+            json!({"_meta": meta}),
+            400,
+            -32020,
+        ),
+        (
+            stamped("tools/call"),
+            "tools/call",
+            json!({"_meta": meta, "name": "get_task", "arguments": {"id": id}}),
+            400,
+            -32020,
+        ),
+        (
+            vec![
+                ("MCP-Protocol-Version", "2099-01-01"),
+                ("Mcp-Method", "tools/list"),
+            ],
+            "tools/list",
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}),
+            400,
+            -32022,
+        ),
+        (stamped("ping"), "ping", json!({"_meta": meta}), 404, -32601),
+    ];
+    for (headers, method, params, status, code) in cases {
+        let response = call(&headers, method, params.clone());
+        assert_eq!(
+            response.status, status,
+            "{method} {params}: {}",
+            response.body
+        );
+        let error = &response.json()["error"];
+        assert_eq!(error["code"], code, "{method} {params}");
+        if code == -32022 {
+            assert_eq!(error["data"]["supported"], json!(["2026-07-28"]));
+        }
+    }
 }

@@ -10,9 +10,10 @@
 //! (`GET /mcp` is 405), each POST stands alone, which is what lets it run on the ordinary
 //! request path.
 //!
-//! Revisions: the handshake ones, 2024-11-05 to 2025-11-25. A client that first probes for the
-//! stateless 2026-07-28 revision (`server/discover`) gets "method not found" and falls back to
-//! the handshake, as the SDKs do. We write the small JSON-RPC layer ourselves on our router
+//! Revisions: the handshake ones, 2024-11-05 to 2025-11-25 (`initialize`), and the stateless
+//! 2026-07-28 (`server/discover`; each request carries its revision and the client's
+//! capabilities in `params._meta`, and its method and tool name in headers; `stateless`). We
+//! write the small JSON-RPC layer ourselves on our router
 //! rather than take the official Rust SDK (`rmcp`): its Streamable HTTP server is built on a
 //! web framework (axum/tower) and session state, which this binary has neither of; the
 //! protocol's few message shapes are plain `serde_json` values here.
@@ -31,6 +32,9 @@ use crate::store::Writes;
 /// The revisions spoken, oldest first; the last is offered to a client that asks for another.
 pub const PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 const LATEST: &str = "2025-11-25";
+const INSTRUCTIONS: &str = "Tasks of the Krokanti Tasks server, as the user whose token this is. \
+    Spaces hold projects, projects hold tasks. Find ids with list_spaces, list_projects, \
+    list_members and search_tasks before changing anything.";
 /// Assumed without an `MCP-Protocol-Version` header, as the 2025-06-18 transport says.
 const WITHOUT_HEADER: &str = "2025-03-26";
 
@@ -39,6 +43,19 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
+// The stateless revision's own codes.
+const HEADER_MISMATCH: i64 = -32020;
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The most messages in a batch (revisions 2024-11-05 and 2025-03-26; SDKs do not send them):
+/// the rate limit counts the HTTP request, so a batch may not multiply it by much.
+const MAX_BATCH: usize = 8;
+
+/// The stateless revision: no handshake; each request names its revision and the client's
+/// capabilities in `params._meta`, and repeats its method (and tool name) in headers.
+const STATELESS: &str = "2026-07-28";
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// Answers one `POST /mcp`.
 pub fn handle(
@@ -54,26 +71,6 @@ pub fn handle(
             "the Origin header names another site".into(),
         ));
     }
-    let version = match request.headers.get("mcp-protocol-version") {
-        None => WITHOUT_HEADER,
-        Some(value) => match value
-            .to_str()
-            .ok()
-            .and_then(|v| PROTOCOL_VERSIONS.iter().find(|known| **known == v))
-        {
-            Some(version) => version,
-            None => {
-                return Ok(rpc_failure(
-                    StatusCode::BAD_REQUEST,
-                    INVALID_REQUEST,
-                    format!(
-                        "unsupported MCP-Protocol-Version; this server speaks {}",
-                        PROTOCOL_VERSIONS.join(", ")
-                    ),
-                ));
-            }
-        },
-    };
     let message: Value = match serde_json::from_slice(&request.body) {
         Ok(message) => message,
         Err(error) => {
@@ -84,20 +81,64 @@ pub fn handle(
             ));
         }
     };
+    let version = match request.headers.get("mcp-protocol-version") {
+        None => WITHOUT_HEADER,
+        Some(value) if value == STATELESS => STATELESS,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| PROTOCOL_VERSIONS.iter().find(|known| **known == v))
+        {
+            Some(version) => version,
+            // A revision we do not know, in a stateless envelope: that path names ours (-32022).
+            None if is_stateless(&message) => STATELESS,
+            None => {
+                return Ok(rpc_failure(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    format!(
+                        "unsupported MCP-Protocol-Version; this server speaks {} and {STATELESS}",
+                        PROTOCOL_VERSIONS.join(", ")
+                    ),
+                ));
+            }
+        },
+    };
     let context = tools::Context {
         site,
         writes,
         principal,
         request,
     };
+    if version == STATELESS || is_stateless(&message) {
+        return Ok(stateless(&context, message));
+    }
     let answer: Option<Vec<u8>> = match message {
         Value::Array(batch) => {
-            // Batches came with 2025-03-26 and went with 2025-06-18.
+            // Batches came with 2025-03-26 and went with 2025-06-18. A batch is one request to
+            // the rate limit, so it is kept short; and `initialize` may not be in one.
             if version >= "2025-06-18" || batch.is_empty() {
                 return Ok(rpc_failure(
                     StatusCode::BAD_REQUEST,
                     INVALID_REQUEST,
                     format!("a JSON-RPC batch is not accepted (protocol revision {version})"),
+                ));
+            }
+            if batch.len() > MAX_BATCH {
+                return Ok(rpc_failure(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    format!("a batch holds at most {MAX_BATCH} messages"),
+                ));
+            }
+            if batch
+                .iter()
+                .any(|m| m.get("method") == Some(&json!("initialize")))
+            {
+                return Ok(rpc_failure(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    "`initialize` cannot be part of a batch".into(),
                 ));
             }
             let answers: Vec<Vec<u8>> = batch
@@ -116,27 +157,28 @@ pub fn handle(
     Ok(match answer {
         Some(answer) => Reply::bytes("application/json", answer.into()),
         // Only notifications or responses: accepted, nothing to say.
-        None => Reply {
-            status: StatusCode::ACCEPTED,
-            ..Reply::no_content()
-        },
+        None => accepted(),
     })
 }
 
 /// The answer to one JSON-RPC message, written: `None` for a notification or a response. A
 /// result is written around JSON that is written already (a tool's is the API's own answer).
 fn answer(context: &tools::Context<'_, '_>, version: &str, message: Value) -> Option<Vec<u8>> {
-    let (id, result) = match respond(context, version, message)? {
-        Ok(answered) => answered,
-        Err((id, code, message)) => return Some(written(&error(id, code, &message))),
-    };
+    Some(match respond(context, version, message)? {
+        Ok((id, result)) => success(&id, &result),
+        Err((id, code, message)) => written(&error(id, code, &message)),
+    })
+}
+
+/// `{"jsonrpc":"2.0","id":...,"result":...}` around a result written already.
+fn success(id: &Value, result: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(result.len() + 48);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    serde_json::to_writer(&mut out, &id).expect("an id serializes");
+    serde_json::to_writer(&mut out, id).expect("an id serializes");
     out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(&result);
+    out.extend_from_slice(result);
     out.push(b'}');
-    Some(out)
+    out
 }
 
 /// A request's id and its result's JSON, or its id (null when it has none that is valid) and
@@ -158,7 +200,8 @@ fn respond(context: &tools::Context<'_, '_>, version: &str, message: Value) -> O
         Some(Value::String(method)) => method,
         Some(_) => return refuse(id_or_null(), INVALID_REQUEST, "`method` must be a string"),
         // A response to a request of ours: we send none, so there is nothing to match it to.
-        None => return None,
+        None if object.contains_key("result") || object.contains_key("error") => return None,
+        None => return refuse(id_or_null(), INVALID_REQUEST, "a request needs a `method`"),
     };
     // A notification (`notifications/initialized`, `notifications/cancelled`, ...): taken.
     id.as_ref()?;
@@ -202,9 +245,7 @@ fn initialize(params: &Map<String, Value>) -> RpcResult<Value> {
         "protocolVersion": negotiate(asked),
         "capabilities": { "tools": { "listChanged": false } },
         "serverInfo": { "name": "ktasks", "version": env!("CARGO_PKG_VERSION") },
-        "instructions": "Tasks of the Krokanti Tasks server, as the user whose token this is. Spaces hold \
-            projects, projects hold tasks. Find ids with list_spaces, list_projects, list_members and \
-            search_tasks before changing anything.",
+        "instructions": INSTRUCTIONS,
     }))
 }
 
@@ -299,6 +340,171 @@ fn push_json_text(out: &mut Vec<u8>, json: &[u8]) {
     }
     out.extend_from_slice(&json[start..]);
     out.push(b'"');
+}
+
+/// Whether a message says it is of the stateless revision (its `_meta` names a revision).
+fn is_stateless(message: &Value) -> bool {
+    message
+        .pointer("/params/_meta")
+        .and_then(|meta| meta.get(META_VERSION))
+        .is_some()
+}
+
+/// A request of the stateless revision (2026-07-28): the envelope checked in the order the
+/// revision gives (the `_meta` pair, the headers, the revision), then `server/discover`,
+/// `tools/list` or `tools/call`. Each error has its own HTTP status; no batches.
+fn stateless(context: &tools::Context<'_, '_>, message: Value) -> Reply {
+    let headers = &context.request.headers;
+    let failure = |id: Value, code: i64, message: String, data: Option<Value>| {
+        let status = match code {
+            METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            PARSE_ERROR
+            | INVALID_REQUEST
+            | INVALID_PARAMS
+            | HEADER_MISMATCH
+            | UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        };
+        let mut body = error(id, code, &message);
+        if let Some(data) = data {
+            body["error"]["data"] = data;
+        }
+        Reply::json(status, &body)
+    };
+    let Value::Object(mut object) = message else {
+        return failure(
+            Value::Null,
+            INVALID_REQUEST,
+            "one JSON-RPC object per request".into(),
+            None,
+        );
+    };
+    let id = match object.remove("id") {
+        Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
+        None => None,
+        Some(_) => {
+            return failure(
+                Value::Null,
+                INVALID_REQUEST,
+                "`id` must be a string or a number".into(),
+                None,
+            );
+        }
+    };
+    if object.get("jsonrpc") != Some(&json!("2.0")) {
+        return failure(
+            id.unwrap_or(Value::Null),
+            INVALID_REQUEST,
+            "`jsonrpc` must be \"2.0\"".into(),
+            None,
+        );
+    }
+    let Some(Value::String(method)) = object.remove("method") else {
+        // A response to a request of ours (we send none), or no method: nothing to answer.
+        return match id {
+            Some(id) => failure(
+                id,
+                INVALID_REQUEST,
+                "`method` must be a string".into(),
+                None,
+            ),
+            None => accepted(),
+        };
+    };
+    let Some(id) = id else {
+        return accepted();
+    };
+    let mut params = match object.remove("params") {
+        Some(Value::Object(params)) => params,
+        _ => Map::new(),
+    };
+    let meta = params.remove("_meta");
+    let envelope = meta
+        .as_ref()
+        .and_then(|meta| Some((meta.get(META_VERSION)?, meta.get(META_CAPABILITIES)?)));
+    let Some((asked, _capabilities)) = envelope else {
+        return failure(
+            id,
+            INVALID_PARAMS,
+            format!("params._meta must carry {META_VERSION:?} and {META_CAPABILITIES:?}"),
+            None,
+        );
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("mcp-protocol-version").is_none_or(|v| Some(v) != asked.as_str()) {
+        return failure(
+            id,
+            HEADER_MISMATCH,
+            "MCP-Protocol-Version does not match params._meta".into(),
+            None,
+        );
+    }
+    if header("mcp-method") != Some(method.as_str()) {
+        return failure(
+            id,
+            HEADER_MISMATCH,
+            "Mcp-Method does not match the method".into(),
+            None,
+        );
+    }
+    if method == "tools/call"
+        && let Some(name) = params.get("name").and_then(Value::as_str)
+        && header("mcp-name") != Some(name)
+    {
+        return failure(
+            id,
+            HEADER_MISMATCH,
+            "Mcp-Name does not match the tool's name".into(),
+            None,
+        );
+    }
+    if asked != STATELESS {
+        return failure(
+            id,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version".into(),
+            Some(json!({ "supported": [STATELESS], "requested": asked })),
+        );
+    }
+    let complete = |mut result: Value| {
+        result["resultType"] = json!("complete");
+        written(&result)
+    };
+    let supported = [PROTOCOL_VERSIONS.as_slice(), &[STATELESS]].concat();
+    let result = match method.as_str() {
+        "server/discover" => Ok(complete(json!({
+            "supportedVersions": supported,
+            "capabilities": { "tools": { "listChanged": false } },
+            "serverInfo": { "name": "ktasks", "version": env!("CARGO_PKG_VERSION") },
+            "instructions": INSTRUCTIONS,
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }))),
+        "tools/list" => {
+            let mut listed = list(context.principal, STATELESS);
+            listed["ttlMs"] = json!(0);
+            listed["cacheScope"] = json!("private");
+            Ok(complete(listed))
+        }
+        "tools/call" => call(context, STATELESS, params).map(|mut result| {
+            // `{...}` -> `{..., "resultType": "complete"}`
+            result.pop();
+            result.extend_from_slice(b",\"resultType\":\"complete\"}");
+            result
+        }),
+        _ => Err((METHOD_NOT_FOUND, format!("method not found: {method}"))),
+    };
+    match result {
+        Ok(result) => Reply::bytes("application/json", success(&id, &result).into()),
+        Err((code, message)) => failure(id, code, message, None),
+    }
+}
+
+fn accepted() -> Reply {
+    Reply {
+        status: StatusCode::ACCEPTED,
+        ..Reply::no_content()
+    }
 }
 
 fn error(id: Value, code: i64, message: &str) -> Value {

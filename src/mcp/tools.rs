@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
+use hyper::Method;
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use hyper::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::app::{ApiRequest, Site};
@@ -225,6 +225,8 @@ pub struct Tool {
     /// The operation's method and path (`/api/tasks/{id}`).
     method: Method,
     path: String,
+    /// Whether the operation takes a JSON body (the arguments left after the path's).
+    has_body: bool,
 }
 
 impl Tool {
@@ -303,6 +305,7 @@ fn build(document: &Value) -> Vec<Tool> {
                 }
             }
             let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+            let has_body = !body.is_null();
             if !body.is_null() && spec.name != "complete_task" {
                 let body = inline(body, components);
                 for (name, schema) in body["properties"].as_object().into_iter().flatten() {
@@ -345,6 +348,7 @@ fn build(document: &Value) -> Vec<Tool> {
                 output,
                 method,
                 path,
+                has_body,
             }
         })
         .collect()
@@ -423,7 +427,13 @@ pub fn call(context: &Context<'_, '_>, tool: &Tool, arguments: Map<String, Value
     };
     match result {
         Ok(value) => Called::Done(value),
-        Err(error) => Called::Failed(error),
+        Err(error) => {
+            // The tool's answer says only `internal`, as /api's would; the detail goes to the log.
+            if let Error::Internal(detail) = &error {
+                crate::log_error!("POST /mcp {}: {detail}", tool.spec.name);
+            }
+            Called::Failed(error)
+        }
     }
 }
 
@@ -520,8 +530,15 @@ fn run(
             path = format!("{path}?{}", pairs.join("&"));
         }
         api_reply(context, method, &path, None)?
-    } else {
+    } else if tool.has_body {
         api_reply(context, method, &path, Some(&Value::Object(rest)))?
+    } else {
+        // No body to refuse what is left (`delete_task`): refused here, as /api refuses unknown
+        // fields.
+        if let Some(name) = rest.keys().next() {
+            return Err(Error::UnknownField(name.clone()));
+        }
+        api_reply(context, method, &path, None)?
     };
     Ok(match tool.spec.output {
         Output::Object(_) => answer.0.body.to_vec(),
@@ -602,7 +619,7 @@ fn api_reply(
         )?,
         _ => return Err(Error::NotFound),
     };
-    if reply.status.is_success() || reply.status == StatusCode::NOT_MODIFIED {
+    if reply.status.is_success() {
         Ok(Answer(reply))
     } else {
         Err(Error::internal(format!(

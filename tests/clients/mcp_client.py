@@ -19,9 +19,9 @@ WRITE_TOOLS = {
 }
 
 
-def connect(base, token):
+def connect(base, token, mode):
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    return Client(streamable_http_client(f"{base}/mcp", http_client=http))
+    return Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode)
 
 
 def check(condition, what):
@@ -37,9 +37,8 @@ def structured(result, what):
     return result.structured_content
 
 
-async def main(base, write_token, read_token, project):
-    async with connect(base, write_token) as client:
-        info = client.initialize_result if hasattr(client, "initialize_result") else None
+async def session(base, write_token, read_token, project, mode):
+    async with connect(base, write_token, mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         check(set(tools) == READ_TOOLS | WRITE_TOOLS, f"tools: {sorted(tools)}")
         for name in READ_TOOLS:
@@ -84,7 +83,7 @@ async def main(base, write_token, read_token, project):
         gone = await client.call_tool("get_task", {"id": task})
         check(gone.is_error, "the deleted task is still there")
 
-    async with connect(base, read_token) as client:
+    async with connect(base, read_token, mode) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         check(names == READ_TOOLS, f"a read token is offered {sorted(names)}")
         refused = await client.call_tool("create_task", {"projectId": project, "title": "no"})
@@ -92,6 +91,14 @@ async def main(base, write_token, read_token, project):
               f"a read token wrote: {refused.content}")
         spaces = structured(await client.call_tool("list_spaces", {}), "list_spaces")
         check(len(spaces["items"]) >= 1, "no spaces")
+    print(f"mcp client: mode {mode}: every check passed")
+
+
+async def main(base, write_token, read_token, project):
+    # "auto" probes server/discover and speaks the stateless 2026-07-28 revision; "legacy" the
+    # initialize handshake (2025-11-25 with this SDK).
+    for mode in ("auto", "2026-07-28", "legacy"):
+        await session(base, write_token, read_token, project, mode)
     print("mcp client: every check passed with the official SDK")
 
 
