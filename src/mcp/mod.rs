@@ -344,8 +344,10 @@ fn push_json_text(out: &mut Vec<u8>, json: &[u8]) {
 
 /// Whether a message says it is of the stateless revision (its `_meta` names a revision).
 fn is_stateless(message: &Value) -> bool {
+    // Not `Value::pointer`: it parses its path on every call, on every request here.
     message
-        .pointer("/params/_meta")
+        .get("params")
+        .and_then(|params| params.get("_meta"))
         .and_then(|meta| meta.get(META_VERSION))
         .is_some()
 }

@@ -585,10 +585,9 @@ fn api_reply(
         .parse()
         .map_err(|_| Error::validation("id", "not a valid id"))?;
     let route = router::route(method, uri.path())?;
+    // No `Host`: it only makes `Location` and `Link` absolute, and a tool's answer uses neither
+    // (pages go by `Next-Cursor`).
     let mut headers = HeaderMap::new();
-    if let Some(host) = context.request.headers.get(hyper::header::HOST) {
-        headers.insert(hyper::header::HOST, host.clone());
-    }
     let body = match body {
         Some(body) => {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
