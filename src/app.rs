@@ -295,7 +295,12 @@ impl App {
             })
             .await;
         }
-        let lane = if request.method == Method::GET {
+        // An MCP request that can only read runs where GETs do: on a write-lane thread its
+        // snapshots would each take a reader connection (and its page cache) of their own.
+        let lane = if request.method == Method::GET
+            || (request.route == Route::Api(ApiRoute::Write(crate::router::WriteRoute::Mcp))
+                && crate::mcp::reads_only(&request.body))
+        {
             &self.lanes.reads
         } else {
             &self.lanes.writes

@@ -57,6 +57,21 @@ const STATELESS: &str = "2026-07-28";
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
+/// Whether a `POST /mcp` body can only read: no write tool's name appears in it (as a JSON
+/// string). It decides the request's lane, not what it may do: a write tool named in some
+/// other spelling (`\u` escapes) still writes, through the same checks, only on a read thread.
+pub fn reads_only(body: &[u8]) -> bool {
+    static NEEDLES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let needles = NEEDLES.get_or_init(|| {
+        tools::all()
+            .iter()
+            .filter(|tool| !tool.reads_only())
+            .map(|tool| format!("\"{}\"", tool.name()))
+            .collect()
+    });
+    std::str::from_utf8(body).is_ok_and(|text| !needles.iter().any(|n| text.contains(n.as_str())))
+}
+
 /// Answers one `POST /mcp`.
 pub fn handle(
     site: &Site,
@@ -532,6 +547,27 @@ mod tests {
         let mut control = Vec::new();
         push_json_text(&mut control, b"a\x01b");
         assert_eq!(control, br#""a\u0001b""#);
+    }
+
+    #[test]
+    fn a_body_naming_no_write_tool_runs_on_the_read_lane() {
+        let call = |name: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#
+            )
+        };
+        assert!(reads_only(call("get_task").as_bytes()));
+        assert!(reads_only(call("search_tasks").as_bytes()));
+        assert!(reads_only(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        ));
+        for write in ["create_task", "complete_task", "delete_task", "add_label"] {
+            assert!(!reads_only(call(write).as_bytes()), "{write}");
+        }
+        assert!(
+            !reads_only(b"\xff"),
+            "not UTF-8: the write lane, to be safe"
+        );
     }
 
     #[test]
