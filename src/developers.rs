@@ -54,7 +54,7 @@ pub fn render(document: &Value) -> String {
     }
     html.push_str(GETTING_STARTED);
     html.push_str(RATE_LIMITS_AND_ERRORS);
-    render_mcp(&mut html);
+    render_mcp(&mut html, document);
 
     // One group per tag, in the document's order of tags: each resource once, each endpoint one
     // line (its title, which is also the index entry) until it is opened or linked to.
@@ -132,7 +132,7 @@ until the grace ends. A token that stops working at a known time says when on ev
 
 /// How to connect an assistant or editor to `POST /mcp`, and its tools (from the tool table
 /// itself, so the page cannot drift from what `tools/list` answers).
-fn render_mcp(html: &mut String) {
+fn render_mcp(html: &mut String, document: &Value) {
     html.push_str(
         "<section class=\"fold\" id=\"mcp\"><h2><a href=\"#mcp\">MCP for assistants and editors</a></h2>\
          <div class=\"more\"><p><code>POST /mcp</code> speaks the Model Context Protocol (Streamable HTTP, \
@@ -147,7 +147,7 @@ fn render_mcp(html: &mut String) {
          those. Tool errors carry the API's error object.</p><div class=\"table\"><table>\
          <tr><th>Tool</th><th>Reads only</th><th>What it does</th></tr>",
     );
-    for tool in crate::mcp::tools::all() {
+    for tool in crate::mcp::tools::all_from(document) {
         let _ = write!(
             html,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",

@@ -220,8 +220,10 @@ const SPECS: &[Spec] = &[
 /// A tool with its schemas made from the OpenAPI document.
 pub struct Tool {
     spec: &'static Spec,
-    input: Value,
-    output: Value,
+    /// The schemas as JSON text: as `Value` trees, the inlined schemas of 14 tools held about
+    /// 1.7 MB for good; `tools/list` parses them for the moment it answers.
+    input: Box<str>,
+    output: Box<str>,
     /// The operation's method and path (`/api/tasks/{id}`).
     method: Method,
     path: String,
@@ -242,6 +244,14 @@ impl Tool {
         self.spec.description
     }
 
+    fn input(&self) -> Value {
+        serde_json::from_str(&self.input).expect("written by build")
+    }
+
+    fn output(&self) -> Value {
+        serde_json::from_str(&self.output).expect("written by build")
+    }
+
     /// Its `tools/list` entry for protocol revision `version`: annotations from 2025-03-26,
     /// `title` and `outputSchema` from 2025-06-18.
     pub fn listing(&self, version: &str) -> Value {
@@ -249,7 +259,7 @@ impl Tool {
         let mut entry = json!({
             "name": spec.name,
             "description": spec.description,
-            "inputSchema": self.input,
+            "inputSchema": self.input(),
         });
         if version >= "2025-03-26" {
             entry["annotations"] = json!({
@@ -262,7 +272,7 @@ impl Tool {
         }
         if version >= "2025-06-18" {
             entry["title"] = json!(spec.title);
-            entry["outputSchema"] = self.output.clone();
+            entry["outputSchema"] = self.output();
         }
         entry
     }
@@ -270,9 +280,16 @@ impl Tool {
 
 /// The tools, built once from the OpenAPI document (a field added to the API appears in them).
 pub fn all() -> &'static [Tool] {
-    static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();
     TOOLS.get_or_init(|| build(&crate::openapi::document()))
 }
+
+/// The tools, built from `document` when they are not yet (the server passes the document it
+/// renders anyway: one build of it at start-up, not two).
+pub fn all_from(document: &Value) -> &'static [Tool] {
+    TOOLS.get_or_init(|| build(document))
+}
+
+static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();
 
 fn build(document: &Value) -> Vec<Tool> {
     let components = &document["components"]["schemas"];
@@ -344,8 +361,8 @@ fn build(document: &Value) -> Vec<Tool> {
             };
             Tool {
                 spec,
-                input,
-                output,
+                input: input.to_string().into(),
+                output: output.to_string().into(),
                 method,
                 path,
                 has_body,
@@ -635,18 +652,17 @@ mod tests {
     #[test]
     fn every_tool_has_a_standalone_object_schema_from_its_operation() {
         for tool in all() {
-            let input = serde_json::to_string(&tool.input).unwrap();
-            let output = serde_json::to_string(&tool.output).unwrap();
+            let (input, output) = (&tool.input, &tool.output);
             assert!(
                 !input.contains("$ref") && !output.contains("$ref"),
                 "{}",
                 tool.name()
             );
-            assert_eq!(tool.input["type"], "object");
-            assert_eq!(tool.output["type"], "object", "{}", tool.name());
+            assert_eq!(tool.input()["type"], "object");
+            assert_eq!(tool.output()["type"], "object", "{}", tool.name());
         }
         let by_name = |name: &str| all().iter().find(|t| t.name() == name).unwrap();
-        let create = &by_name("create_task").input;
+        let create = by_name("create_task").input();
         assert!(create["properties"]["title"].is_object());
         assert!(
             create["required"]
@@ -654,16 +670,16 @@ mod tests {
                 .unwrap()
                 .contains(&json!("title"))
         );
-        let search = &by_name("search_tasks").input;
+        let search = by_name("search_tasks").input();
         for filter in ["projectId", "assigneeId", "q", "limit", "cursor"] {
             assert!(search["properties"][filter].is_object(), "{filter}");
         }
         assert_eq!(
-            by_name("list_members").input["required"],
+            by_name("list_members").input()["required"],
             json!(["spaceId"])
         );
-        assert_eq!(by_name("get_task").input["required"], json!(["id"]));
-        let remove = &by_name("remove_label").input;
+        assert_eq!(by_name("get_task").input()["required"], json!(["id"]));
+        let remove = by_name("remove_label").input();
         assert!(
             remove["properties"]["name"].is_object() && remove["properties"]["labelId"].is_object()
         );
