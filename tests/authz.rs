@@ -19,7 +19,31 @@ struct Side<'a> {
     webhook: std::cell::OnceCell<String>,
 }
 
-impl Side<'_> {
+impl<'a> Side<'a> {
+    /// The team's space, owned by the team's owner.
+    fn team(team: &'a Team) -> Side<'a> {
+        Side {
+            server: &team.server,
+            space: &team.space,
+            project: &team.project,
+            owner: &team.owner,
+            member_id: &team.member_id,
+            webhook: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The second space: the outsider owns it; for the team it is the outside.
+    fn other(team: &'a Team) -> Side<'a> {
+        Side {
+            server: &team.server,
+            space: &team.other_space,
+            project: &team.other_project,
+            owner: &team.outsider,
+            member_id: &team.outsider_id,
+            webhook: std::cell::OnceCell::new(),
+        }
+    }
+
     fn webhook(&self) -> &str {
         self.webhook.get_or_init(|| self.new_webhook())
     }
@@ -230,14 +254,7 @@ fn run_matrix(
 #[test]
 fn role_by_route_matrix_in_two_spaces() {
     let team = Team::new();
-    let team_side = Side {
-        server: &team.server,
-        space: &team.space,
-        project: &team.project,
-        owner: &team.owner,
-        member_id: &team.member_id,
-        webhook: std::cell::OnceCell::new(),
-    };
+    let team_side = Side::team(&team);
     let mut failures = run_matrix(
         &team_side,
         [
@@ -249,14 +266,7 @@ fn role_by_route_matrix_in_two_spaces() {
         expected,
     );
     // The second space: the outsider owns it; for the team's three it is the outside.
-    let other_side = Side {
-        server: &team.server,
-        space: &team.other_space,
-        project: &team.other_project,
-        owner: &team.outsider,
-        member_id: &team.outsider_id,
-        webhook: std::cell::OnceCell::new(),
-    };
+    let other_side = Side::other(&team);
     failures.extend(run_matrix(
         &other_side,
         [
@@ -291,14 +301,7 @@ fn space_restricted_tokens_by_route() {
         .unwrap()
         .to_string();
     let outsider_elsewhere = env.token("outsider@example.com", &["--space", &personal_slug]);
-    let team_side = Side {
-        server: &team.server,
-        space: &team.space,
-        project: &team.project,
-        owner: &team.owner,
-        member_id: &team.member_id,
-        webhook: std::cell::OnceCell::new(),
-    };
+    let team_side = Side::team(&team);
     let (owner, member, viewer) = (
         in_team("owner@example.com"),
         in_team("member@example.com"),
@@ -314,14 +317,7 @@ fn space_restricted_tokens_by_route() {
         ],
         expected,
     );
-    let other_side = Side {
-        server: &team.server,
-        space: &team.other_space,
-        project: &team.other_project,
-        owner: &team.outsider,
-        member_id: &team.outsider_id,
-        webhook: std::cell::OnceCell::new(),
-    };
+    let other_side = Side::other(&team);
     failures.extend(run_matrix(
         &other_side,
         [
