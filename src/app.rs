@@ -298,8 +298,7 @@ impl App {
         // An MCP request that can only read runs where GETs do: on a write-lane thread its
         // snapshots would each take a reader connection (and its page cache) of their own.
         let lane = if request.method == Method::GET
-            || (request.route == Route::Api(ApiRoute::Write(crate::router::WriteRoute::Mcp))
-                && crate::mcp::reads_only(&request.body))
+            || (request.route.is_mcp() && crate::mcp::reads_only(&request.body))
         {
             &self.lanes.reads
         } else {
@@ -354,7 +353,7 @@ impl App {
                                 // ignored (holding the commit open for a whole MCP request, or
                                 // replaying one protocol revision's answer to another, would
                                 // do harm).
-                                if *route == crate::router::WriteRoute::Mcp {
+                                if request.route.is_mcp() {
                                     return api::dispatch_write(
                                         &self.site, &writes, &principal, route, request,
                                     );
@@ -482,8 +481,7 @@ impl App {
             return Err(Error::PlanRequired);
         }
         // MCP checks the scope per tool: a read token may list and call the read tools.
-        let mcp = request.route == Route::Api(ApiRoute::Write(crate::router::WriteRoute::Mcp));
-        if request.method != Method::GET && !principal.can_write() && !mcp {
+        if request.method != Method::GET && !principal.can_write() && !request.route.is_mcp() {
             return Err(Error::InsufficientScope(
                 "this token is read-only; use a token with write scope",
             ));

@@ -253,6 +253,12 @@ impl Route {
         }
     }
 
+    /// `POST /mcp`: JSON-RPC whose tool calls are the API's own routes; it checks the token's
+    /// scope per tool, and runs on the read lane when it can only read.
+    pub fn is_mcp(&self) -> bool {
+        *self == Route::Api(ApiRoute::Write(WriteRoute::Mcp))
+    }
+
     /// Whether the route reads a request body. Any other ignores one it is sent (it is never
     /// read, so it can neither be too large nor too slow).
     pub fn takes_body(&self) -> bool {

@@ -247,7 +247,9 @@ fn refused_outright(app: &App, request: &ApiRequest) -> Option<Reply> {
             "/login",
         ));
     }
-    if request.method == Method::POST && !origin_is_ours(app, &request.headers) {
+    // A present `Origin` must be this server's (a missing one is allowed: the CSRF token still
+    // has to match, and same-site cookies are not sent cross-site).
+    if request.method == Method::POST && !app.site.origin_is_ours(&request.headers) {
         return Some(message_page(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -620,12 +622,6 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, value)| value);
     let value = found.next()?;
     (found.next().is_none() && !value.is_empty()).then_some(value)
-}
-
-/// A present `Origin` must be this server's (a missing one is allowed: the CSRF token still
-/// has to match, and same-site cookies are not sent cross-site).
-fn origin_is_ours(app: &App, headers: &HeaderMap) -> bool {
-    app.site.origin_is_ours(headers)
 }
 
 fn form(request: &ApiRequest, known: &[&str], lists: &[&str]) -> Result<Query, Error> {
