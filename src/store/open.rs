@@ -18,7 +18,7 @@ use crate::error::Error;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `SCHEMA` is: a database at an older one gets each later `-- Version N:` section.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The part of `SCHEMA` that `version` added: from its `-- Version N:` line to the next one.
 /// Migrations are these sections, so an upgraded database and a new one cannot drift apart.

@@ -380,10 +380,19 @@ fn envelope(
 /// length and its bytes. A write that rolls back cuts them to where it began (`len`, `truncate`);
 /// the batch's commit writes them as one `webhook_outbox` row (`flush`), so a write pays a
 /// `Vec` append per event instead of an insert, and the commit one insert for all of them.
+///
+/// The row is LZ4-compressed. What a webhook cost a write was the bytes its commit wrote (WAL
+/// frames, their fsync, the checkpoint's copy): with a 64-byte stand-in for the row, POST with a
+/// webhook on `*` ran at 99% of the rate without, against 88% with the row as it was. The events
+/// of a batch repeat their keys, ids and timestamps, so they shrink 5-15x, and compressing 20 KiB
+/// takes some 20 microseconds of the writer's time.
 #[derive(Default)]
 pub struct PendingEvents {
     bytes: Vec<u8>,
     count: usize,
+    /// The compressor's hash table and output, kept from one flush to the next.
+    table: lz4_flex::block::CompressTable,
+    compressed: Vec<u8>,
     /// A row was written for the batch already (the buffer was full).
     flushed: bool,
     /// A write of the batch changed the webhooks table (rolled back or not): when the batch ends,
@@ -431,9 +440,23 @@ impl PendingEvents {
         if self.count == 0 {
             return Ok(());
         }
+        self.compressed.resize(
+            lz4_flex::block::get_maximum_output_size(self.bytes.len()),
+            0,
+        );
+        let len = lz4_flex::block::compress_into_with_table(
+            &self.bytes,
+            &mut self.compressed,
+            &mut self.table,
+        )
+        .expect("the output has the maximum compressed size");
         let result = conn
-            .prepare_cached("INSERT INTO webhook_outbox (count, events) VALUES (?1, ?2)")?
-            .execute(params![self.count as i64, self.bytes])
+            .prepare_cached("INSERT INTO webhook_outbox (count, size, events) VALUES (?1, ?2, ?3)")?
+            .execute(params![
+                self.count as i64,
+                self.bytes.len() as i64,
+                &self.compressed[..len]
+            ])
             .map(drop);
         self.bytes.clear();
         self.count = 0;
@@ -450,6 +473,7 @@ impl PendingEvents {
         self.flushed = false;
         // A delete of a task with thousands of subtasks must not keep megabytes for good.
         self.bytes.shrink_to(64 * 1024);
+        self.compressed.shrink_to(64 * 1024);
         if std::mem::take(&mut self.webhooks_changed) {
             *outbox.subscribers.lock().unwrap_or_else(|p| p.into_inner()) = None;
             outbox
@@ -479,6 +503,19 @@ fn decode_events(mut bytes: &[u8]) -> Option<Vec<[&str; 5]>> {
     Some(events)
 }
 
+/// An outbox row's events, from their compressed form and length; `None` if they do not
+/// decompress to exactly that length.
+fn decompress(compressed: &[u8], size: i64) -> Option<Vec<u8>> {
+    // A damaged row must not ask for gigabytes; a write's events are far below this.
+    const MAX_SIZE: usize = 1 << 30;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&size| size <= MAX_SIZE)?;
+    let mut bytes = vec![0; size];
+    let len = lz4_flex::block::decompress_into(compressed, &mut bytes).ok()?;
+    (len == size).then_some(bytes)
+}
+
 /// Records one event for `webhooks` in the batch's pending events; returns the event's id.
 fn record_event(
     tx: &Tx<'_>,
@@ -504,14 +541,18 @@ fn record_event(
 pub fn fan_out(tx: &Tx<'_>, limit: usize, now_ms: i64) -> Result<usize> {
     let mut done = 0;
     while done < limit {
-        let row: Option<(i64, Vec<u8>)> = tx
-            .prepare_cached("SELECT seq, events FROM webhook_outbox ORDER BY seq LIMIT 1")?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        let row: Option<(i64, Option<i64>, Vec<u8>)> = tx
+            .prepare_cached("SELECT seq, size, events FROM webhook_outbox ORDER BY seq LIMIT 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
-        let Some((seq, bytes)) = row else { break };
-        let events = decode_events(&bytes).unwrap_or_else(|| {
+        let Some((seq, size, bytes)) = row else { break };
+        let bytes = match size {
+            Some(size) => decompress(&bytes, size),
+            None => Some(bytes), // written before schema version 8
+        };
+        let events = bytes.as_deref().and_then(decode_events).unwrap_or_else(|| {
             // Only a damaged file makes one; keeping it would stop every later event.
-            crate::log_error!("webhooks: outbox row {seq} is not a list of events; dropped");
+            crate::log_error!("webhooks: outbox row {seq} cannot be read as events; dropped");
             Vec::new()
         });
         for [id, event_type, created_at, webhooks, body] in &events {
@@ -983,6 +1024,83 @@ mod tests {
             statuses,
             [DeliveryStatus::Delivered, DeliveryStatus::Pending]
         );
+    }
+
+    /// A commit's outbox row is stored compressed with its length; a row written before schema
+    /// version 8 (no length) is read as it is, and a row that does not decompress to its length
+    /// is dropped without stopping the ones after it.
+    #[test]
+    fn outbox_rows_are_compressed_and_older_or_damaged_rows_do_not_stop_the_rest() {
+        let (_dir, store) = crate::store::open_temp();
+        let space = personal_space(&store);
+        store
+            .write(|tx| Ok(create_webhook(tx, &on_everything(&space), "whsec_AAAA")?.id))
+            .unwrap();
+        let data = |n: usize| format!("{{\"id\":\"task-{n}\",\"title\":\"alike, all of them\"}}");
+        store
+            .write(|tx| {
+                let actor = Actor {
+                    user_id: "u",
+                    token_id: None,
+                };
+                let outbox = Outbox::open(tx, &space, actor)?;
+                (0..20)
+                    .try_for_each(|n| outbox.emit(tx, EventType::TaskCreated, data(n).as_bytes()))
+            })
+            .unwrap();
+        let (size, stored): (i64, i64) = store
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT size, length(events) FROM webhook_outbox", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?,
+                )
+            })
+            .unwrap();
+        assert!(stored * 3 < size, "{stored} bytes stored for {size}");
+
+        let mut legacy = PendingEvents::default();
+        let body = br#"{"type":"task.deleted","data":{"id":"old"}}"#;
+        let webhook: String = store
+            .read(|c| Ok(c.query_row("SELECT id FROM webhooks", [], |r| r.get(0))?))
+            .unwrap();
+        legacy.push([
+            b"01890000-0000-7000-8000-000000000000",
+            b"task.deleted",
+            b"2026-01-01T00:00:00.000Z",
+            webhook.as_bytes(),
+            body,
+        ]);
+        store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO webhook_outbox (count, size, events) VALUES (1, 4096, x'00ff00ff')",
+                    [],
+                )?;
+                tx.execute(
+                    "INSERT INTO webhook_outbox (count, events) VALUES (1, ?1)",
+                    [&legacy.bytes],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.write(|tx| fan_out(tx, 100, 1000)).unwrap(), 21);
+        let bodies: Vec<String> = store
+            .read(|c| {
+                let mut statement = c.prepare("SELECT body FROM webhook_payloads ORDER BY seq")?;
+                let rows = statement.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(bodies.len(), 21);
+        for (n, body) in bodies[..20].iter().enumerate() {
+            assert!(body.contains(&format!("\"id\":\"task-{n}\"")), "{body}");
+        }
+        assert_eq!(bodies[20].as_bytes(), body);
+        let left: i64 = store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM webhook_outbox", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
