@@ -100,7 +100,12 @@ impl Store {
             |row| row.get(0),
         )?;
 
-        let reader_pragmas = format!("{pragmas} PRAGMA query_only = ON;");
+        // 512 KiB of page cache per reader instead of SQLite's 2 MB: the server may open 26 of
+        // them, and in WAL mode a read transaction that begins after any commit begins with its
+        // cache emptied, so under writes a large one is memory for nothing. GET, list and PATCH
+        // ran at the same rates with 2 MB, 512 KiB and 256 KiB (alternated 4 s runs at 64
+        // connections), and the peak RSS of the same load fell by 3-4 MB.
+        let reader_pragmas = format!("{pragmas} PRAGMA query_only = ON; PRAGMA cache_size = -512;");
         let reader_flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         } else {

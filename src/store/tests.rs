@@ -234,6 +234,54 @@ fn events_a_version_4_outbox_held_are_kept_by_the_upgrade() {
     );
 }
 
+/// An outbox row a version-7 server wrote (plain, before rows were compressed) is fanned out
+/// after the upgrade like any other.
+#[test]
+fn events_a_version_7_outbox_held_are_fanned_out_after_the_upgrade() {
+    // The events' encoding (store::webhooks::PendingEvents): each field a u32 length and its bytes.
+    let fields: [&str; 5] = [
+        "e1",
+        "task.deleted",
+        "t",
+        "w1",
+        r#"{"type":"task.deleted"}"#,
+    ];
+    let mut events = String::new();
+    for field in fields {
+        for byte in (field.len() as u32)
+            .to_le_bytes()
+            .iter()
+            .chain(field.as_bytes())
+        {
+            events.push_str(&format!("{byte:02x}"));
+        }
+    }
+    let (_dir, store) = opened_at_version(
+        7,
+        &format!(
+            "INSERT INTO spaces (id, name, slug, created_at, updated_at) VALUES ('s', 'S', 's', 't', 't'); \
+             INSERT INTO webhooks (id, space_id, url, events, active, secret, created_at, updated_at) \
+             VALUES ('w1', 's', 'https://a.example/', '*', 1, 'whsec_x', 't', 't'); \
+             INSERT INTO webhook_outbox (count, events) VALUES (1, x'{events}');"
+        ),
+    );
+    assert_eq!(
+        store.write(|tx| webhooks::fan_out(tx, 10, 1000)).unwrap(),
+        1
+    );
+    let payload: (String, String) = store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT p.id, p.body FROM webhook_payloads AS p \
+                 JOIN webhook_events AS e ON e.payload = p.seq WHERE e.webhook_id = 'w1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(payload, ("e1".into(), r#"{"type":"task.deleted"}"#.into()));
+}
+
 /// A version-1 database (before sessions) is migrated to the same schema a new one gets.
 #[test]
 fn old_databases_are_migrated_to_the_current_schema() {

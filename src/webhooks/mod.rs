@@ -758,7 +758,7 @@ mod tests {
     use super::*;
 
     /// Each webhook gets its free slots, then up to `ahead` queued, until the queues together
-    /// hold `QUEUED_AT_MOST`; events in flight are passed over.
+    /// hold `QUEUED_AT_MOST` (counting what they held already); events in flight are passed over.
     #[test]
     fn a_pass_fills_free_slots_then_queues_within_the_overall_bound() {
         let key = |webhook: usize, seq: i64| webhooks::DueKey {
@@ -767,25 +767,42 @@ mod tests {
             payload_seq: seq,
             attempts: 0,
         };
-        let keys: Vec<_> = (0..6)
+        let keys: Vec<_> = (0..7)
             .flat_map(|webhook| (0..200).map(move |seq| key(webhook, seq)))
             .collect();
         let in_flight: HashSet<(String, i64)> =
-            [("w0".to_string(), 0), ("w0".to_string(), 7)].into();
+            [("w1".to_string(), 0), ("w1".to_string(), 7)].into();
         let mut per_webhook: HashMap<String, Endpoint> = HashMap::new();
-        per_webhook.entry("w1".into()).or_default().sending = 10;
+        let full = per_webhook.entry("w0".into()).or_default();
+        full.sending = 32;
+        full.queued = (1000..1010)
+            .map(|seq| DueEvent {
+                id: String::new(),
+                webhook_id: "w0".into(),
+                event_type: String::new(),
+                payload: String::new(),
+                created_at: String::new(),
+                attempts: 0,
+                due_at: 0,
+                payload_seq: seq,
+                url: String::new(),
+                secrets: Vec::new(),
+            })
+            .collect();
+        per_webhook.entry("w2".into()).or_default().sending = 10;
         let chosen = choose(&in_flight, &per_webhook, 32, keys.clone(), usize::MAX, 100);
         let of = |webhook: &str| chosen.iter().filter(|k| k.webhook_id == webhook).count();
-        // w0: 32 + 100, its in-flight 0 and 7 passed over; w1: 22 free slots (10 sending) + 100;
-        // w2: 32 + the 56 of the 256 left; w3 to w5: their slots only.
+        // 246 of the 256 are left. w0: 90 more queued (its slots are taken, 10 queued); w1:
+        // 32 + 100, its in-flight 0 and 7 passed over; w2: 22 free slots (10 sending) + the 56
+        // left; w3 to w6: their slots only.
         assert_eq!(
-            [of("w0"), of("w1"), of("w2"), of("w3"), of("w4"), of("w5")],
-            [132, 122, 88, 32, 32, 32]
+            (0..7).map(|w| of(&format!("w{w}"))).collect::<Vec<_>>(),
+            [90, 132, 78, 32, 32, 32, 32]
         );
         assert!(
             !chosen
                 .iter()
-                .any(|k| k.webhook_id == "w0" && [0, 7].contains(&k.payload_seq))
+                .any(|k| k.webhook_id == "w1" && [0, 7].contains(&k.payload_seq))
         );
         // Busy: no queue; and `take` stops the pass.
         let chosen = choose(&in_flight, &per_webhook, 32, keys.clone(), usize::MAX, 0);
