@@ -297,8 +297,8 @@ BEGIN
     UPDATE auth_epoch SET value = value + 1;
 END;
 
--- Version 8: an outbox row's events are LZ4-compressed (a block, src/store/webhooks.rs), `size`
--- being their length uncompressed. The bytes a commit writes were what a write paid for its
--- webhooks, and a commit's events repeat the same keys, ids and times (the bench's shrink 10.7x).
--- Rows from before have no `size` and are read as they are.
+-- Version 8: an outbox row's events of a page or more are LZ4-compressed (a block,
+-- src/store/webhooks.rs), `size` being their length uncompressed. The bytes a commit writes were
+-- what a write paid for its webhooks, and a commit's events repeat the same keys, ids and times
+-- (the bench's shrink 10.7x). Rows with no `size` (shorter ones, and all from before) are plain.
 ALTER TABLE webhook_outbox ADD COLUMN size INTEGER;

@@ -381,7 +381,7 @@ fn envelope(
 /// the batch's commit writes them as one `webhook_outbox` row (`flush`), so a write pays a
 /// `Vec` append per event instead of an insert, and the commit one insert for all of them.
 ///
-/// The row is LZ4-compressed. What a webhook cost a write was the bytes its commit wrote (WAL
+/// The row is LZ4-compressed (from a page's worth). What a webhook cost a write was the bytes its commit wrote (WAL
 /// frames, their fsync, the checkpoint's copy): with a 64-byte stand-in for the row, POST with a
 /// webhook on `*` ran at 99% of the rate without, against 88% with the row as it was. The events
 /// of a batch repeat their keys, ids and timestamps: the bench's shrink from 751 bytes to 70.
@@ -403,6 +403,11 @@ impl PendingEvents {
     /// An outbox row holds about this much at most (uncompressed): past it, the events of the
     /// writes so far are written at once (a write's own events always go in one row).
     const ROW_BYTES: usize = 1 << 20;
+    /// Rows shorter than a page are written as they are: the WAL writes whole pages, so
+    /// compressing them would save little, and it costs the writer some 5 instructions a byte
+    /// (`bench/instructions.sh` at 4 connections, where commits hold an event or two: 196k per
+    /// POST with a webhook, 207k with every row compressed).
+    const COMPRESS_FROM: usize = 4096;
 
     /// Where the events of the next write begin (for `truncate`).
     pub(crate) fn mark(&self) -> (usize, usize) {
@@ -439,6 +444,26 @@ impl PendingEvents {
         if self.count == 0 {
             return Ok(());
         }
+        let count = self.count as i64;
+        let (size, events) = if self.bytes.len() < Self::COMPRESS_FROM {
+            (None, &self.bytes[..])
+        } else {
+            let size = self.bytes.len() as i64;
+            (Some(size), self.compress()?)
+        };
+        let result = conn
+            .prepare_cached("INSERT INTO webhook_outbox (count, size, events) VALUES (?1, ?2, ?3)")?
+            .execute(params![count, size, events])
+            .map(drop);
+        self.bytes.clear();
+        self.compressed.clear();
+        self.count = 0;
+        self.flushed = true;
+        result
+    }
+
+    /// The events so far, LZ4-compressed (a block).
+    fn compress(&mut self) -> rusqlite::Result<&[u8]> {
         self.compressed.resize(
             lz4_flex::block::get_maximum_output_size(self.bytes.len()),
             0,
@@ -451,19 +476,7 @@ impl PendingEvents {
             &mut self.table,
         )
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
-        let result = conn
-            .prepare_cached("INSERT INTO webhook_outbox (count, size, events) VALUES (?1, ?2, ?3)")?
-            .execute(params![
-                self.count as i64,
-                self.bytes.len() as i64,
-                &self.compressed[..len]
-            ])
-            .map(drop);
-        self.bytes.clear();
-        self.compressed.clear();
-        self.count = 0;
-        self.flushed = true;
-        result
+        Ok(&self.compressed[..len])
     }
 
     /// Ends the batch's record, committed or rolled back: forgets its events and, when it
@@ -1026,7 +1039,8 @@ mod tests {
         );
     }
 
-    /// A commit's outbox row is stored compressed with its length, and a row that does not
+    /// A commit's outbox row of a page or more is stored compressed with its length, a shorter
+    /// one as it is, and a row that does not
     /// decompress to its length (or claims more than LZ4 can expand to) is dropped without
     /// stopping the ones after it. (Rows from before version 8: src/store/tests.rs.)
     #[test]
@@ -1044,7 +1058,7 @@ mod tests {
                     token_id: None,
                 };
                 let outbox = Outbox::open(tx, &space, actor)?;
-                (0..20)
+                (0..40)
                     .try_for_each(|n| outbox.emit(tx, EventType::TaskCreated, data(n).as_bytes()))
             })
             .unwrap();
@@ -1069,7 +1083,31 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(store.write(|tx| fan_out(tx, 100, 1000)).unwrap(), 20);
+        // And after it, one short row.
+        store
+            .write(|tx| {
+                let actor = Actor {
+                    user_id: "u",
+                    token_id: None,
+                };
+                Outbox::open(tx, &space, actor)?.emit(
+                    tx,
+                    EventType::TaskCreated,
+                    data(40).as_bytes(),
+                )
+            })
+            .unwrap();
+        let short: Option<i64> = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT size FROM webhook_outbox ORDER BY seq DESC",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(short, None);
+        assert_eq!(store.write(|tx| fan_out(tx, 100, 1000)).unwrap(), 41);
         let bodies: Vec<String> = store
             .read(|c| {
                 let mut statement = c.prepare("SELECT body FROM webhook_payloads ORDER BY seq")?;
@@ -1077,7 +1115,7 @@ mod tests {
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })
             .unwrap();
-        assert_eq!(bodies.len(), 20);
+        assert_eq!(bodies.len(), 41);
         for (n, body) in bodies.iter().enumerate() {
             assert!(body.contains(&format!("\"id\":\"task-{n}\"")), "{body}");
         }
