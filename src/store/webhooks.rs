@@ -381,10 +381,11 @@ fn envelope(
 /// the batch's commit writes them as one `webhook_outbox` row (`flush`), so a write pays a
 /// `Vec` append per event instead of an insert, and the commit one insert for all of them.
 ///
-/// The row is LZ4-compressed (from a page's worth). What a webhook cost a write was the bytes its commit wrote (WAL
-/// frames, their fsync, the checkpoint's copy): with a 64-byte stand-in for the row, POST with a
-/// webhook on `*` ran at 99% of the rate without, against 88% with the row as it was. The events
-/// of a batch repeat their keys, ids and timestamps: the bench's shrink from 751 bytes to 70.
+/// A row of a page or more is LZ4-compressed. What a webhook cost a write was the bytes its commit
+/// wrote (WAL frames, their fsync, the checkpoint's copy): with a 64-byte stand-in for the row,
+/// POST with a webhook on `*` ran at 99% of the rate without, against 88% with the row as it was.
+/// The events of a batch repeat their keys, ids and timestamps: the bench's shrink from 751 bytes
+/// to 70.
 #[derive(Default)]
 pub struct PendingEvents {
     bytes: Vec<u8>,
@@ -561,7 +562,7 @@ pub fn fan_out(tx: &Tx<'_>, limit: usize, now_ms: i64) -> Result<usize> {
         let Some((seq, size, bytes)) = row else { break };
         let bytes = match size {
             Some(size) => decompress(&bytes, size),
-            None => Some(bytes), // written before schema version 8
+            None => Some(bytes), // short, or written before schema version 8
         };
         let events = bytes.as_deref().and_then(decode_events).unwrap_or_else(|| {
             // Only a damaged file makes one; keeping it would stop every later event.
