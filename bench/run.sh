@@ -61,6 +61,16 @@ measure() {
   rows+="| $label | $connections | $rps | RATIO_${label// /_}_$connections | $p50 | $p99 | $((non2xx + errors)) |"$'\n'
 }
 
+# alternate MODE_A MODE_B FILE -> three alternated pairs at 64 connections, "A B" requests/s a line
+alternate() {
+  for _ in 1 2 3; do
+    local a b
+    a=$(rps_of "$(run_wrk 64 "$1" "http://$ktasks")")
+    b=$(rps_of "$(run_wrk 64 "$2" "http://$ktasks")")
+    echo "$a $b" | tee -a "$3"
+  done
+}
+
 # value LABEL CONNECTIONS -> requests/s of that row (LABEL may be its start)
 value() { awk -v l="$1" -v c="$2" 'index($0, l) == 1 && $(NF-1) == c {print $NF}' "$work/raw"; }
 # median FORMAT -> the median of the numbers on stdin, printed with FORMAT
@@ -98,11 +108,7 @@ kill "$bare_pid"
 # MCP: the same read as a `tools/call` of `get_task` through POST /mcp, in three alternated pairs
 # with GET /api/tasks/:id at 64 connections; its cost is the GET's rate over its own.
 echo "== GET /api/tasks/:id and MCP tools/call get_task"
-for _ in 1 2 3; do
-  get_rps=$(rps_of "$(run_wrk 64 get "http://$ktasks")")
-  mcp_rps=$(rps_of "$(run_wrk 64 mcp_get "http://$ktasks")")
-  echo "$get_rps $mcp_rps" | tee -a "$work/mcp_pairs"
-done
+alternate get mcp_get "$work/mcp_pairs"
 for c in 16 64; do measure "GET /api/tasks?projectId&limit=50" $c list "http://$ktasks"; done
 for c in 16 64; do measure "POST /api/tasks" $c post "http://$ktasks"; done
 # The POST target is judged on the median of three runs (the row above and two more): a write's
@@ -117,11 +123,7 @@ for c in 16 64; do measure "PATCH /api/tasks/:id" $c patch "http://$ktasks"; don
 # A POST with an Idempotency-Key (a new one each) stores its answer in the same transaction: one
 # row more per write. Three alternated pairs with plain POSTs, at 64 connections.
 echo "== POST /api/tasks with and without an Idempotency-Key"
-for _ in 1 2 3; do
-  plain=$(rps_of "$(run_wrk 64 post "http://$ktasks")")
-  keyed=$(rps_of "$(run_wrk 64 post_key "http://$ktasks")")
-  echo "$plain $keyed" | tee -a "$work/key_pairs"
-done
+alternate post post_key "$work/key_pairs"
 
 # Writes must not pay for delivery: POST at 64 connections with a webhook subscribed to "*" (a
 # bare hyper server as its receiver), in five alternated pairs with the webhook switched off (a

@@ -277,12 +277,7 @@ fn role_by_route_matrix_in_two_spaces() {
         ],
         |route| [expected(route)[0], 404, 404, 404],
     ));
-    assert!(
-        failures.is_empty(),
-        "{} cells wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_all_right(&failures);
 }
 
 /// The matrix again with tokens restricted to spaces (SPEC 11): within its spaces a restricted
@@ -331,6 +326,11 @@ fn space_restricted_tokens_by_route() {
         ],
         |route| [expected(route)[0], 404, 404, 404],
     ));
+    assert_all_right(&failures);
+}
+
+/// Fails with every wrong cell of the matrices listed, not just the first.
+fn assert_all_right(failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} cells wrong:\n{}",
